@@ -1,0 +1,116 @@
+import * as tf from "@tensorflow/tfjs";
+
+/** The backends d2l can run on, fastest first. */
+export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
+
+/** One of {@link BACKENDS}. */
+export type BackendName = (typeof BACKENDS)[number];
+
+/** What {@link initBackend} chose, and why. */
+export interface BackendChoice {
+  /** The tfjs backend now active. */
+  name: BackendName;
+  /** Why it was chosen: forced by the caller or D2L_BACKEND, or why faster ones were skipped. */
+  reason: string;
+}
+
+/** How each backend is made available to tfjs, and how to get it when it is missing. */
+const LOADERS: Record<BackendName, { load: () => void; install: string }> = {
+  tensorflow: {
+    load: () => require("@tensorflow/tfjs-node"),
+    install:
+      "npm install @tensorflow/tfjs-node (it downloads libtensorflow; see the README when that fails)",
+  },
+  wasm: {
+    load: () => require("@tensorflow/tfjs-backend-wasm"),
+    install: "npm install @tensorflow/tfjs-backend-wasm",
+  },
+  cpu: { load: () => undefined, install: "npm install @tensorflow/tfjs" },
+};
+
+let current: Promise<BackendChoice> | undefined;
+let currentRequest: BackendName | undefined;
+
+function isBackendName(name: string): name is BackendName {
+  return (BACKENDS as readonly string[]).includes(name);
+}
+
+function shortError(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  if (/^Cannot find module '@tensorflow\/[^'/]+'/.test(text)) {
+    return "not installed";
+  }
+  return `failed to load: ${text.split("\n")[0]}`;
+}
+
+/** Loads the backend's package and makes it tfjs's active backend; throws when it cannot. */
+async function activate(name: BackendName): Promise<void> {
+  LOADERS[name].load();
+  if (!(await tf.setBackend(name))) {
+    throw new Error(`tfjs could not initialise the ${name} backend`);
+  }
+  await tf.ready();
+  if (name === "cpu") {
+    // The cpu backend prints a multi-line "install tfjs-node" banner on first use; d2l
+    // already reports the backend in one line, so mark the banner as shown.
+    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  }
+}
+
+async function choose(requested: BackendName | undefined, log: boolean): Promise<BackendChoice> {
+  let choice: BackendChoice;
+  if (requested !== undefined) {
+    try {
+      await activate(requested);
+    } catch (error) {
+      throw new Error(
+        `d2l: backend "${requested}" was requested but ${shortError(error)}. ` +
+          `Install it with: ${LOADERS[requested].install}, or choose another with D2L_BACKEND=${BACKENDS.join("|")}.`,
+      );
+    }
+    choice = { name: requested, reason: "requested" };
+  } else {
+    const skipped: string[] = [];
+    choice = { name: "cpu", reason: "" };
+    for (const name of BACKENDS) {
+      try {
+        await activate(name);
+        choice = { name, reason: skipped.join("; ") };
+        break;
+      } catch (error) {
+        skipped.push(`${name === "tensorflow" ? "tfjs-node" : name} ${shortError(error)}`);
+      }
+    }
+  }
+  if (log) {
+    console.log(`d2l: backend ${choice.name}${choice.reason ? ` (${choice.reason})` : ""}`);
+  }
+  return choice;
+}
+
+/**
+ * Picks the fastest TensorFlow.js backend that loads: tfjs-node ("tensorflow"), then wasm,
+ * then plain JavaScript ("cpu"), and prints one line saying which. `D2L_BACKEND` or the
+ * `backend` argument forces one; a forced backend that cannot load is an error saying how to
+ * install it. Calling it again returns the first choice unless a different backend is asked for.
+ */
+export async function initBackend(
+  backend: BackendName | undefined = undefined,
+  options: { quiet?: boolean } = {},
+): Promise<BackendChoice> {
+  const fromEnv = process.env.D2L_BACKEND?.trim();
+  const requested = backend ?? (fromEnv ? fromEnv : undefined);
+  if (requested !== undefined && !isBackendName(requested)) {
+    const source = backend !== undefined ? "initBackend(backend)" : "D2L_BACKEND";
+    throw new Error(`d2l: ${source} must be one of ${BACKENDS.join(", ")}; got "${requested}"`);
+  }
+  if (current === undefined || requested !== currentRequest) {
+    currentRequest = requested;
+    current = choose(requested, !options.quiet);
+    current.catch(() => {
+      current = undefined;
+      currentRequest = undefined;
+    });
+  }
+  return current;
+}

@@ -1,0 +1,86 @@
+import { randomBytes } from "crypto";
+import { readFileSync } from "fs";
+
+/** A Jupyter MIME bundle: one representation of the same output per MIME type. */
+export type MimeBundle = Record<string, unknown>;
+
+type WriteDisplayData = (
+  data: { data: MimeBundle; metadata: Record<string, unknown>; transient: { display_id?: string } },
+  update: boolean,
+) => void;
+
+/**
+ * tslab's writer for the cell now running. tslab only exposes single-MIME displays, while a
+ * plot needs several (Plotly JSON for JupyterLab and VS Code, HTML for nbconvert and classic
+ * notebook), so we use the writer tslab sets for each execution. Looked up in the module
+ * cache so that plain Node (tests, scripts) never loads tslab.
+ */
+function kernelWriter(): WriteDisplayData | undefined {
+  for (const [path, mod] of Object.entries(require.cache)) {
+    if (/[\\/]tslab[\\/]dist[\\/]jupyter\.js$/.test(path)) {
+      const writer = (mod?.exports as { lastWriteDisplayData?: unknown } | undefined)?.lastWriteDisplayData;
+      if (typeof writer === "function") return writer as WriteDisplayData;
+    }
+  }
+  return undefined;
+}
+
+/** True when running inside a tslab Jupyter kernel, where rich outputs can be shown. */
+export function inKernel(): boolean {
+  return kernelWriter() !== undefined;
+}
+
+/**
+ * An output area that can be drawn again in place (Jupyter's `update_display_data`), as
+ * tslab's `newDisplay()` does, but for a whole MIME bundle. Outside a kernel `show` returns false.
+ */
+export class DisplayHandle {
+  /** The Jupyter display id shared by every update of this output. */
+  readonly id = randomBytes(8).toString("hex");
+  private shown = false;
+
+  /** Shows the bundle, replacing what this handle showed before. */
+  show(bundle: MimeBundle): boolean {
+    const write = kernelWriter();
+    if (!write) return false;
+    write({ data: bundle, metadata: {}, transient: { display_id: this.id } }, this.shown);
+    this.shown = true;
+    return true;
+  }
+}
+
+/** Shows a MIME bundle as a new output of the running cell; returns false outside a kernel. */
+export function displayBundle(bundle: MimeBundle): boolean {
+  const write = kernelWriter();
+  if (!write) return false;
+  write({ data: bundle, metadata: {}, transient: {} }, false);
+  return true;
+}
+
+/** Makes a string safe to embed in an inline `<script>`: no `</script>`, no JS line separators. */
+export function scriptSafe(text: string): string {
+  return text.replace(/<\//g, "<\\/").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+}
+
+let plotlyBundle: string | undefined;
+let plotlySentInKernel = false;
+
+/** The plotly.js bundle, read once from the installed `plotly.js-dist-min`. */
+function plotlySource(): string {
+  plotlyBundle ??= scriptSafe(readFileSync(require.resolve("plotly.js-dist-min"), "utf8"));
+  return plotlyBundle;
+}
+
+/**
+ * Sends plotly.js (about 4.8 MB) as an output of its own, the first time a kernel session
+ * shows a chart: the bundle travels once per notebook, and the charts' own outputs stay
+ * small, so redrawing one in place never drops it.
+ */
+export function sendPlotlyOnce(): void {
+  if (plotlySentInKernel || !inKernel()) return;
+  displayBundle({
+    "text/html": `<script type="text/javascript">${plotlySource()}</script>`,
+    "text/plain": "",
+  });
+  plotlySentInKernel = true;
+}
