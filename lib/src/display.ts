@@ -57,9 +57,12 @@ export function displayBundle(bundle: MimeBundle): boolean {
   return true;
 }
 
-/** Makes a string safe to embed in an inline `<script>`: no `</script>`, no JS line separators. */
+/**
+ * Makes JavaScript or JSON safe to embed in an inline `<script>`: a `</script` inside would
+ * end the element early. `<\/` means the same in JS strings, regexes and JSON.
+ */
 export function scriptSafe(text: string): string {
-  return text.replace(/<\//g, "<\\/").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+  return text.replace(/<\/script/gi, "<\\/script");
 }
 
 let plotlyBundle: string | undefined;

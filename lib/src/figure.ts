@@ -97,14 +97,14 @@ export function figureBundle(fig: Figure): MimeBundle {
 }
 
 /**
- * Shows a figure in the running notebook cell (or redraws `handle`'s output in place) and
- * returns it. Outside a Jupyter kernel nothing is drawn; the figure is still returned.
+ * Shows a figure in the running notebook cell, or redraws `handle`'s output in place.
+ * Outside a Jupyter kernel nothing is drawn. Returns nothing, so that a cell ending in a
+ * plot shows the chart and not the figure's JSON.
  */
-export function showFigure(fig: Figure, handle?: DisplayHandle): Figure {
-  if (!inKernel()) return fig;
+export function showFigure(fig: Figure, handle?: DisplayHandle): void {
+  if (!inKernel()) return;
   sendPlotlyOnce();
   const bundle = figureBundle(fig);
   if (handle) handle.show(bundle);
   else displayBundle(bundle);
-  return fig;
 }

@@ -127,21 +127,26 @@ export function lineFigure(X: Series | Series[], Y?: Series | Series[], options:
 
 /**
  * Plots data points, as d2l's `plot`: `plot(x, [y1, y2], { xlabel, legend: ["a", "b"] })`.
- * Shows the chart in the notebook and returns its figure.
+ * Shows the chart in the notebook; {@link lineFigure} builds the same figure without showing it.
  * @see d2l.plot (section 2.4, calculus)
  */
-export function plot(X: Series | Series[], Y?: Series | Series[], options: PlotOptions = {}): Figure {
-  return showFigure(lineFigure(X, Y, options));
+export function plot(X: Series | Series[], Y?: Series | Series[], options: PlotOptions = {}): void {
+  showFigure(lineFigure(X, Y, options));
 }
 
 /**
  * A scatter plot of y against x, as the book's `d2l.plt.scatter(x, y, 1)`;
  * `size` is the marker size in pixels.
  */
-export function scatter(x: Series, y: Series, options: PlotOptions & { size?: number } = {}): Figure {
+export function scatter(x: Series, y: Series, options: PlotOptions & { size?: number } = {}): void {
+  showFigure(scatterFigure(x, y, options));
+}
+
+/** Builds {@link scatter}'s figure without showing it. */
+export function scatterFigure(x: Series, y: Series, options: PlotOptions & { size?: number } = {}): Figure {
   const fig = lineFigure(x, y, { ...options, fmts: options.fmts ?? ["o"] });
   for (const trace of fig.data) {
-    if (trace.marker) trace.marker = { ...trace.marker, size: options.size ?? 3, opacity: 0.7 };
+    if (trace.marker) trace.marker = { ...trace.marker, size: options.size ?? 4, opacity: 0.7 };
   }
-  return showFigure(fig);
+  return fig;
 }

@@ -1,0 +1,73 @@
+"""Execute one notebook in a Jupyter kernel, then export it to HTML.
+
+Used by scripts/run-notebooks.ts (npm run notebooks). nbclient is Python-only, hence this
+small driver. It runs the code cells in order and stops at the first failing one, as a
+reader's "Run All" does; the executed notebook and its HTML are written either way, and
+the last line of stdout is a JSON summary: per-cell seconds and the failure, if any.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbconvert import HTMLExporter
+
+
+def stream_text(cell, name):
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == name)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("notebook")
+    ap.add_argument("--executed", required=True)
+    ap.add_argument("--html", required=True)
+    ap.add_argument("--kernel", default="tslab")
+    ap.add_argument("--template-dir", required=True)
+    ap.add_argument("--timeout", type=int, default=600)
+    args = ap.parse_args()
+
+    nb = nbformat.read(args.notebook, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name=args.kernel,
+        timeout=args.timeout,
+        record_timing=True,
+        resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
+    )
+    cells, failure = [], None
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            start = time.monotonic()
+            try:
+                client.execute_cell(cell, index)
+            except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+                stderr = stream_text(cell, "stderr").strip()
+                failure = {
+                    "cell": index,
+                    "source": cell.source,
+                    "error": stderr or str(error).strip().splitlines()[-1],
+                }
+            cells.append({"cell": index, "seconds": round(time.monotonic() - start, 3)})
+            if failure:
+                break
+
+    os.makedirs(os.path.dirname(args.executed), exist_ok=True)
+    nbformat.write(nb, args.executed)
+    exporter = HTMLExporter(template_name="d2l", extra_template_basedirs=[args.template_dir])
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": nb.metadata.get("title") or os.path.splitext(os.path.basename(args.notebook))[0]}})
+    os.makedirs(os.path.dirname(args.html), exist_ok=True)
+    with open(args.html, "w", encoding="utf-8") as f:
+        f.write(body)
+    print(json.dumps({"cells": cells, "failure": failure}))
+    return 1 if failure else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+/**
+ * npm run notebooks [-- NAME ...] [--jobs N] [--timeout S]
+ *
+ * Executes the chapter's notebooks (all, or those named) in the real tslab kernel through
+ * Jupyter, writing build/notebooks/NAME.ipynb (executed) and build/html/NAME.html.
+ * Exits non-zero if any cell fails, naming the notebook and the cell.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { writeHtmlTemplate } from "./lib/html-template";
+import { writeKernelSpec } from "./lib/kernelspec";
+import { BUILD_DIR, NOTEBOOKS_DIR, ROOT, notebookNames } from "./lib/paths";
+import { INSTALL_JUPYTER_HINT, findPython } from "./lib/python";
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    jobs: { type: "string", default: "1" },
+    timeout: { type: "string", default: "600" },
+  },
+});
+const jobs = Number(values.jobs);
+if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer; got ${values.jobs}`);
+
+interface Summary {
+  cells: { cell: number; seconds: number }[];
+  failure: { cell: number; source: string; error: string } | null;
+}
+
+const all = notebookNames();
+const names = positionals.length ? positionals.map((p) => p.replace(/^.*[\\/]/, "").replace(/\.ipynb$/, "")) : all;
+const unknown = names.filter((n) => !all.includes(n));
+if (unknown.length) {
+  console.error(`Unknown notebook(s): ${unknown.join(", ")}. Known: ${all.join(", ")}`);
+  process.exit(2);
+}
+
+const python = findPython(["nbclient", "nbconvert", "nbformat"]);
+if (!python) {
+  console.error(INSTALL_JUPYTER_HINT);
+  process.exit(1);
+}
+
+// Notebooks import the compiled lib (lib/dist); build it so they never run stale code.
+const build = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-b", "lib"], {
+  cwd: ROOT,
+  stdio: "inherit",
+});
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+// The runner brings its own kernelspec and template, so it always runs this checkout's
+// tslab, whatever kernels the user has registered.
+const jupyterDir = join(BUILD_DIR, "jupyter");
+writeKernelSpec(jupyterDir);
+const templateDir = join(BUILD_DIR, "nbconvert-templates");
+writeHtmlTemplate(templateDir);
+mkdirSync(join(BUILD_DIR, "html"), { recursive: true });
+const env = {
+  ...process.env,
+  JUPYTER_PATH: [jupyterDir, process.env.JUPYTER_PATH].filter(Boolean).join(process.platform === "win32" ? ";" : ":"),
+  PYDEVD_DISABLE_FILE_VALIDATION: "1",
+};
+
+function firstLine(source: string): string {
+  const line = source.split("\n").find((l) => l.trim() && !l.trim().startsWith("//")) ?? source.split("\n")[0];
+  return line.length > 70 ? `${line.slice(0, 67)}...` : line;
+}
+
+function execute(name: string): Promise<boolean> {
+  const started = performance.now();
+  const args = [
+    join(ROOT, "scripts", "execute_notebook.py"),
+    join(NOTEBOOKS_DIR, `${name}.ipynb`),
+    "--executed", join(BUILD_DIR, "notebooks", `${name}.ipynb`),
+    "--html", join(BUILD_DIR, "html", `${name}.html`),
+    "--template-dir", templateDir,
+    "--timeout", values.timeout!,
+  ];
+  return new Promise((resolvePromise) => {
+    const child = spawn(python!, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => {
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const last = stdout.trim().split("\n").pop() ?? "";
+      let summary: Summary | undefined;
+      try {
+        summary = JSON.parse(last) as Summary;
+      } catch {
+        summary = undefined;
+      }
+      if (!summary) {
+        console.error(`✗ ${name}: the notebook could not be executed (exit ${code})\n${stderr.trim()}`);
+        return resolvePromise(false);
+      }
+      const slowest = [...summary.cells].sort((a, b) => b.seconds - a.seconds)[0];
+      if (summary.failure) {
+        const f = summary.failure;
+        console.error(`✗ ${name}: cell ${f.cell} failed (${firstLine(f.source)})\n${f.error.replace(/^/gm, "    ")}`);
+        return resolvePromise(false);
+      }
+      console.log(`✓ ${name}  ${seconds} s${slowest ? `  (slowest: cell ${slowest.cell}, ${slowest.seconds.toFixed(1)} s)` : ""}`);
+      resolvePromise(code === 0);
+    });
+  });
+}
+
+const started = performance.now();
+const queue = [...names];
+const results: boolean[] = [];
+await Promise.all(
+  Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) results.push(await execute(name));
+  }),
+);
+const failed = results.filter((ok) => !ok).length;
+const total = ((performance.now() - started) / 1000).toFixed(1);
+console.log(`notebooks: ${results.length - failed} passed, ${failed} failed in ${total} s; HTML in ${join("build", "html")}`);
+if (!existsSync(join(BUILD_DIR, "html")) || failed > 0) process.exit(1);
