@@ -1,0 +1,27 @@
+import * as tf from "@tensorflow/tfjs";
+
+/** A loss as d2l's training loops take it: predictions and labels in, one value per example out. */
+export type Loss = (yHat: tf.Tensor, y: tf.Tensor) => tf.Tensor;
+
+/**
+ * Cross-entropy loss, one value per example: minus the log of the probability that `yHat`
+ * (rows of probabilities) gives to the true class in `y` (class indices, int32).
+ * The one-hot mask picks that probability, as d2l's `y_hat[range(len(y_hat)), y]`.
+ * @see d2l.cross_entropy (section 3.6.3, defining the loss function)
+ */
+export function crossEntropy(yHat: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const picked = yHat.mul(tf.oneHot(y, yHat.shape[1])).sum(1);
+  return tf.log(picked).neg();
+}
+
+/**
+ * Cross-entropy computed from logits (scores before softmax), one value per example, with
+ * the LogSumExp trick: log softmax(o)_j = o_j - log sum_k exp(o_k), where tf.logSumExp
+ * subtracts the row maximum before exponentiating, so large logits never overflow.
+ * The counterpart of PyTorch's `nn.CrossEntropyLoss(reduction='none')`.
+ * @see d2l section 3.7.2 (softmax implementation revisited)
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const logProbs = logits.sub(tf.logSumExp(logits, 1, true));
+  return logProbs.mul(tf.oneHot(y, logits.shape[1])).sum(1).neg();
+}
