@@ -13,3 +13,15 @@ export { DEFAULT_FMTS, layoutFor, lineFigure, parseFmt, plot, scatter } from "./
 export type { PlotOptions, Series } from "./plot";
 export type { Batch, BatchSource } from "./batches";
 export { ArgumentError } from "./validate";
+export { DataFileError, parseIdx, readIdxGz } from "./idx";
+export type { IdxArray } from "./idx";
+export { DownloadError, downloadFile } from "./download";
+export type { DownloadOptions } from "./download";
+export { ImageDataset } from "./image-data";
+export type { ImageBatchOptions } from "./image-data";
+export {
+  FASHION_MNIST_FILES, FASHION_MNIST_LABELS, FASHION_MNIST_SYSTEM_DIR, FASHION_MNIST_URL,
+  fashionMnist, getFashionMnistLabels, loadDataFashionMnist, projectRoot, readFashionMnistSplit,
+} from "./fashion-mnist";
+export type { FashionMnistOptions } from "./fashion-mnist";
+export { imagesFigure, showImages } from "./show-images";
