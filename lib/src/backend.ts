@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { useFastWasmMatMul } from "./wasm-matmul";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -50,6 +51,11 @@ async function activate(name: BackendName): Promise<void> {
     throw new Error(`tfjs could not initialise the ${name} backend`);
   }
   await tf.ready();
+  if (name === "wasm") {
+    // tfjs-backend-wasm sends every matMul with a transpose flag (every matMul gradient) to a
+    // scalar loop 7-16x slower than its XNNPACK path; route those through an explicit transpose.
+    useFastWasmMatMul();
+  }
   if (name === "cpu") {
     // The cpu backend prints a multi-line "install tfjs-node" banner on first use; d2l
     // already reports the backend in one line, so mark the banner as shown.
