@@ -100,7 +100,8 @@ function execute(name: string): Promise<boolean> {
       const slowest = [...summary.cells].sort((a, b) => b.seconds - a.seconds)[0];
       if (summary.failure) {
         const f = summary.failure;
-        console.error(`✗ ${name}: cell ${f.cell} failed (${firstLine(f.source)})\n${f.error.replace(/^/gm, "    ")}`);
+        const error = f.error.split("\n").slice(0, 12).join("\n");
+        console.error(`✗ ${name}: cell ${f.cell} failed (${firstLine(f.source)})\n${error.replace(/^/gm, "    ")}`);
         return resolvePromise(false);
       }
       console.log(`✓ ${name}  ${seconds} s${slowest ? `  (slowest: cell ${slowest.cell}, ${slowest.seconds.toFixed(1)} s)` : ""}`);

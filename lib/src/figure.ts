@@ -33,6 +33,7 @@ export interface Axis {
   autorange?: boolean | "reversed";
   scaleanchor?: string;
   showticklabels?: boolean;
+  exponentformat?: "none" | "e" | "E" | "power" | "SI" | "B";
 }
 
 /** A Plotly layout: size, margins, axes (`xaxis`, `yaxis`, `xaxis2`, ...), legend. */

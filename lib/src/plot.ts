@@ -81,7 +81,15 @@ function asSeriesList(v: Series | Series[], name: string): number[][] {
 
 function axis(label: string | undefined, scale: "linear" | "log" | undefined, lim: [number, number] | undefined): Axis {
   const range = lim && (scale === "log" ? ([Math.log10(lim[0]), Math.log10(lim[1])] as [number, number]) : lim);
-  return { title: label ? { text: label } : undefined, type: scale ?? "linear", range, showgrid: true, zeroline: false };
+  return {
+    title: label ? { text: label } : undefined,
+    type: scale ?? "linear",
+    range,
+    showgrid: true,
+    zeroline: false,
+    // Plotly's default SI suffixes ("100µ") read oddly on a log axis; 10⁻⁴ doesn't.
+    exponentformat: scale === "log" ? "power" : undefined,
+  };
 }
 
 /** The Plotly layout for d2l-style options: size from `figsize`, labels, limits and scales. */

@@ -1,0 +1,95 @@
+/**
+ * Every notebook executed by the real tslab kernel through Jupyter (`npm run notebooks`),
+ * then every exported HTML page opened offline in headless Chromium: each chart must have
+ * drawn its SVG, the math must have rendered, and the page must log no error and request
+ * nothing from the network. Screenshots of each chart go to build/screenshots/.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readNotebook, sourceText } from "../../scripts/lib/notebook-json";
+import { BUILD_DIR, ROOT, notebookNames } from "../../scripts/lib/paths";
+import { findPython } from "../../scripts/lib/python";
+import { CHROMIUM, launchChromium } from "./browser";
+
+const names = notebookNames();
+const hasJupyter = findPython(["nbclient", "nbconvert", "nbformat"]) !== undefined;
+const hasChromium = existsSync(CHROMIUM);
+
+// A developer without Jupyter or Chromium gets a skip and a reason; CI gets a failure.
+if (process.env.CI && (!hasJupyter || !hasChromium)) {
+  throw new Error(`CI must run the notebooks end to end, but ${!hasJupyter ? "no Python has Jupyter (nbclient, nbconvert)" : `Chromium is missing at ${CHROMIUM}`}`);
+}
+if (!hasJupyter) console.warn("SKIPPING notebook tests: no Python with Jupyter (see README, 'Set up')");
+
+describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
+  let run: { status: number | null; output: string };
+
+  beforeAll(() => {
+    const result = spawnSync(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "scripts/run-notebooks.ts"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, FORCE_COLOR: "0" },
+    });
+    run = { status: result.status, output: `${result.stdout}\n${result.stderr}` };
+    console.log(run.output.trim());
+  });
+
+  it("all execute without a failing cell", () => {
+    expect(run.output).toMatch(new RegExp(`notebooks: ${names.length} passed, 0 failed`));
+    expect(run.status).toBe(0);
+  });
+
+  for (const name of names) {
+    it(`${name}: every code cell ran, in order`, () => {
+      const nb = readNotebook(join(BUILD_DIR, "notebooks", `${name}.ipynb`));
+      const code = nb.cells.filter((c) => c.cell_type === "code" && sourceText(c).trim() !== "");
+      expect(code.map((c) => c.execution_count)).toEqual(code.map((_, i) => i + 1));
+    });
+  }
+
+  describe.runIf(hasChromium)("exported HTML in headless Chromium, offline", () => {
+    let browser: Browser;
+    beforeAll(async () => {
+      browser = await launchChromium();
+      mkdirSync(join(BUILD_DIR, "screenshots"), { recursive: true });
+    });
+    afterAll(async () => browser?.close());
+
+    for (const name of names) {
+      it(`${name}: every chart drew, math rendered, no errors, no network`, async () => {
+        const file = join(BUILD_DIR, "html", `${name}.html`);
+        const html = readFileSync(file, "utf8");
+        const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+        const problems: string[] = [];
+        const page = await context.newPage();
+        page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+        page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+        page.on("request", (r) => !/^(file|data|blob|about):/.test(r.url()) && problems.push(`network: ${r.url()}`));
+        await page.goto(pathToFileURL(file).href, { waitUntil: "load" });
+
+        const expectedCharts = (html.match(/class="d2l-plot"/g) ?? []).length;
+        const charts = page.locator(".d2l-plot");
+        await expect.poll(() => page.locator(".d2l-plot .main-svg").count(), { timeout: 20_000 }).toBeGreaterThanOrEqual(expectedCharts);
+        expect(await charts.count()).toBe(expectedCharts);
+        for (let i = 0; i < expectedCharts; i++) {
+          const chart = charts.nth(i);
+          // Plotly draws each trace as a path (lines), points or an image/heatmap layer.
+          const marks = await chart.locator(".scatterlayer .trace, .imagelayer image, .heatmaplayer image, .barlayer .trace").count();
+          expect(marks, `${name} chart ${i} drew no data`).toBeGreaterThan(0);
+          await chart.screenshot({ path: join(BUILD_DIR, "screenshots", `${name}-${i}.png`) });
+        }
+        expect(await page.locator(".d2l-plot-message").count(), "a chart kept its 'needs plotly.js' message").toBe(0);
+        if (/\$[^$]+\$/.test(html)) {
+          await expect.poll(() => page.locator("mjx-container svg").count(), { timeout: 20_000 }).toBeGreaterThan(0);
+          expect(await page.locator("mjx-merror").count(), "MathJax reported a TeX error").toBe(0);
+        }
+        expect(problems).toEqual([]);
+        await context.close();
+      });
+    }
+  });
+});

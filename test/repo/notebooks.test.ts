@@ -1,0 +1,82 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { KERNELSPEC, isClean, readNotebook } from "../../scripts/lib/notebook-json";
+import { NOTEBOOKS_DIR, ROOT, notebookNames } from "../../scripts/lib/paths";
+import { libDeclarations, savedDefinitions } from "../../scripts/lib/save-drift";
+
+/** The chapter's sections, in reading order (../shared/DESIGN.md). */
+const CHAPTER = [
+  "3.1-linear-regression",
+  "3.2-linear-regression-scratch",
+  "3.3-linear-regression-concise",
+  "3.4-softmax-regression",
+  "3.5-image-classification-dataset",
+  "3.6-softmax-regression-scratch",
+  "3.7-softmax-regression-concise",
+];
+
+describe("notebooks as committed", () => {
+  it("are exactly the chapter's seven sections", () => {
+    expect(notebookNames()).toEqual(CHAPTER);
+  });
+
+  for (const name of notebookNames()) {
+    const path = join(NOTEBOOKS_DIR, `${name}.ipynb`);
+
+    it(`${name} has no outputs, no execution counts and the tslab kernelspec`, () => {
+      const nb = readNotebook(path);
+      expect(nb.metadata.kernelspec).toEqual(KERNELSPEC);
+      for (const cell of nb.cells.filter((c) => c.cell_type === "code")) {
+        expect(cell.outputs).toEqual([]);
+        expect(cell.execution_count).toBeNull();
+      }
+      expect(isClean(path), `${name} is not in committed form: run npm run clean-notebooks`).toBe(true);
+    });
+  }
+});
+
+describe("// @save definitions", () => {
+  const lib = libDeclarations(join(ROOT, "lib", "src"));
+  const saved = notebookNames().flatMap((name) => savedDefinitions(join(NOTEBOOKS_DIR, `${name}.ipynb`), lib));
+
+  it("are found in the notebooks", () => {
+    expect(saved.length).toBeGreaterThan(0);
+  });
+
+  for (const def of saved) {
+    const where = `${def.notebook.replace(/^.*[\\/]/, "")} cell ${def.cell}: ${def.name}`;
+    it(`${where} is the lib's`, () => {
+      expect(def.libText, `${where} is marked // @save but lib/src defines no ${def.name}`).toBeDefined();
+      expect(def.notebookText, `${where} differs from lib/src/${def.libFile}`).toBe(def.libText);
+    });
+  }
+});
+
+describe("the drift check itself", () => {
+  it("tells a changed definition from an equal one", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(join(tmpdir(), "d2l-drift-"));
+    writeFileSync(join(dir, "lib.ts"), "/** doc */\nexport function f(x: number): number {\n  return x + 1;\n}\nexport class C { a = 1; }\n");
+    const nb = {
+      cells: [
+        { cell_type: "code", metadata: {}, outputs: [], execution_count: null, source: "// @save\nfunction f(x: number): number { return d2l.id(x) + 1; }" },
+        { cell_type: "code", metadata: {}, outputs: [], execution_count: null, source: "// @save\nclass C {\n  a = 2;\n}" },
+        { cell_type: "code", metadata: {}, outputs: [], execution_count: null, source: "// @save\nconst g = 1;" },
+      ],
+      metadata: {},
+      nbformat: 4,
+      nbformat_minor: 5,
+    };
+    writeFileSync(join(dir, "x.ipynb"), JSON.stringify(nb));
+    const lib = libDeclarations(dir);
+    const [f, c, g] = savedDefinitions(join(dir, "x.ipynb"), lib);
+    expect(f.notebookText).not.toBe(f.libText); // id(x) + 1 vs x + 1
+    expect(c.notebookText).not.toBe(c.libText); // a = 2 vs a = 1
+    expect(g.libText).toBeUndefined();
+    writeFileSync(join(dir, "lib.ts"), "export function f(x: number): number { return id(x) + 1; }\nexport class C {\n  // why\n  a = 2;\n}\n");
+    const [f2, c2] = savedDefinitions(join(dir, "x.ipynb"), libDeclarations(dir));
+    expect(f2.notebookText).toBe(f2.libText);
+    expect(c2.notebookText).toBe(c2.libText);
+  });
+});
