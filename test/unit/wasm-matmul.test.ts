@@ -193,8 +193,8 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
         const fast = run(() =>
           tf.tidy(() =>
             tf.fused.matMul({
-              a: tf.tensor(a, as) as tf.Tensor2D,
-              b: tf.tensor(b, bs) as tf.Tensor2D,
+              a: tf.tensor(a, as) as tf.Tensor as tf.Tensor2D,
+              b: tf.tensor(b, bs) as tf.Tensor as tf.Tensor2D,
               transposeA: tA,
               transposeB: tB,
               bias: tf.tensor1d(bias),
