@@ -13,6 +13,13 @@ export { DEFAULT_FMTS, layoutFor, lineFigure, parseFmt, plot, scatter } from "./
 export type { PlotOptions, Series } from "./plot";
 export type { Batch, BatchSource } from "./batches";
 export { ArgumentError } from "./validate";
+export { checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
+export { dataIter, loadArray, rowTaker, syntheticData } from "./data";
+export { linreg } from "./models";
+export { squaredLoss } from "./losses";
+export { backward, gradOf, sgd, zeroGrad } from "./optim";
+export { disposeOnRerun } from "./rerun";
+export type { Disposable } from "./rerun";
 export { DataFileError, parseIdx, readIdxGz } from "./idx";
 export type { IdxArray } from "./idx";
 export { DownloadError, downloadFile } from "./download";

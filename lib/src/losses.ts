@@ -25,3 +25,11 @@ export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor 
   const logProbs = logits.sub(tf.logSumExp(logits, 1, true));
   return logProbs.mul(tf.oneHot(y, logits.shape[1])).sum(1).neg();
 }
+
+/**
+ * Squared loss, one value per example: (ŷ - y)² / 2, with y reshaped to ŷ's shape.
+ * @see d2l.squared_loss (section 3.2.5, defining the loss function)
+ */
+export function squaredLoss(yHat: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  return yHat.sub(y.reshape(yHat.shape)).square().div(2);
+}

@@ -22,3 +22,11 @@ export type Net = ((X: tf.Tensor) => tf.Tensor) | tf.LayersModel;
 export function forward(net: Net, X: tf.Tensor): tf.Tensor {
   return net instanceof tf.LayersModel ? (net.apply(X) as tf.Tensor) : net(X);
 }
+
+/**
+ * The linear regression model: X w + b (b broadcast over the rows).
+ * @see d2l.linreg (section 3.2.4, defining the model)
+ */
+export function linreg(X: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.matMul(X, w).add(b);
+}

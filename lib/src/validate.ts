@@ -41,3 +41,18 @@ export function checkTensor(fn: string, name: string, value: unknown, rank?: num
     throw new ArgumentError(fn, name, rank === undefined ? "a tensor" : `a ${rank}-D tensor`, value);
   }
 }
+
+/**
+ * Checks that `a` and `b` are tensors of at least one dimension with the same number of rows
+ * (examples along axis 0), as features and their labels must be.
+ */
+export function checkSameLength(fn: string, aName: string, a: unknown, bName: string, b: unknown): void {
+  for (const [name, t] of [[aName, a], [bName, b]] as const) {
+    checkTensor(fn, name, t);
+    if (t.rank < 1) throw new ArgumentError(fn, name, "a tensor with one row per example (rank >= 1)", t);
+  }
+  const rows = (a as tf.Tensor).shape[0];
+  if ((b as tf.Tensor).shape[0] !== rows) {
+    throw new ArgumentError(fn, bName, `a tensor with ${rows} rows, as many as ${aName}`, b);
+  }
+}
