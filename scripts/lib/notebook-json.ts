@@ -22,6 +22,11 @@ export interface Notebook {
 /** The one kernelspec every notebook of the chapter names: this project's tslab. */
 export const KERNELSPEC = { display_name: "TypeScript", language: "typescript", name: "tslab" };
 
+/** Source split into lines that keep their "\n", as Jupyter itself writes .ipynb files. */
+function sourceLines(text: string): string[] {
+  return text.match(/[^\n]*\n|[^\n]+$/g) ?? [];
+}
+
 /** A cell's source as one string. */
 export function sourceText(cell: NotebookCell): string {
   return Array.isArray(cell.source) ? cell.source.join("") : cell.source;
@@ -54,7 +59,7 @@ export function cleanNotebook(nb: Notebook): Notebook {
   const cells = nb.cells.map((cell): NotebookCell => {
     const { outputs: _o, execution_count: _e, metadata, ...rest } = cell;
     const keep = metadata.tags ? { tags: metadata.tags } : {};
-    const clean: NotebookCell = { ...rest, metadata: keep, source: sourceText(cell) };
+    const clean: NotebookCell = { ...rest, metadata: keep, source: sourceLines(sourceText(cell)) };
     return cell.cell_type === "code" ? { ...clean, outputs: [], execution_count: null } : clean;
   });
   return {
