@@ -41,7 +41,8 @@ try {
     console.error(`d2l-ts: registering the kernel with ${python} failed:\n${result.stderr}`);
     process.exit(1);
   }
-  console.log(`d2l-ts: kernel "tslab" (TypeScript) registered with ${python}: ${result.stderr.trim()}`);
+  const installed = result.stderr.trim().split("\n").pop() ?? "";
+  console.log(`d2l-ts: kernel "tslab" (TypeScript) registered with ${python}: ${installed.replace(/^\[InstallKernelSpec\] /, "")}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
