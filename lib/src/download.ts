@@ -40,7 +40,7 @@ class Progress {
 
   constructor(label: string, private readonly total: number | undefined, enabled: boolean) {
     if (!enabled) return;
-    const mb = total === undefined ? "" : ` (${(total / 1e6).toFixed(1)} MB)`;
+    const mb = total === undefined ? "" : ` (${total >= 1e6 ? `${(total / 1e6).toFixed(1)} MB` : `${Math.ceil(total / 1e3)} kB`})`;
     if (process.stderr.isTTY && total !== undefined) {
       this.bar = new SingleBar({
         format: `${label}${mb} [{bar}] {percentage}% | {eta_formatted}`,
@@ -111,7 +111,7 @@ function request(url: string, timeoutMs: number, redirects = 0): Promise<http.In
     });
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no data for ${timeoutMs / 1000} s`)));
     req.on("error", (error: NodeJS.ErrnoException) => {
-      const code = error.code ? ` (${error.code})` : "";
+      const code = error.code && !error.message.includes(error.code) ? ` (${error.code})` : "";
       reject(new DownloadError(url, `download: ${url}: could not reach the server: ${error.message}${code}`));
     });
   });
