@@ -35,11 +35,6 @@ export const FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.a
 /** Debian's `dataset-fashion-mnist` package installs the files here. */
 export const FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist";
 
-/** The ten classes, in label order. @see d2l.get_fashion_mnist_labels (section 3.5.1) */
-export const FASHION_MNIST_LABELS = [
-  "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
-] as const;
-
 /** Where to look for the files and where to fetch them from; every field has a default. */
 export interface FashionMnistOptions {
   /** A folder holding the .gz files, looked in first. Default: `D2L_DATA_DIR`. */
@@ -273,10 +268,10 @@ export async function loadDataFashionMnist(
 ): Promise<[BatchSource, BatchSource]> {
   checkPositiveInt("loadDataFashionMnist", "batchSize", batchSize);
   if (options.resize !== undefined) checkPositiveInt("loadDataFashionMnist", "resize", options.resize);
-  const [train, test] = await fashionMnist(options);
+  const [mnistTrain, mnistTest] = await fashionMnist(options);
   return [
-    train.batches(batchSize, { shuffle: true, resize: options.resize }),
-    test.batches(batchSize, { shuffle: false, resize: options.resize }),
+    mnistTrain.batches(batchSize, { shuffle: true, resize: options.resize }),
+    mnistTest.batches(batchSize, { shuffle: false, resize: options.resize }),
   ];
 }
 
@@ -285,14 +280,15 @@ export async function loadDataFashionMnist(
  * @see d2l.get_fashion_mnist_labels (section 3.5.1)
  */
 export function getFashionMnistLabels(labels: tf.Tensor | ArrayLike<number>): string[] {
-  const values = labels instanceof tf.Tensor ? Array.from(labels.dataSync()) : Array.from(labels ?? []);
-  if (!(labels instanceof tf.Tensor) && (labels === null || typeof labels !== "object")) {
+  const textLabels = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"];
+  const values = labels instanceof tf.Tensor ? labels.dataSync() : labels;
+  if (values === null || typeof values !== "object" || typeof values.length !== "number") {
     throw new ArgumentError("getFashionMnistLabels", "labels", "a tensor or an array of integers 0..9", labels);
   }
-  return values.map((v, i) => {
+  return Array.from(values, (v, i) => {
     if (!Number.isInteger(v) || v < 0 || v > 9) {
       throw new ArgumentError("getFashionMnistLabels", `labels[${i}]`, "an integer in 0..9", v);
     }
-    return FASHION_MNIST_LABELS[v];
+    return textLabels[v];
   });
 }

@@ -23,7 +23,7 @@ function wrongLabels(): Buffer {
 }
 
 beforeAll(async () => {
-  const files = new Map(Object.values(NAMES).map((n) => [n, realGz(n)]));
+  const files = new Map<string, Buffer>(Object.values(NAMES).map((n) => [n, realGz(n)]));
   const wrong = wrongLabels();
   server = createServer((req, res) => {
     requests.push(req.url ?? "");
