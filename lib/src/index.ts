@@ -27,7 +27,7 @@ export type { DownloadOptions } from "./download";
 export { ImageDataset } from "./image-data";
 export type { ImageBatchOptions } from "./image-data";
 export {
-  FASHION_MNIST_FILES, FASHION_MNIST_LABELS, FASHION_MNIST_SYSTEM_DIR, FASHION_MNIST_URL,
+  FASHION_MNIST_FILES, FASHION_MNIST_SYSTEM_DIR, FASHION_MNIST_URL,
   fashionMnist, getFashionMnistLabels, loadDataFashionMnist, projectRoot, readFashionMnistSplit,
 } from "./fashion-mnist";
 export type { FashionMnistOptions } from "./fashion-mnist";
