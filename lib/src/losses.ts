@@ -10,7 +10,7 @@ export type Loss = (yHat: tf.Tensor, y: tf.Tensor) => tf.Tensor;
  * @see d2l.cross_entropy (section 3.6.3, defining the loss function)
  */
 export function crossEntropy(yHat: tf.Tensor, y: tf.Tensor): tf.Tensor {
-  const picked = yHat.mul(tf.oneHot(y, yHat.shape[1])).sum(1);
+  const picked = yHat.mul(tf.oneHot(y, yHat.shape[1] as number)).sum(1);
   return tf.log(picked).neg();
 }
 
@@ -23,7 +23,7 @@ export function crossEntropy(yHat: tf.Tensor, y: tf.Tensor): tf.Tensor {
  */
 export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
   const logProbs = logits.sub(tf.logSumExp(logits, 1, true));
-  return logProbs.mul(tf.oneHot(y, logits.shape[1])).sum(1).neg();
+  return logProbs.mul(tf.oneHot(y, logits.shape[1] as number)).sum(1).neg();
 }
 
 /**

@@ -1,0 +1,81 @@
+import * as tf from "@tensorflow/tfjs";
+import { Batch } from "./batches";
+import { Net, forward } from "./models";
+
+/**
+ * Sums over n variables. A number is added at once; a tensor (a batch's loss, its count of
+ * correct predictions) is summed on the device and read back only when its sum is read, so
+ * a training loop never waits for the device just to keep score.
+ * @see d2l.Accumulator (section 3.6.5, classification accuracy)
+ */
+export class Accumulator {
+  private data: number[];
+  private pending: (tf.Tensor | null)[];
+
+  constructor(n: number) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`Accumulator: n must be a positive integer; got ${n}`);
+    this.data = new Array<number>(n).fill(0);
+    this.pending = new Array<tf.Tensor | null>(n).fill(null);
+  }
+
+  /** Adds `args[i]` to the i-th sum; a tensor adds the sum of its entries. */
+  add(...args: (number | tf.Tensor)[]): void {
+    if (args.length !== this.data.length) {
+      throw new Error(`Accumulator.add: expected ${this.data.length} values; got ${args.length}`);
+    }
+    args.forEach((b, i) => {
+      if (typeof b === "number") {
+        this.data[i] += b;
+      } else {
+        const previous = this.pending[i];
+        this.pending[i] = tf.keep(tf.tidy(() => (previous ? previous.add(b.sum()) : b.sum())));
+        previous?.dispose();
+      }
+    });
+  }
+
+  /** Sets every sum back to zero (and frees the tensors it held). */
+  reset(): void {
+    this.pending.forEach((p) => p?.dispose());
+    this.pending.fill(null);
+    this.data.fill(0);
+  }
+
+  /** The i-th sum, d2l's `metric[i]`: reads a tensor sum back from the device once. */
+  get(i: number): number {
+    const p = this.pending[i];
+    if (p) {
+      this.data[i] += p.dataSync()[0];
+      p.dispose();
+      this.pending[i] = null;
+    }
+    return this.data[i];
+  }
+}
+
+/**
+ * The number of correct predictions, as a scalar tensor: it stays on the device until read
+ * (`.dataSync()[0]`), so it can be summed over batches without waiting. `yHat` holds one row
+ * of scores per example (the highest is the prediction) or the predicted classes.
+ * @see d2l.accuracy (section 3.6.5, classification accuracy)
+ */
+export function accuracy(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const predicted = yHat.rank > 1 && (yHat.shape[1] as number) > 1 ? yHat.argMax(1) : yHat;
+    const cmp = predicted.cast(y.dtype).equal(y);
+    return cmp.cast("float32").sum();
+  });
+}
+
+/**
+ * Computes the accuracy of a model on a dataset: the fraction of its examples whose
+ * predicted class is the true one.
+ * @see d2l.evaluate_accuracy (section 3.6.5, classification accuracy)
+ */
+export function evaluateAccuracy(net: Net, dataIter: Iterable<Batch>): number {
+  const metric = new Accumulator(2); // number of correct predictions, number of predictions
+  for (const [X, y] of dataIter) {
+    tf.tidy(() => metric.add(accuracy(forward(net, X), y), y.shape[0]));
+  }
+  return metric.get(0) / metric.get(1);
+}

@@ -1,0 +1,131 @@
+import * as tf from "@tensorflow/tfjs";
+import { Animator } from "./animator";
+import { Batch } from "./batches";
+import { Loss } from "./losses";
+import { Accumulator, accuracy, evaluateAccuracy } from "./metrics";
+import { Net, forward } from "./models";
+import { backward } from "./optim";
+import { getFashionMnistLabels } from "./fashion-mnist";
+import { showImages } from "./show-images";
+
+/**
+ * How d2l's training loops update the parameters: a tfjs optimizer (`tf.train.sgd(0.1)`),
+ * which steps on the gradient of the mean loss, or d2l's own `updater(batchSize)`, which
+ * steps on the gradients of the summed loss that the loop stored with {@link backward}:
+ * `(batchSize) => d2l.sgd([W, b], lr, batchSize)`.
+ * @see d2l.train_epoch_ch3 (section 3.6.6, training)
+ */
+export type Updater = tf.Optimizer | ((batchSize: number) => void);
+
+/** What {@link trainCh3} returns: the metrics of the last epoch. */
+export interface TrainMetrics {
+  trainLoss: number;
+  trainAcc: number;
+  testAcc: number;
+}
+
+/**
+ * The error for a training loss that became NaN or infinite: it names the epoch and the
+ * step (found from the per-step losses kept on the device) and suggests a smaller learning rate.
+ */
+export function divergenceError(stepLosses: tf.Tensor[], epoch?: number): Error {
+  const losses = tf.tidy(() => tf.stack(stepLosses).dataSync());
+  const step = losses.findIndex((v) => !Number.isFinite(v));
+  const where = `${epoch === undefined ? "" : `in epoch ${epoch}, `}at step ${step + 1} of ${losses.length}`;
+  return new Error(
+    `Training diverged: the loss became non-finite (${losses[step]}) ${where}. ` +
+      "The updates overshoot and the parameters blow up: try a smaller learning rate (d2l uses 0.1 here).",
+  );
+}
+
+/**
+ * Trains a model for one epoch and returns [average training loss, training accuracy].
+ * Each step runs in `tf.tidy`; the metrics are summed on the device and read once at the end,
+ * when a non-finite loss stops training with an error naming the step (and `epoch`, if given).
+ * @see d2l.train_epoch_ch3 (section 3.6.6, training)
+ */
+export function trainEpochCh3(net: Net, trainIter: Iterable<Batch>, loss: Loss, updater: Updater, epoch?: number): [number, number] {
+  const metric = new Accumulator(3); // sum of training loss, number of correct predictions, number of examples
+  const stepLosses: tf.Tensor[] = []; // each step's summed loss, kept on the device until the epoch ends
+  try {
+    for (const [X, y] of trainIter) {
+      tf.tidy(() => {
+        // The forward pass runs inside the function whose gradient is taken; its metrics are kept.
+        const objective = (): tf.Scalar => {
+          const yHat = forward(net, X);
+          const l = loss(yHat, y);
+          const lSum = tf.keep(l.sum());
+          stepLosses.push(lSum);
+          metric.add(lSum, accuracy(yHat, y), y.shape[0]);
+          return updater instanceof tf.Optimizer ? l.mean() : l.sum();
+        };
+        if (updater instanceof tf.Optimizer) {
+          updater.minimize(objective); // the gradient of the mean loss, then the optimizer's step
+        } else {
+          backward(objective); // the gradients of the summed loss, kept for the updater
+          updater(X.shape[0]);
+        }
+      });
+    }
+    const [lossSum, correct, n] = [metric.get(0), metric.get(1), metric.get(2)];
+    if (!Number.isFinite(lossSum)) throw divergenceError(stepLosses, epoch);
+    return [lossSum / n, correct / n];
+  } finally {
+    tf.dispose(stepLosses);
+    metric.reset();
+  }
+}
+
+/**
+ * Trains a model for `numEpochs` epochs, drawing train loss, train accuracy and test accuracy
+ * per epoch in one live chart, and returns the last epoch's metrics. Keeps d2l's checks of a
+ * successful run (train loss < 0.5, train and test accuracy > 0.7) as errors that say so.
+ * @see d2l.train_ch3 (section 3.6.6, training)
+ */
+export function trainCh3(
+  net: Net,
+  trainIter: Iterable<Batch>,
+  testIter: Iterable<Batch>,
+  loss: Loss,
+  numEpochs: number,
+  updater: Updater,
+): TrainMetrics {
+  if (!Number.isInteger(numEpochs) || numEpochs < 1) {
+    throw new Error(`trainCh3: numEpochs must be a positive integer; got ${numEpochs}`);
+  }
+  const animator = new Animator({
+    xlabel: "epoch",
+    xlim: [1, numEpochs],
+    ylim: [0.3, 0.9],
+    legend: ["train loss", "train acc", "test acc"],
+  });
+  let trainLoss = NaN, trainAcc = NaN, testAcc = NaN;
+  for (let epoch = 0; epoch < numEpochs; epoch++) {
+    [trainLoss, trainAcc] = trainEpochCh3(net, trainIter, loss, updater, epoch + 1);
+    testAcc = evaluateAccuracy(net, testIter);
+    animator.add(epoch + 1, [trainLoss, trainAcc, testAcc]);
+  }
+  const fail = (what: string) =>
+    new Error(`trainCh3: after ${numEpochs} epoch(s) the ${what}; d2l expects better of this model: check the learning rate and the number of epochs`);
+  if (!(trainLoss < 0.5)) throw fail(`train loss is ${trainLoss.toFixed(4)}, not below 0.5`);
+  if (!(trainAcc <= 1 && trainAcc > 0.7)) throw fail(`train accuracy is ${trainAcc.toFixed(4)}, not above 0.7`);
+  if (!(testAcc <= 1 && testAcc > 0.7)) throw fail(`test accuracy is ${testAcc.toFixed(4)}, not above 0.7`);
+  return { trainLoss, trainAcc, testAcc };
+}
+
+/**
+ * Predicts labels for the first `n` images of the test set and shows them titled with the
+ * true label above the predicted one.
+ * @see d2l.predict_ch3 (section 3.6.7, prediction)
+ */
+export function predictCh3(net: Net, testIter: Iterable<Batch>, n = 6): void {
+  for (const [X, y] of testIter) {
+    tf.tidy(() => {
+      const trues = getFashionMnistLabels(y);
+      const preds = getFashionMnistLabels(forward(net, X).argMax(1));
+      const titles = trues.map((t, i) => t + "\n" + preds[i]);
+      showImages(X.slice(0, n).reshape([n, 28, 28]), 1, n, titles.slice(0, n));
+    });
+    break;
+  }
+}
