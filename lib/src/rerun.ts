@@ -18,7 +18,12 @@ const owned = new Map<string, Disposable[]>();
  */
 export function disposeOnRerun(key: string, ...things: Disposable[]): void {
   for (const old of owned.get(key) ?? []) {
-    if (!things.includes(old)) old.dispose();
+    if (things.includes(old)) continue;
+    try {
+      old.dispose();
+    } catch {
+      // Already disposed by hand (a layers model throws when disposed twice): it is gone either way.
+    }
   }
   owned.set(key, things);
 }

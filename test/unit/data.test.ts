@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import type { BatchSource } from "../../lib/src/batches";
 import { dataIter, loadArray, rowTaker, syntheticData } from "../../lib/src/data";
+import { disposeOnRerun } from "../../lib/src/rerun";
 
 /** n examples whose features are [i, 10 i] and label i, so a batch shows which examples it holds. */
 function indexed(n: number): [tf.Tensor2D, tf.Tensor2D] {
@@ -219,5 +220,33 @@ describe("rowTaker", () => {
     expect(rows.dtype).toBe("int32");
     expect(rows.arraySync()).toEqual([[[5, 6]], [[1, 2]], [[5, 6]]]);
     tf.dispose([t, rows]);
+  });
+});
+
+describe("disposeOnRerun", () => {
+  it("frees what the previous run registered under the same key, and nothing else", () => {
+    const before = tf.memory().numTensors;
+    const run = () => {
+      const t = tf.ones([3]);
+      const v = tf.tidy(() => tf.variable(tf.zeros([2])));
+      const net = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
+      disposeOnRerun("test-cell", t, v, net);
+      return net;
+    };
+    run();
+    const afterOne = tf.memory().numTensors;
+    expect(afterOne).toBe(before + 4); // t, v, the dense kernel and bias
+    const net = run();
+    expect(tf.memory().numTensors).toBe(afterOne);
+    net.dispose(); // disposed by hand: the next run must not fail on it
+    run();
+    expect(tf.memory().numTensors).toBe(afterOne);
+    const kept = tf.ones([1]);
+    disposeOnRerun("other-cell", kept);
+    disposeOnRerun("other-cell", kept);
+    expect(kept.isDisposed).toBe(false);
+    disposeOnRerun("test-cell");
+    disposeOnRerun("other-cell");
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
