@@ -8,6 +8,9 @@ const PIXELS_PER_SCALE = 64;
 const TITLE_HEIGHT = 18;
 const GAP = 6;
 
+/** Pixel values rounded to 4 decimals: plenty for a picture, and a third of the JSON a notebook stores. */
+const round = (v: number): number => Math.round(v * 1e4) / 1e4;
+
 /** Images as rows of pixel values: [n, h, w] or [n, h, w, 1] tensors, or a list of [h, w] / [h, w, 1] tensors. */
 function toPixelRows(imgs: tf.Tensor | tf.Tensor[]): number[][][] {
   const fn = "showImages";
@@ -18,7 +21,8 @@ function toPixelRows(imgs: tf.Tensor | tf.Tensor[]): number[][][] {
       throw new ArgumentError(fn, "imgs", "grayscale images, a tensor of shape [n, h, w] or [n, h, w, 1]", imgs);
     }
     const [n, h, w] = imgs.shape;
-    return tf.tidy(() => imgs.reshape([n, h, w]).arraySync() as number[][][]);
+    const rows = tf.tidy(() => imgs.reshape([n, h, w]).arraySync() as number[][][]);
+    return rows.map((img) => img.map((row) => row.map(round)));
   }
   if (!Array.isArray(imgs)) throw new ArgumentError(fn, "imgs", "a tensor or an array of tensors", imgs);
   return imgs.map((img, i) => {
@@ -26,7 +30,8 @@ function toPixelRows(imgs: tf.Tensor | tf.Tensor[]): number[][][] {
       throw new ArgumentError(fn, `imgs[${i}]`, "a grayscale image, a tensor of shape [h, w] or [h, w, 1]", img);
     }
     const [h, w] = img.shape as [number, number];
-    return tf.tidy(() => img.reshape([h, w]).arraySync() as number[][]);
+    const rows = tf.tidy(() => img.reshape([h, w]).arraySync() as number[][]);
+    return rows.map((row) => row.map(round));
   });
 }
 
