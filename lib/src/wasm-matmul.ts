@@ -18,12 +18,19 @@ export type MatMulRewrite =
   /** (op(B)ᵀ·op(A)ᵀ)ᵀ: transpose each unflagged operand, multiply, transpose the result. */
   | "output";
 
-/** How a temporary transposed copy is made. */
+/**
+ * Which loop of the wasm Transpose kernel makes a temporary transposed copy of an m×n matrix.
+ * Its 2-D loop reads in order and writes with stride m; its 3-D loop writes in order and reads
+ * with stride n. A stride that is a multiple of 64 floats (the batch size 256) thrashes the
+ * cache: m×n = 256×784 takes 3.2 ns an element in 2-D and 0.7 in 3-D, 784×256 the reverse.
+ */
 export type Transposer =
-  /** A JavaScript loop writing the wasm heap in order (measured about 2x the wasm kernel here). */
-  | "js"
-  /** The wasm backend's own Transpose kernel. */
-  | "wasm";
+  /** "write-order" when m < n (the matrix is wide), "read-order" otherwise. */
+  | "auto"
+  /** The kernel's 2-D loop (perm [1, 0]). */
+  | "read-order"
+  /** The kernel's 3-D loop, on the matrix viewed as [f, m/f, n] (or [m, f, n/f]) for a factor f. */
+  | "write-order";
 
 /** Tuning knobs of {@link useFastWasmMatMul}; the defaults are the measured best. */
 export interface FastMatMulOptions {
@@ -33,8 +40,6 @@ export interface FastMatMulOptions {
 
 /** What the wrappers use of the wasm backend (structural, so lib needs no wasm type import). */
 interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
 }
 
@@ -46,17 +51,29 @@ interface KernelArgs {
 
 type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
+type Settings = Required<FastMatMulOptions>;
+
+/**
+ * What an installed wrapper carries, found through the kernel registry: tsx (and tslab) can load
+ * this module twice (ESM and CommonJS), and each copy must recognise the other's wrapper.
+ */
+interface Installed {
+  original: tf.KernelConfig;
+  settings: Settings;
+}
+
+const MARK = Symbol.for("d2l.useFastWasmMatMul");
+type MarkedKernelFunc = tf.KernelFunc & { [MARK]?: Installed };
+
 const BACKEND = "wasm";
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
-const settings: Required<FastMatMulOptions> = { rewrite: "auto", transposer: "js" };
-const originals = new Map<string, tf.KernelConfig>();
-const wrappers = new WeakSet<tf.KernelFunc>();
+const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto" };
 
 /**
  * XNNPACK packs the right operand (its weights) with a strided gather: per element about
- * twice the cost of our in-order JavaScript transpose, so "auto" counts it double.
+ * three times the cost of a transpose in the better loop order, so "auto" counts it so.
  */
-const PACK_COST = 2;
+const PACK_COST = 3;
 
 function size(shape: number[]): number {
   return shape.reduce((n, d) => n * d, 1);
@@ -66,35 +83,35 @@ function singleBatch(shape: number[]): boolean {
   return shape.length >= 2 && size(shape.slice(0, -2)) === 1;
 }
 
-/** A copy of `x` (float32, rank >= 2) with its last two axes swapped, owned by the caller. */
-function transposeLast2(x: tf.TensorInfo, backend: WasmBackendLike): tf.TensorInfo {
-  const rank = x.shape.length;
-  const rows = x.shape[rank - 2];
-  const cols = x.shape[rank - 1];
-  const outShape = [...x.shape.slice(0, -2), cols, rows];
-  if (settings.transposer === "wasm") {
-    const perm = [...Array(rank - 2).keys(), rank - 1, rank - 2];
-    const transpose = tf.getKernel(tf.Transpose, BACKEND)!.kernelFunc;
-    return transpose({ inputs: { x }, backend: backend as never, attrs: { perm } }) as tf.TensorInfo;
+function smallestFactor(n: number): number | undefined {
+  for (let f = 2; f * f <= n; f++) {
+    if (n % f === 0) return f;
   }
-  const out = backend.makeOutput(outShape, "float32");
-  // Views are taken after the allocation: a growing wasm heap detaches older views.
-  const src = backend.typedArrayFromHeap(x);
-  const dst = backend.typedArrayFromHeap(out);
-  const matrix = rows * cols;
-  for (let base = 0; base < src.length; base += matrix) {
-    // Writing in order and reading with a stride measured 2x faster than the other way round.
-    for (let j = 0, o = base; j < cols; j++) {
-      for (let i = 0, s = base + j; i < rows; i++, s += cols, o++) {
-        dst[o] = src[s];
-      }
-    }
-  }
-  return out;
+  return undefined;
+}
+
+/** A copy of the single-batch `x` with its last two axes swapped, owned by the caller. */
+function transposeLast2(x: tf.TensorInfo, backend: WasmBackendLike, settings: Settings): tf.TensorInfo {
+  const [m, n] = x.shape.slice(-2);
+  const transpose = tf.getKernel(tf.Transpose, BACKEND)!.kernelFunc;
+  const run = (shape: number[], perm: number[]) => {
+    const out = transpose({ inputs: { x: { ...x, shape } }, backend: backend as never, attrs: { perm } }) as tf.TensorInfo;
+    out.shape = [...x.shape.slice(0, -2), n, m];
+    return out;
+  };
+  const writeOrder = settings.transposer === "write-order" || (settings.transposer === "auto" && m < n);
+  // The kernel drops axes of size 1, so a 3-D view needs a factor f > 1 of m or n.
+  const fm = smallestFactor(m);
+  const fn = smallestFactor(n);
+  if (writeOrder && fm !== undefined) return run([fm, m / fm, n], [2, 0, 1]);
+  if (writeOrder && fn !== undefined) return run([m, fn, n / fn], [1, 2, 0]);
+  return run([m, n], [1, 0]);
 }
 
 /** Which rewrite moves fewer elements for op(A)·op(B) (A, B single-batch). */
-function chooseRewrite(a: number[], b: number[], transposeA: boolean, transposeB: boolean): MatMulRewrite {
+function chooseRewrite(
+  settings: Settings, a: number[], b: number[], transposeA: boolean, transposeB: boolean,
+): MatMulRewrite {
   if (settings.rewrite !== "auto") {
     return settings.rewrite;
   }
@@ -125,7 +142,7 @@ function isFastCase(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, tra
   return innerA === innerB;
 }
 
-function fastBatchMatMul(original: Kernel): Kernel {
+function fastBatchMatMul(original: Kernel, settings: Settings): Kernel {
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
@@ -136,26 +153,26 @@ function fastBatchMatMul(original: Kernel): Kernel {
     const attrs = { ...args.attrs, transposeA: false, transposeB: false };
     const temps: tf.TensorInfo[] = [];
     const temp = (x: tf.TensorInfo) => {
-      const t = transposeLast2(x, backend);
+      const t = transposeLast2(x, backend, settings);
       temps.push(t);
       return t;
     };
     try {
-      if (chooseRewrite(a.shape, b.shape, transposeA, transposeB) === "operands") {
+      if (chooseRewrite(settings, a.shape, b.shape, transposeA, transposeB) === "operands") {
         const inputs = { a: transposeA ? temp(a) : a, b: transposeB ? temp(b) : b };
         return original({ inputs, backend: args.backend, attrs });
       }
       const inputs = { a: transposeB ? b : temp(b), b: transposeA ? a : temp(a) };
       const product = original({ inputs, backend: args.backend, attrs }) as tf.TensorInfo;
       temps.push(product);
-      return transposeLast2(product, backend);
+      return transposeLast2(product, backend, settings);
     } finally {
       disposeAll(backend, temps);
     }
   };
 }
 
-function fastFusedMatMul(original: Kernel): Kernel {
+function fastFusedMatMul(original: Kernel, settings: Settings): Kernel {
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
@@ -167,8 +184,8 @@ function fastFusedMatMul(original: Kernel): Kernel {
     const temps: tf.TensorInfo[] = [];
     try {
       const inputs = { ...args.inputs };
-      if (transposeA) temps.push((inputs.a = transposeLast2(a, backend)));
-      if (transposeB) temps.push((inputs.b = transposeLast2(b, backend)));
+      if (transposeA) temps.push((inputs.a = transposeLast2(a, backend, settings)));
+      if (transposeB) temps.push((inputs.b = transposeLast2(b, backend, settings)));
       return original({ inputs, backend: args.backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
     } finally {
       disposeAll(backend, temps);
@@ -176,7 +193,7 @@ function fastFusedMatMul(original: Kernel): Kernel {
   };
 }
 
-const WRAP: Record<(typeof KERNELS)[number], (original: Kernel) => Kernel> = {
+const WRAP: Record<(typeof KERNELS)[number], (original: Kernel, settings: Settings) => Kernel> = {
   [tf.BatchMatMul]: fastBatchMatMul,
   [tf._FusedMatMul]: fastFusedMatMul,
 };
@@ -189,18 +206,19 @@ const WRAP: Record<(typeof KERNELS)[number], (original: Kernel) => Kernel> = {
  * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/wasm-matmul.ts.
  */
 export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
-  Object.assign(settings, options);
   for (const name of KERNELS) {
     const config = tf.getKernel(name, BACKEND);
     if (config === undefined) {
       return false;
     }
-    if (wrappers.has(config.kernelFunc)) {
+    const installed = (config.kernelFunc as MarkedKernelFunc)[MARK];
+    if (installed !== undefined) {
+      Object.assign(installed.settings, options);
       continue;
     }
-    const kernelFunc = WRAP[name](config.kernelFunc as unknown as Kernel) as unknown as tf.KernelFunc;
-    wrappers.add(kernelFunc);
-    originals.set(name, config);
+    const settings = { ...DEFAULTS, ...options };
+    const kernelFunc: MarkedKernelFunc = WRAP[name](config.kernelFunc as unknown as Kernel, settings) as unknown as tf.KernelFunc;
+    kernelFunc[MARK] = { original: config, settings };
     tf.unregisterKernel(name, BACKEND);
     // The same setupFunc/disposeFunc: the original kernel's wasm bindings stay initialised.
     tf.registerKernel({ ...config, kernelFunc });
@@ -215,11 +233,10 @@ export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
 export function restoreWasmMatMul(): boolean {
   let restored = false;
   for (const name of KERNELS) {
-    const original = originals.get(name);
-    const config = tf.getKernel(name, BACKEND);
-    if (original !== undefined && config !== undefined && wrappers.has(config.kernelFunc)) {
+    const installed = (tf.getKernel(name, BACKEND)?.kernelFunc as MarkedKernelFunc | undefined)?.[MARK];
+    if (installed !== undefined) {
       tf.unregisterKernel(name, BACKEND);
-      tf.registerKernel(original);
+      tf.registerKernel(installed.original);
       restored = true;
     }
   }

@@ -110,11 +110,11 @@ const FLAGS: [boolean, boolean][] = [
   [true, true],
 ];
 const SETTINGS: [MatMulRewrite, Transposer][] = [
-  ["auto", "js"],
-  ["operands", "js"],
-  ["output", "js"],
-  ["operands", "wasm"],
-  ["output", "wasm"],
+  ["auto", "auto"],
+  ["operands", "read-order"],
+  ["operands", "write-order"],
+  ["output", "read-order"],
+  ["output", "write-order"],
 ];
 
 /** Stored operand shapes and data for op(A)·op(B) with the untransposed shapes given. */
@@ -135,7 +135,7 @@ function run(f: () => tf.Tensor): { data: Float32Array; shape: number[] } {
 
 describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
   afterAll(() => {
-    useFastWasmMatMul({ rewrite: "auto", transposer: "js" });
+    useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
   });
 
   it("is installed by initBackend and re-calling it is a no-op", () => {
@@ -179,7 +179,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
   });
 
   it("fused matMul (bias, relu) matches a float64 reference with transposes", () => {
-    useFastWasmMatMul({ rewrite: "auto", transposer: "js" });
+    useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
     // Single-batch products only: with several batches the wasm kernel's own slow path
     // broadcasts the bias wrongly past row 0, and that path is left as it is.
     const singleBatch = (s: number[]) => s.slice(0, -2).every((d) => d === 1);
@@ -229,7 +229,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
         };
         restoreWasmMatMul();
         const original = read(grads());
-        useFastWasmMatMul({ rewrite: "auto", transposer: "js" });
+        useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
         const fast = read(grads());
         expect(fast.map((g) => g.shape)).toEqual([as, bs]);
         for (let i = 0; i < 2; i++) {
