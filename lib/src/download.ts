@@ -172,11 +172,16 @@ function saveBody(res: http.IncomingMessage, url: string, path: string, progress
  */
 export async function downloadFile(url: string, dest: string, options: DownloadOptions = {}): Promise<void> {
   const { verify, progress = true, idleTimeoutSeconds = 30 } = options;
-  mkdirSync(dirname(dest), { recursive: true });
   const temp = `${dest}.${process.pid}-${randomBytes(4).toString("hex")}.part`;
   let bar: Progress | undefined;
   try {
     const res = await request(url, idleTimeoutSeconds * 1000);
+    try {
+      mkdirSync(dirname(dest), { recursive: true }); // only now: a failed request leaves no empty folder
+    } catch (error) {
+      res.destroy();
+      throw error;
+    }
     const length = Number(res.headers["content-length"]);
     const total = Number.isFinite(length) && length > 0 ? length : undefined;
     bar = new Progress(basename(dest), total, progress);

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createHash } from "crypto";
 import { existsSync, readFileSync, rmSync } from "fs";
-import { dirname, join, resolve } from "path";
+import { dirname, join, resolve, sep } from "path";
 import type { BatchSource } from "./batches";
 import { DownloadError, downloadFile } from "./download";
 import { DataFileError, gunzipFile, parseIdx } from "./idx";
@@ -52,16 +52,18 @@ export interface FashionMnistOptions {
 /**
  * The project's root: the folder holding `lib/`, found from this module's own place (lib/dist
  * or lib/src), so notebooks (cwd notebooks/) and scripts (cwd the root) share one cache. When
- * the package is installed under node_modules, the folder holding that node_modules.
+ * the package is installed under node_modules, the folder holding that node_modules; when no
+ * `d2l` package encloses `from` (a bundle), the working directory.
  */
-export function projectRoot(): string {
-  let dir = resolve(__dirname);
-  for (let i = 0; i < 5 && dirname(dir) !== dir; i++, dir = dirname(dir)) {
-    if (isD2lPackage(dir)) break;
+export function projectRoot(from: string = __dirname): string {
+  let dir = resolve(from);
+  while (!isD2lPackage(dir)) {
+    if (dirname(dir) === dir) return process.cwd();
+    dir = dirname(dir);
   }
-  const parts = dir.split(/[\\/]/);
-  const nm = parts.lastIndexOf("node_modules");
-  return nm > 0 ? parts.slice(0, nm).join("/") || "/" : dirname(dir);
+  const parts = dir.split(sep);
+  const nodeModules = parts.lastIndexOf("node_modules");
+  return nodeModules > 0 ? parts.slice(0, nodeModules).join(sep) || sep : dirname(dir);
 }
 
 function isD2lPackage(dir: string): boolean {

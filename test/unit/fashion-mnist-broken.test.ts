@@ -130,6 +130,26 @@ describe("readFashionMnistSplit with broken files in the cache", () => {
     expect(listing(cacheDir)).toEqual([]);
   });
 
+  it("looks in D2L_DATA_DIR first, and downloads into $D2L_CACHE_DIR/fashion-mnist by default", async () => {
+    const mine = join(work.dir, "env-data");
+    mkdirSync(mine);
+    for (const name of [NAMES.testImages, NAMES.testLabels]) copyFileSync(join(realDataDir(), name), join(mine, name));
+    const envCache = join(work.dir, "env-cache");
+    process.env.D2L_DATA_DIR = mine;
+    process.env.D2L_CACHE_DIR = envCache;
+    try {
+      const test = await readFashionMnistSplit("test", { systemDir: null, baseUrl: options().baseUrl, progress: false });
+      expect(test.length).toBe(10000);
+      delete process.env.D2L_DATA_DIR;
+      const error = await readFashionMnistSplit("test", { systemDir: null, baseUrl: options().baseUrl, progress: false }).catch((e: Error) => e);
+      expect(String(error)).toContain(`was not found in\n  ${join(envCache, "fashion-mnist")} (cache)`);
+    } finally {
+      delete process.env.D2L_DATA_DIR;
+      delete process.env.D2L_CACHE_DIR;
+    }
+    expect(listing(envCache)).toEqual([]);
+  });
+
   it("rejects an unknown split", async () => {
     await expect(readFashionMnistSplit("validation" as "test", options())).rejects.toThrow(
       /readFashionMnistSplit: split must be "train" or "test"; got "validation"/,

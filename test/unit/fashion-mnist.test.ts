@@ -1,4 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
+import { mkdirSync, writeFileSync } from "fs";
+import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BatchSource } from "../../lib/src/batches";
 import {
@@ -251,5 +253,22 @@ describe("projectRoot", () => {
   it("is the folder holding lib/, whatever the working directory", () => {
     expect(listing(projectRoot())).toContain("lib");
     expect(listing(projectRoot())).toContain("notebooks");
+  });
+
+  it("finds the project from lib/dist, from node_modules/d2l/dist, and falls back to the working directory", () => {
+    const tree = tempDir("fm-root");
+    try {
+      const pkg = JSON.stringify({ name: "d2l" });
+      mkdirSync(join(tree.dir, "proj", "lib", "dist"), { recursive: true });
+      writeFileSync(join(tree.dir, "proj", "lib", "package.json"), pkg);
+      mkdirSync(join(tree.dir, "app", "node_modules", "d2l", "dist"), { recursive: true });
+      writeFileSync(join(tree.dir, "app", "node_modules", "d2l", "package.json"), pkg);
+      mkdirSync(join(tree.dir, "bundle"));
+      expect(projectRoot(join(tree.dir, "proj", "lib", "dist"))).toBe(join(tree.dir, "proj"));
+      expect(projectRoot(join(tree.dir, "app", "node_modules", "d2l", "dist"))).toBe(join(tree.dir, "app"));
+      expect(projectRoot(join(tree.dir, "bundle"))).toBe(process.cwd());
+    } finally {
+      tree.cleanup();
+    }
   });
 });
