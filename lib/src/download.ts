@@ -43,7 +43,7 @@ class Progress {
     const mb = total === undefined ? "" : ` (${total >= 1e6 ? `${(total / 1e6).toFixed(1)} MB` : `${Math.ceil(total / 1e3)} kB`})`;
     if (process.stderr.isTTY && total !== undefined) {
       this.bar = new SingleBar({
-        format: `${label}${mb} [{bar}] {percentage}% | {eta_formatted}`,
+        format: `Downloading ${label}${mb} [{bar}] {percentage}% | {eta_formatted}`,
         stream: process.stderr,
         hideCursor: null,
       });
