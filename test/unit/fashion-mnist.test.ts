@@ -148,8 +148,10 @@ describe("loadDataFashionMnist", () => {
     // Issue 4 promises under 0.2 s here (about 0.07 s on an idle machine). Other test files run
     // in parallel on the same two cores, so the best epoch carries the promise and the median
     // gets room for contention.
-    expect(times[0]).toBeLessThan(0.2);
-    expect(times[2]).toBeLessThan(0.4);
+    // The plain-JavaScript cpu backend (D2L_BACKEND=cpu) divides by 255 several times slower.
+    const bound = tf.getBackend() === "cpu" ? 1 : 0.2;
+    expect(times[0]).toBeLessThan(bound);
+    expect(times[2]).toBeLessThan(2 * bound);
   });
 
   it("frees the current batch when a loop breaks, and keeps batches the caller tf.keep()s", async () => {
