@@ -55,7 +55,10 @@ export function imagesFigure(
   const pixels = toPixelRows(imgs).slice(0, numRows * numCols);
   const cell = Math.round(PIXELS_PER_SCALE * scale);
   const titled = titles !== undefined && titles.length > 0;
-  const rowHeight = cell + (titled ? TITLE_HEIGHT : 0) + GAP;
+  // A title may have several lines ("true\npred" in predictCh3): Plotly breaks lines at <br>.
+  const titleLines = Math.max(1, ...(titles ?? []).map((t) => String(t).split("\n").length));
+  const titleHeight = titled ? TITLE_HEIGHT * titleLines : 0;
+  const rowHeight = cell + titleHeight + GAP;
   const width = numCols * (cell + GAP) - GAP;
   const height = numRows * rowHeight - GAP;
   const layout: Layout = { width, height, margin: { l: 0, r: 0, t: 0, b: 0 }, showlegend: false, annotations: [] };
@@ -64,7 +67,7 @@ export function imagesFigure(
     const col = i % numCols;
     const suffix = i === 0 ? "" : String(i + 1);
     const x0 = (col * (cell + GAP)) / width;
-    const y1 = 1 - (row * rowHeight + (titled ? TITLE_HEIGHT : 0)) / height;
+    const y1 = 1 - (row * rowHeight + titleHeight) / height;
     const x: [number, number] = [x0, x0 + cell / width];
     const y: [number, number] = [y1 - cell / height, y1];
     const h = z.length;
@@ -73,7 +76,7 @@ export function imagesFigure(
     layout[`yaxis${suffix}`] = { domain: y, anchor: `x${suffix}`, visible: false, range: [h - 0.5, -0.5] };
     if (titled && titles[i] !== undefined) {
       layout.annotations!.push({
-        text: String(titles[i]),
+        text: String(titles[i]).replace(/\n/g, "<br>"),
         xref: "paper",
         yref: "paper",
         x: (x[0] + x[1]) / 2,

@@ -230,9 +230,9 @@ describe("predictCh3", () => {
     const fig = charts[0].data["application/vnd.plotly.v1+json"] as { data: { type: string; z: number[][] }[]; layout: { annotations: { text: string }[] } };
     expect(fig.data).toHaveLength(6);
     expect(fig.data[0].z).toHaveLength(28);
-    // The test set starts with an ankle boot, a pullover, a trouser, a trouser, a shirt, a trouser.
+    // Two-line titles (true over predicted; Plotly breaks at <br>). The test set starts with an ankle boot, a pullover, a trouser, a trouser, a shirt, a trouser.
     expect(fig.layout.annotations.map((a) => a.text)).toEqual(
-      ["ankle boot", "pullover", "trouser", "trouser", "shirt", "trouser"].map((t) => `${t}\nankle boot`),
+      ["ankle boot", "pullover", "trouser", "trouser", "shirt", "trouser"].map((t) => `${t}<br>ankle boot`),
     );
     const three = inFakeKernel(() => predictCh3(net, testIter, 3));
     const fig3 = three.find((m) => "application/vnd.plotly.v1+json" in m.data)!.data["application/vnd.plotly.v1+json"] as { data: unknown[] };
