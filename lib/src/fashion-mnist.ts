@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { createHash } from "crypto";
-import { existsSync, readFileSync, rmSync } from "fs";
+import { readFileSync, rmSync, statSync } from "fs";
 import { dirname, join, resolve, sep } from "path";
 import type { BatchSource } from "./batches";
 import { DownloadError, downloadFile } from "./download";
@@ -119,6 +119,10 @@ function decode(path: string, kind: "images" | "labels", name: string): Omit<Dec
   return { path, raw, dims, data };
 }
 
+function isFile(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
+}
+
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
@@ -135,7 +139,7 @@ function checksumError(path: string, spec: FileSpec, actual: string): DataFileEr
  * Deals with a bad file: deletes it if it is ours (the cache), leaves it otherwise (the user's
  * folder, the system copy), and returns the sentence saying which.
  */
-function dispose(file: { path: string; place: Place | "download" }): string {
+function fateOf(file: { path: string; place: Place | "download" }): string {
   if (file.place === "download") return "";
   if (file.place.kind === "cache") {
     rmSync(file.path, { force: true });
@@ -151,7 +155,7 @@ function dispose(file: { path: string; place: Place | "download" }): string {
 /** `error` with the fate of the bad file appended to its message. */
 function discard(error: unknown, file: { path: string; place: Place | "download" }): Error {
   const err = error instanceof Error ? error : new Error(String(error));
-  const fate = dispose(file);
+  const fate = fateOf(file);
   if (fate) err.message = err.message.replace(/\.?$/, ".") + fate;
   return err;
 }
@@ -206,7 +210,7 @@ export async function readFashionMnistSplit(split: "train" | "test", options: Fa
   const files: Decoded[] = [];
   for (const kind of ["images", "labels"] as const) {
     const spec = specs[kind];
-    const place = looked.find((p) => existsSync(join(p.dir, spec.name)));
+    const place = looked.find((p) => isFile(join(p.dir, spec.name)));
     if (!place) {
       files.push(await fetchFile(spec, kind, join(cacheDir, spec.name), baseUrl, looked, options.progress ?? true));
       continue;
@@ -228,7 +232,7 @@ export async function readFashionMnistSplit(split: "train" | "test", options: Fa
     // Both files are well-formed; the checksums tell which one is not Fashion-MNIST's.
     let message = `Fashion-MNIST ${split}: ${images.path} holds ${images.dims[0]} images but ${labels.path} holds ${labels.dims[0]} labels.`;
     files.forEach((f, i) => {
-      if (checks[i]) message += ` ${f.path} does not match the published checksum.${dispose(f)}`;
+      if (checks[i]) message += ` ${f.path} does not match the published checksum.${fateOf(f)}`;
     });
     throw new DataFileError(labels.path, message);
   }
