@@ -75,7 +75,8 @@ function isSeriesList(v: Series | Series[]): v is Series[] {
 }
 
 function asSeriesList(v: Series | Series[], name: string): number[][] {
-  if (v instanceof tf.Tensor && v.rank === 2) return (v.arraySync() as number[][]).map((row, i) => toNumbers(row, `${name}[${i}]`));
+  // A [n, 1] or [1, n] tensor (a column of labels, say) is one series, as matplotlib reads it.
+  if (v instanceof tf.Tensor && v.rank === 2 && !v.shape.includes(1)) return (v.arraySync() as number[][]).map((row, i) => toNumbers(row, `${name}[${i}]`));
   return isSeriesList(v) ? v.map((s, i) => toNumbers(s, `${name}[${i}]`)) : [toNumbers(v, name)];
 }
 
