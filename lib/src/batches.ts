@@ -6,7 +6,7 @@ export type Batch = [tf.Tensor, tf.Tensor];
 /**
  * A re-iterable source of minibatches, the counterpart of a PyTorch DataLoader: each
  * `for (const [X, y] of source)` is one epoch. A batch's tensors live until the loop moves
- * on to the next batch (or ends, or breaks); keep one longer with `tf.keep` or `clone`.
+ * on to the next batch (or ends, or breaks); keep one longer with `X.clone()`.
  * That rule is what lets an epoch run without leaking tensors.
  */
 export interface BatchSource extends Iterable<Batch> {
