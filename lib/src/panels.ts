@@ -46,7 +46,9 @@ export function panelsFigure(panels: Panel[], options: PanelsOptions = {}): Figu
     const withLegend = opts.legend !== undefined && opts.legend.length > 0;
     if (withLegend) layout.showlegend = true;
     for (const trace of fig.data) {
-      data.push({ ...trace, xaxis: `x${suffix}`, yaxis: `y${suffix}`, showlegend: withLegend });
+      // Without a legend, a line is named after its panel (what hovering over it shows).
+      const name = withLegend ? trace.name : (opts.title ?? trace.name);
+      data.push({ ...trace, name, xaxis: `x${suffix}`, yaxis: `y${suffix}`, showlegend: withLegend });
     }
     if (opts.title) {
       annotations.push({
