@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import {
   restoreWasmMatMul,
   useFastWasmMatMul,
@@ -152,6 +152,21 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
     expect(original).not.toBe(before);
     useFastWasmMatMul();
     expect(tf.getKernel(tf.BatchMatMul, "wasm")!.kernelFunc).not.toBe(original);
+  });
+
+  it("a second copy of the module (lib/dist next to lib/src) sees the installed kernels", async () => {
+    useFastWasmMatMul();
+    const installed = tf.getKernel(tf.BatchMatMul, "wasm")!.kernelFunc;
+    vi.resetModules();
+    const copy = await import("../../lib/src/wasm-matmul");
+    expect(copy.useFastWasmMatMul).not.toBe(useFastWasmMatMul);
+    expect(copy.useFastWasmMatMul()).toBe(true);
+    expect(tf.getKernel(tf.BatchMatMul, "wasm")!.kernelFunc).toBe(installed); // not wrapped twice
+    expect(copy.restoreWasmMatMul()).toBe(true);
+    expect(restoreWasmMatMul()).toBe(false); // already the original
+    useFastWasmMatMul();
+    expect(copy.restoreWasmMatMul()).toBe(true);
+    useFastWasmMatMul();
   });
 
   it("matMul matches the original kernel and a float64 reference, every flag, shape and setting", () => {
