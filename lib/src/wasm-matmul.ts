@@ -206,6 +206,7 @@ const WRAP: Record<(typeof KERNELS)[number], (original: Kernel, settings: Settin
  * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/wasm-matmul.ts.
  */
 export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   for (const name of KERNELS) {
     const config = tf.getKernel(name, BACKEND);
     if (config === undefined) {
@@ -213,10 +214,10 @@ export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
     }
     const installed = (config.kernelFunc as MarkedKernelFunc)[MARK];
     if (installed !== undefined) {
-      Object.assign(installed.settings, options);
+      Object.assign(installed.settings, given);
       continue;
     }
-    const settings = { ...DEFAULTS, ...options };
+    const settings: Settings = { ...DEFAULTS, ...given };
     const kernelFunc: MarkedKernelFunc = WRAP[name](config.kernelFunc as unknown as Kernel, settings) as unknown as tf.KernelFunc;
     kernelFunc[MARK] = { original: config, settings };
     tf.unregisterKernel(name, BACKEND);
