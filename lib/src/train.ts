@@ -26,16 +26,19 @@ export interface TrainMetrics {
 
 /**
  * The error for a training loss that became NaN or infinite: it names the epoch and the
- * step (found from the per-step losses kept on the device) and suggests a smaller learning rate.
+ * step (found from the per-step losses kept on the device) and what to try.
  */
 export function divergenceError(stepLosses: tf.Tensor[], epoch?: number): Error {
   const losses = tf.tidy(() => tf.stack(stepLosses).dataSync());
   const step = losses.findIndex((v) => !Number.isFinite(v));
   const where = `${epoch === undefined ? "" : `in epoch ${epoch}, `}at step ${step + 1} of ${losses.length}`;
-  return new Error(
-    `Training diverged: the loss became non-finite (${losses[step]}) ${where}. ` +
-      "The updates overshoot and the parameters blow up: try a smaller learning rate (d2l uses 0.1 here).",
-  );
+  // The first step's loss comes before any update: if it is already broken, the learning rate is not to blame.
+  const hint =
+    step === 0 && (epoch ?? 1) === 1
+      ? "It was never finite, so the loss or the model is at fault, not the learning rate: crossEntropy takes " +
+        "probabilities (a net ending in softmax); for a net that outputs logits, use softmaxCrossEntropy."
+      : "The updates overshoot and the parameters blow up: try a smaller learning rate (d2l uses 0.1 here).";
+  return new Error(`Training diverged: the loss became non-finite (${losses[step]}) ${where}. ${hint}`);
 }
 
 /**
@@ -45,6 +48,12 @@ export function divergenceError(stepLosses: tf.Tensor[], epoch?: number): Error 
  * @see d2l.train_epoch_ch3 (section 3.6.6, training)
  */
 export function trainEpochCh3(net: Net, trainIter: Iterable<Batch>, loss: Loss, updater: Updater, epoch?: number): [number, number] {
+  if (typeof net !== "function" && !(net instanceof tf.LayersModel)) {
+    throw new Error(`trainEpochCh3: net must be a function of X or a tfjs layers model; got ${net}`);
+  }
+  if (typeof updater !== "function" && !(updater instanceof tf.Optimizer)) {
+    throw new Error(`trainEpochCh3: updater must be a tfjs optimizer or a function (batchSize) => void; got ${updater}`);
+  }
   const metric = new Accumulator(3); // sum of training loss, number of correct predictions, number of examples
   const stepLosses: tf.Tensor[] = []; // each step's summed loss, kept on the device until the epoch ends
   try {

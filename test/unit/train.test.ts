@@ -133,6 +133,30 @@ describe("trainCh3", () => {
     tf.dispose([X, y, Xt, yt]);
     dispose();
   });
+  it("blames the loss, not the learning rate, when the very first loss is not finite", () => {
+    const [X, y] = blobs(128);
+    const data = loadArray([X, y], 32, false);
+    const model = conciseModel(4); // outputs logits, some negative: log of a negative "probability" is NaN
+    expect(() => trainCh3(model, data, data, crossEntropy, 2, tf.train.sgd(0.1))).toThrow(
+      /non-finite \(NaN\) in epoch 1, at step 1 of 4\. It was never finite, so the loss or the model is at fault.*use softmaxCrossEntropy/,
+    );
+    tf.dispose([X, y]);
+    model.dispose();
+  });
+
+  it("refuses a net or an updater of the wrong kind, naming it", () => {
+    const [X, y] = blobs(30);
+    const data = loadArray([X, y], 10);
+    const { net, dispose } = scratchModel(4);
+    expect(() => trainEpochCh3(42 as never, data, crossEntropy, tf.train.sgd(0.1))).toThrow(
+      /trainEpochCh3: net must be a function of X or a tfjs layers model; got 42/,
+    );
+    expect(() => trainCh3(net, data, data, crossEntropy, 1, 0.1 as never)).toThrow(
+      /trainEpochCh3: updater must be a tfjs optimizer or a function \(batchSize\) => void; got 0\.1/,
+    );
+    tf.dispose([X, y]);
+    dispose();
+  });
 });
 
 describe("trainEpochCh3", () => {
