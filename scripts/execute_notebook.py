@@ -46,7 +46,9 @@ def main():
                 continue
             start = time.monotonic()
             try:
-                client.execute_cell(cell, index)
+                # tslab sends no execute_input, so nbclient would leave the prompt
+                # numbers empty; number the cells as a front end's Run All does.
+                client.execute_cell(cell, index, execution_count=len(cells) + 1)
             except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
                 stderr = stream_text(cell, "stderr").strip()
                 failure = {

@@ -4,13 +4,13 @@
  * drawn its SVG, the math must have rendered, and the page must log no error and request
  * nothing from the network. Screenshots of each chart go to build/screenshots/.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readNotebook, sourceText } from "../../scripts/lib/notebook-json";
+import { readNotebook } from "../../scripts/lib/notebook-json";
 import { BUILD_DIR, ROOT, notebookNames } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
 import { CHROMIUM, launchChromium } from "./browser";
@@ -28,14 +28,18 @@ if (!hasJupyter) console.warn("SKIPPING notebook tests: no Python with Jupyter (
 describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
   let run: { status: number | null; output: string };
 
-  beforeAll(() => {
-    const result = spawnSync(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "scripts/run-notebooks.ts"], {
+  beforeAll(async () => {
+    // Asynchronously: a worker blocked for minutes in spawnSync misses vitest's RPC deadline.
+    const child = spawn(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "scripts/run-notebooks.ts"], {
       cwd: ROOT,
-      encoding: "utf8",
       env: { ...process.env, FORCE_COLOR: "0" },
     });
-    run = { status: result.status, output: `${result.stdout}\n${result.stderr}` };
-    console.log(run.output.trim());
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    run = { status, output };
+    console.log(output.trim());
   });
 
   it("all execute without a failing cell", () => {
@@ -44,10 +48,14 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
   });
 
   for (const name of names) {
-    it(`${name}: every code cell ran, in order`, () => {
+    it(`${name}: every code cell ran, in order, and the kernel replied to each`, () => {
       const nb = readNotebook(join(BUILD_DIR, "notebooks", `${name}.ipynb`));
-      const code = nb.cells.filter((c) => c.cell_type === "code" && sourceText(c).trim() !== "");
+      const code = nb.cells.filter((c) => c.cell_type === "code");
+      expect(code.length).toBeGreaterThan(0);
       expect(code.map((c) => c.execution_count)).toEqual(code.map((_, i) => i + 1));
+      const replies = code.map((c) => (c.metadata.execution as Record<string, string> | undefined)?.["shell.execute_reply"]);
+      expect(replies.every((t) => typeof t === "string")).toBe(true);
+      expect([...replies].sort()).toEqual(replies); // in order
     });
   }
 
