@@ -89,6 +89,7 @@ export function trainEpochCh3(net: Net, trainIter: Iterable<Batch>, loss: Loss, 
  * Trains a model for `numEpochs` epochs, drawing train loss, train accuracy and test accuracy
  * per epoch in one live chart, and returns the last epoch's metrics. Keeps d2l's checks of a
  * successful run (train loss < 0.5, train and test accuracy > 0.7) as errors that say so.
+ * `onEpoch`, if given, is called after each epoch with its number and metrics (to time or log a run).
  * @see d2l.train_ch3 (section 3.6.6, training)
  */
 export function trainCh3(
@@ -98,6 +99,7 @@ export function trainCh3(
   loss: Loss,
   numEpochs: number,
   updater: Updater,
+  onEpoch?: (epoch: number, metrics: TrainMetrics) => void,
 ): TrainMetrics {
   if (!Number.isInteger(numEpochs) || numEpochs < 1) {
     throw new Error(`trainCh3: numEpochs must be a positive integer; got ${numEpochs}`);
@@ -113,6 +115,7 @@ export function trainCh3(
     [trainLoss, trainAcc] = trainEpochCh3(net, trainIter, loss, updater, epoch + 1);
     testAcc = evaluateAccuracy(net, testIter);
     animator.add(epoch + 1, [trainLoss, trainAcc, testAcc]);
+    onEpoch?.(epoch + 1, { trainLoss, trainAcc, testAcc });
   }
   const fail = (what: string) =>
     new Error(`trainCh3: after ${numEpochs} epoch(s) the ${what}; d2l expects better of this model: check the learning rate and the number of epochs`);
