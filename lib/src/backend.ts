@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { useSharedWasmBuffers } from "./wasm-share";
 import { useFastWasmMatMul } from "./wasm-matmul";
 
 /** The backends d2l can run on, fastest first. */
@@ -55,6 +56,9 @@ async function activate(name: BackendName): Promise<void> {
     // tfjs-backend-wasm sends every matMul with a transpose flag (every matMul gradient) to a
     // scalar loop 7-16x slower than its XNNPACK path; route those through an explicit transpose.
     useFastWasmMatMul();
+    // Its Identity and same-dtype Cast kernels copy every tensor tfjs saves for a gradient and
+    // many a gradient casts; share the buffer instead, as the cpu backend does.
+    useSharedWasmBuffers();
   }
   if (name === "cpu") {
     // The cpu backend prints a multi-line "install tfjs-node" banner on first use; d2l

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch, BatchSource } from "./batches";
+import { UnitFloats } from "./unit-floats";
 import { ArgumentError, checkPositiveInt } from "./validate";
 
 /** Options of {@link ImageDataset.batches}. */
@@ -89,18 +90,31 @@ export class ImageDataset {
   }
 
   /**
-   * The batch of examples order[from..from+count) as tensors, pixels staged in `into` when
-   * given: the staging tensor is only an input of the division, so the array can be reused.
+   * The batch of examples order[from..from+count) as tensors. The pixels are converted to
+   * [0, 1] with WebAssembly SIMD where it runs; otherwise they are staged as floats 0..255 in
+   * `into` (when given: the staging tensor is only an input of the division, so the array can be
+   * reused) and divided by 255 in the backend. Either way the values are the same.
    */
   batch(order: Uint32Array, from: number, count: number, into?: Float32Array, resize?: number): Batch {
+    const shape: [number, number, number, number] = [count, this.height, this.width, 1];
+    const labels = () => tf.tensor1d(this.labelsOf(order, from, count), "int32");
+    const floats = resize === undefined ? unitFloats() : undefined;
+    if (floats !== undefined) {
+      const p = this.pixels;
+      const bytes = floats.input(count * p);
+      for (let k = 0; k < count; k++) {
+        const s = order[from + k] * p;
+        bytes.set(this.images.subarray(s, s + p), k * p);
+      }
+      return [tensorOf(floats.run(count * p), shape), labels()];
+    }
     const x = this.bytesAsFloats(order, from, count, into);
     const values = x.length === count * this.pixels ? x : x.subarray(0, count * this.pixels);
-    const shape: [number, number, number, number] = [count, this.height, this.width, 1];
     const X = tf.tidy(() => {
       const unit = tf.div<tf.Tensor4D>(tf.tensor4d(values, shape, "float32"), 255);
       return resize === undefined ? unit : tf.image.resizeBilinear(unit, [resize, resize]);
     });
-    return [X, tf.tensor1d(this.labelsOf(order, from, count), "int32")];
+    return [X, labels()];
   }
 
   private checkIndex(fn: string, name: string, value: number, max: number): void {
@@ -108,6 +122,23 @@ export class ImageDataset {
       throw new ArgumentError(`ImageDataset.${fn}`, name, `an integer in 0..${max}`, value);
     }
   }
+}
+
+let sharedUnitFloats: UnitFloats | null | undefined;
+
+/** The process's byte-to-float converter, or undefined without WebAssembly SIMD. */
+function unitFloats(): UnitFloats | undefined {
+  if (sharedUnitFloats === undefined) sharedUnitFloats = UnitFloats.create() ?? null;
+  return sharedUnitFloats ?? undefined;
+}
+
+/**
+ * A float32 tensor of `values`, which the caller goes on to overwrite: the wasm backend copies a
+ * new tensor's values into its own memory, the cpu and tensorflow backends keep the array they
+ * are given, so they get a copy.
+ */
+function tensorOf(values: Float32Array, shape: [number, number, number, number]): tf.Tensor4D {
+  return tf.tensor4d(tf.getBackend() === "wasm" ? values : values.slice(), shape, "float32");
 }
 
 /** Frees a batch's tensors unless the caller kept one with `tf.keep`. */

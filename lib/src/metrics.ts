@@ -4,18 +4,19 @@ import { Net, forward } from "./models";
 
 /**
  * Sums over n variables. A number is added at once; a tensor (a batch's loss, its count of
- * correct predictions) is summed on the device and read back only when its sum is read, so
- * a training loop never waits for the device just to keep score.
+ * correct predictions) is summed on the device and kept there, and the kept sums are added up
+ * and read back only when the total is read, so a training loop never waits for the device just
+ * to keep score, nor spends more than one small op per value on it.
  * @see d2l.Accumulator (section 3.6.5, classification accuracy)
  */
 export class Accumulator {
   private data: number[];
-  private pending: (tf.Tensor | null)[];
+  private pending: tf.Tensor[][];
 
   constructor(n: number) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`Accumulator: n must be a positive integer; got ${n}`);
     this.data = new Array<number>(n).fill(0);
-    this.pending = new Array<tf.Tensor | null>(n).fill(null);
+    this.pending = Array.from({ length: n }, () => []);
   }
 
   /** Adds `args[i]` to the i-th sum; a tensor adds the sum of its entries. */
@@ -27,29 +28,35 @@ export class Accumulator {
       if (typeof b === "number") {
         this.data[i] += b;
       } else {
-        const previous = this.pending[i];
-        this.pending[i] = tf.keep(tf.tidy(() => (previous ? previous.add(b.sum()) : b.sum())));
-        previous?.dispose();
+        const sums = this.pending[i];
+        sums.push(tf.keep(b.sum()));
+        if (sums.length === 1024) sums.push(this.total(sums.splice(0))); // keeps the list short in long loops
       }
     });
   }
 
   /** Sets every sum back to zero (and frees the tensors it held). */
   reset(): void {
-    this.pending.forEach((p) => p?.dispose());
-    this.pending.fill(null);
+    this.pending.forEach((sums) => tf.dispose(sums.splice(0)));
     this.data.fill(0);
   }
 
-  /** The i-th sum, d2l's `metric[i]`: reads a tensor sum back from the device once. */
+  /** The i-th sum, d2l's `metric[i]`: adds up the tensor sums on the device and reads the total back once. */
   get(i: number): number {
-    const p = this.pending[i];
-    if (p) {
-      this.data[i] += p.dataSync()[0];
-      p.dispose();
-      this.pending[i] = null;
+    const sums = this.pending[i];
+    if (sums.length > 0) {
+      const total = this.total(sums.splice(0));
+      this.data[i] += total.dataSync()[0];
+      total.dispose();
     }
     return this.data[i];
+  }
+
+  /** One float32 scalar holding the sum of `sums`, which are freed. */
+  private total(sums: tf.Tensor[]): tf.Tensor {
+    const total = tf.keep(tf.tidy(() => tf.addN(sums.map((s) => s.cast("float32")))));
+    tf.dispose(sums);
+    return total;
   }
 }
 

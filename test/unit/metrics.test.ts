@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { loadArray } from "../../lib/src/data";
 import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
 import { Accumulator, accuracy, evaluateAccuracy } from "../../lib/src/metrics";
@@ -75,6 +75,68 @@ describe("crossEntropy and softmaxCrossEntropy", () => {
   });
 });
 
+/** softmaxCrossEntropy as it was before its custom gradient: autodiff through logSumExp. */
+function autodiffSoftmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const logProbs = logits.sub(tf.logSumExp(logits, 1, true));
+  return logProbs.mul(tf.oneHot(y, logits.shape[1] as number)).sum(1).neg();
+}
+
+describe("softmaxCrossEntropy's custom gradient", () => {
+  const logits = tf.tensor2d(Float32Array.from({ length: 6 * 10 }, (_, i) => 3 * Math.sin(i * 1.3)), [6, 10]);
+  const big = tf.tensor2d([[1000, 0, -1000], [0, 1000, 10], [-50, -60, -70]]);
+  const y = tf.tensor1d([0, 3, 9, 9, 1, 5], "int32");
+  const yBig = tf.tensor1d([0, 2, 1], "int32");
+  const weights = tf.tensor1d([1, -2, 0.5, 3, 0, 1]); // an upstream gradient other than ones
+  afterAll(() => tf.dispose([logits, big, y, yBig, weights]));
+
+  it("gives the same values as autodiff through logSumExp, bit for bit", () => {
+    for (const [o, t] of [[logits, y], [big, yBig]]) {
+      const [mine, reference] = tf.tidy(() => [softmaxCrossEntropy(o, t).dataSync(), autodiffSoftmaxCrossEntropy(o, t).dataSync()]);
+      expect(Array.from(mine)).toEqual(Array.from(reference));
+    }
+  });
+
+  it("gives the same gradient as autodiff, for any upstream gradient, on small and huge logits", () => {
+    for (const [o, t, dy] of [[logits, y, weights], [big, yBig, tf.ones([3])]]) {
+      const [mine, reference] = tf.tidy(() =>
+        [softmaxCrossEntropy, autodiffSoftmaxCrossEntropy].map((loss) =>
+          Array.from(tf.grad((x: tf.Tensor) => loss(x, t).mul(dy).sum())(o).dataSync())),
+      );
+      expect(mine.every(Number.isFinite)).toBe(true);
+      mine.forEach((v, i) => expect(v).toBeCloseTo(reference[i], 6));
+    }
+  });
+
+  it("survives a tf.tidy around the loss inside the function whose gradient is taken, and leaks nothing", () => {
+    const before = tf.memory().numTensors;
+    const g = tf.grad((x: tf.Tensor) => tf.tidy(() => softmaxCrossEntropy(x, y).sum()))(logits);
+    const reference = tf.grad((x: tf.Tensor) => autodiffSoftmaxCrossEntropy(x, y).sum())(logits);
+    Array.from(g.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(reference.dataSync()[i], 6));
+    tf.dispose([g, reference]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("trains a dense layer with tf.train.sgd to the same weights as the autodiff loss", () => {
+    const X = tf.tensor2d(Float32Array.from({ length: 32 * 5 }, (_, i) => Math.cos(i * 0.37)), [32, 5]);
+    const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => (i * 7) % 4), "int32");
+    const trained = [softmaxCrossEntropy, autodiffSoftmaxCrossEntropy].map((loss) => {
+      const model = tf.sequential({ layers: [tf.layers.dense({ units: 4, inputShape: [5], kernelInitializer: "ones" })] });
+      const optimizer = tf.train.sgd(0.5);
+      for (let step = 0; step < 20; step++) {
+        tf.tidy(() => {
+          optimizer.minimize(() => loss(model.apply(X) as tf.Tensor, labels).mean() as tf.Scalar);
+        });
+      }
+      const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+      model.dispose();
+      optimizer.dispose();
+      return weights.flat();
+    });
+    trained[0].forEach((v, i) => expect(v).toBeCloseTo(trained[1][i], 5));
+    tf.dispose([X, labels]);
+  });
+});
+
 describe("Accumulator", () => {
   it("sums numbers and tensors per slot, as d2l's metric.add, and resets", () => {
     const metric = new Accumulator(3);
@@ -92,16 +154,28 @@ describe("Accumulator", () => {
     t.dispose();
   });
 
-  it("keeps its tensor sums through tf.tidy, holds one tensor per slot, and frees them on read or reset", () => {
+  it("keeps its tensor sums through tf.tidy, one scalar per value added, and frees them on read or reset", () => {
     const before = tf.memory().numTensors;
     const metric = new Accumulator(2);
     for (let i = 0; i < 50; i++) {
       tf.tidy(() => metric.add(tf.scalar(i), tf.ones([3])));
     }
-    expect(tf.memory().numTensors).toBe(before + 2);
+    expect(tf.memory().numTensors).toBe(before + 100);
     expect(metric.get(0)).toBe((49 * 50) / 2);
-    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(tf.memory().numTensors).toBe(before + 50);
     metric.reset();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("folds its kept sums into one every 1024 values, so a long loop holds few tensors", () => {
+    const before = tf.memory().numTensors;
+    const metric = new Accumulator(1);
+    for (let i = 0; i < 3000; i++) tf.tidy(() => metric.add(tf.scalar(i % 7, "int32")));
+    // at 1024 kept sums they are folded into one
+    expect(tf.memory().numTensors - before).toBeLessThan(1024);
+    let expected = 0;
+    for (let i = 0; i < 3000; i++) expected += i % 7;
+    expect(metric.get(0)).toBe(expected);
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -6,7 +6,7 @@ import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
 import { evaluateAccuracy } from "../../lib/src/metrics";
 import { softmax } from "../../lib/src/models";
 import { gradOf, sgd } from "../../lib/src/optim";
-import { predictCh3, trainCh3, trainEpochCh3 } from "../../lib/src/train";
+import { predictCh3, trainCh3, trainEpochCh3, type TrainMetrics } from "../../lib/src/train";
 import { realDataDir } from "./fashion-mnist-fixtures";
 import { blobs, countReads, inFakeKernel } from "./train-fixtures";
 
@@ -58,6 +58,19 @@ describe("trainCh3", () => {
     const { trainLoss, trainAcc, testAcc } = metrics;
     expect(lines[4]).toBe(`epoch 5: train loss ${trainLoss.toFixed(4)}, train acc ${trainAcc.toFixed(4)}, test acc ${testAcc.toFixed(4)}`);
     tf.dispose([X, y, Xt, yt]);
+    dispose();
+  });
+
+  it("calls onEpoch after each epoch with its number and metrics, the last ones those it returns", () => {
+    const [X, y] = blobs(300);
+    const data = loadArray([X, y], 50, false);
+    const { W, b, net, dispose } = scratchModel(4);
+    const seen: [number, TrainMetrics][] = [];
+    const metrics = trainCh3(net, data, data, crossEntropy, 3, (n) => sgd([W, b], 0.1, n), (epoch, m) => seen.push([epoch, m]));
+    expect(seen.map(([epoch]) => epoch)).toEqual([1, 2, 3]);
+    expect(seen[2][1]).toEqual(metrics);
+    expect(seen[0][1].trainLoss).toBeGreaterThan(seen[2][1].trainLoss);
+    tf.dispose([X, y]);
     dispose();
   });
 
