@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch, BatchSource } from "./batches";
 import { UnitFloats } from "./unit-floats";
+import { wasmImageBatch } from "./wasm-batches";
 import { ArgumentError, checkPositiveInt } from "./validate";
 
 /** Options of {@link ImageDataset.batches}. */
@@ -91,13 +92,18 @@ export class ImageDataset {
 
   /**
    * The batch of examples order[from..from+count) as tensors. The pixels are converted to
-   * [0, 1] with WebAssembly SIMD where it runs; otherwise they are staged as floats 0..255 in
-   * `into` (when given: the staging tensor is only an input of the division, so the array can be
-   * reused) and divided by 255 in the backend. Either way the values are the same.
+   * [0, 1] with WebAssembly SIMD where it runs (on the wasm backend, inside its memory); otherwise
+   * they are staged as floats 0..255 in `into` (when given: the staging tensor is only an input of
+   * the division, so the array can be reused) and divided by 255 in the backend. Either way the
+   * values are the same.
    */
   batch(order: Uint32Array, from: number, count: number, into?: Float32Array, resize?: number): Batch {
     const shape: [number, number, number, number] = [count, this.height, this.width, 1];
     const labels = () => tf.tensor1d(this.labelsOf(order, from, count), "int32");
+    if (resize === undefined) {
+      const X = wasmImageBatch(this, order, from, count, shape);
+      if (X !== undefined) return [X, labels()];
+    }
     const floats = resize === undefined ? unitFloats() : undefined;
     if (floats !== undefined) {
       const p = this.pixels;

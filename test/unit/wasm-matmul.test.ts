@@ -99,6 +99,10 @@ const SHAPES: [number[], number[]][] = [
   [[1, 6, 5], [3, 5, 4]],
   [[5, 7], [3, 7, 2]],
   [[2, 3, 3, 5], [3, 5, 7]],
+  // m and n multiples of 4: the SIMD transpose runs
+  [[8, 12], [12, 4]],
+  [[1, 16, 8], [8, 12]],
+  [[64, 784], [784, 12]],
 ];
 // tfjs (every backend) flattens batch dims, so [2, 1, ...] against [3, ...] is not supported,
 // and its matMul gradient does not sum over broadcast batch dims: gradients are checked on
@@ -115,6 +119,8 @@ const SETTINGS: [MatMulRewrite, Transposer][] = [
   ["operands", "write-order"],
   ["output", "read-order"],
   ["output", "write-order"],
+  ["operands", "simd"],
+  ["output", "simd"],
 ];
 
 /** Stored operand shapes and data for op(A)·op(B) with the untransposed shapes given. */
@@ -307,6 +313,28 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
       expect(tf.engine().backend.numDataIds()).toBe(buffers);
       tf.dispose([A, B, W, bias]);
     }
+  });
+
+  it("the SIMD transpose of the gradient's operands is exact, also after the backend's memory grew", () => {
+    useFastWasmMatMul({ rewrite: "operands", transposer: "simd" });
+    for (const [m, n] of [[4, 4], [256, 784], [784, 256], [12, 40]]) {
+      const a = values(m * n, m + n);
+      const identity = tf.eye(m);
+      // I·op(A) with A transposed is Aᵀ exactly: each output is one product by 1 and sums of zeros
+      const t = run(() => tf.tidy(() => tf.matMul(identity, tf.tensor(a, [n, m]), false, true)));
+      identity.dispose();
+      expect(t.shape).toEqual([m, n]);
+      let bad = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) if (t.data[i * n + j] !== a[j * m + i]) bad++;
+      expect(bad).toBe(0);
+    }
+    // grow the heap (a 64 MB tensor), then transpose again: the kernel sees the new memory
+    const big = tf.zeros([16 * 1024 * 1024]);
+    const a = values(64 * 32, 5);
+    const g = run(() => tf.tidy(() => tf.matMul(tf.tensor(a, [32, 64]), tf.eye(32), true, false)));
+    big.dispose();
+    expect(Array.from(g.data).every((v, k) => v === a[(k % 32) * 64 + Math.floor(k / 32)])).toBe(true);
+    useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
   });
 
   it("keeps the original kernel's errors for mismatched shapes", () => {
