@@ -178,11 +178,12 @@ async function main(): Promise<void> {
   let steps = 0;
   let epochShown = 1;
   const train = bar ? counted(trainIter, () => bar.update(++steps, { epoch: `${epochShown}/${opts.epochs}` })) : trainIter;
-  /** A line on stdout, under the bar rather than through it. */
+  let barShown = false;
+  /** A line on stdout, above the bar rather than through it. */
   const print = (line: string) => {
-    if (bar) process.stderr.write("\r\x1b[2K");
+    if (barShown) process.stderr.write("\r\x1b[2K");
     process.stdout.write(line + "\n");
-    bar?.render();
+    if (barShown) bar?.render();
   };
 
   print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend: ` +
@@ -202,20 +203,24 @@ async function main(): Promise<void> {
   };
 
   bar?.start(opts.epochs * stepsPerEpoch, 0, { epoch: `1/${opts.epochs}` });
+  barShown = bar !== undefined;
   // Outside a notebook trainCh3's Animator prints a line per epoch; the table above replaces it.
   const log = console.log;
   console.log = () => undefined;
+  let failedCheck: Error | undefined;
   try {
     d2l.trainCh3(job.net, train, testIter, job.loss, opts.epochs, job.updater, onEpoch);
   } catch (error) {
     // d2l's checks of a successful run fail after too few epochs; the numbers are still worth reporting.
     if (epochSeconds.length !== opts.epochs) throw error;
-    process.stderr.write(`note: ${(error as Error).message}\n`);
+    failedCheck = error as Error;
   } finally {
     console.log = log;
     bar?.stop();
+    barShown = false;
     job.dispose();
   }
+  if (failedCheck) process.stderr.write(`note: ${failedCheck.message}\n`);
   const totalSeconds = (performance.now() - start) / 1000;
   const secondsPerEpoch = median(epochSeconds.length > 1 ? epochSeconds.slice(1) : epochSeconds);
 
