@@ -149,7 +149,10 @@ describe("trainCh3", () => {
   it("blames the loss, not the learning rate, when the very first loss is not finite", () => {
     const [X, y] = blobs(128);
     const data = loadArray([X, y], 32, false);
-    const model = conciseModel(4); // outputs logits, some negative: log of a negative "probability" is NaN
+    // A net that outputs logits, all -1 at the start: log of a negative "probability" is NaN.
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ units: 3, inputShape: [4], kernelInitializer: "zeros", biasInitializer: tf.initializers.constant({ value: -1 }) })],
+    });
     expect(() => trainCh3(model, data, data, crossEntropy, 2, tf.train.sgd(0.1))).toThrow(
       /non-finite \(NaN\) in epoch 1, at step 1 of 4\. It was never finite, so the loss or the model is at fault.*use softmaxCrossEntropy/,
     );
