@@ -2,24 +2,29 @@
  * d2l for TensorFlow.js: the helpers of Dive into Deep Learning, chapter 3 (linear neural
  * networks), as `import * as d2l from "d2l"`, the way the book does `from d2l import torch as d2l`.
  */
+
+// Set-up: the backend, timing, argument checks, freeing what a re-run cell made.
 export { BACKENDS, initBackend } from "./backend";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
+export { ArgumentError, checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
+export { disposeOnRerun } from "./rerun";
+export type { Disposable } from "./rerun";
+
+// Charts and notebook output.
 export { DisplayHandle, displayBundle, inKernel } from "./display";
 export type { MimeBundle } from "./display";
 export { describeFigure, figureBundle, showFigure } from "./figure";
 export type { Axis, Figure, Layout, Trace } from "./figure";
 export { DEFAULT_FMTS, layoutFor, lineFigure, parseFmt, plot, scatter, scatterFigure } from "./plot";
 export type { PlotOptions, Series } from "./plot";
+export { panelsFigure, plotPanels } from "./panels";
+export type { Panel, PanelsOptions } from "./panels";
+export { Animator } from "./animator";
+
+// Data: synthetic regression data, minibatches, Fashion-MNIST.
 export type { Batch, BatchSource } from "./batches";
-export { ArgumentError } from "./validate";
-export { checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
 export { dataIter, loadArray, rowTaker, syntheticData } from "./data";
-export { linreg } from "./models";
-export { squaredLoss } from "./losses";
-export { backward, gradOf, sgd, zeroGrad } from "./optim";
-export { disposeOnRerun } from "./rerun";
-export type { Disposable } from "./rerun";
 export { DataFileError, parseIdx, readIdxGz } from "./idx";
 export type { IdxArray } from "./idx";
 export { DownloadError, downloadFile } from "./download";
@@ -32,13 +37,13 @@ export {
 } from "./fashion-mnist";
 export type { FashionMnistOptions } from "./fashion-mnist";
 export { imagesFigure, showImages } from "./show-images";
-export { forward, softmax } from "./models";
+
+// Models, losses, optimization, training.
+export { forward, linreg, softmax } from "./models";
 export type { Net } from "./models";
-export { crossEntropy, softmaxCrossEntropy } from "./losses";
+export { crossEntropy, softmaxCrossEntropy, squaredLoss } from "./losses";
 export type { Loss } from "./losses";
+export { backward, gradOf, sgd, zeroGrad } from "./optim";
 export { Accumulator, accuracy, evaluateAccuracy } from "./metrics";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";
-export { Animator } from "./animator";
-export { panelsFigure, plotPanels } from "./panels";
-export type { Panel, PanelsOptions } from "./panels";
