@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { TRANSPOSE_WASM } from "./simd-kernels";
+import { findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./wasm-kernels";
 
 /**
  * The wasm backend (@tensorflow/tfjs-backend-wasm 4.x) multiplies with XNNPACK only when neither
@@ -62,17 +63,8 @@ type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 type Settings = Required<FastMatMulOptions>;
 
-/**
- * What an installed wrapper carries, found through the kernel registry: tsx (and tslab) can load
- * this module twice (ESM and CommonJS), and each copy must recognise the other's wrapper.
- */
-interface Installed {
-  original: tf.KernelConfig;
-  settings: Settings;
-}
-
+/** Marks the installed wrappers, whose state is their (re-tunable) settings. */
 const MARK = Symbol.for("d2l.useFastWasmMatMul");
-type MarkedKernelFunc = tf.KernelFunc & { [MARK]?: Installed };
 
 const BACKEND = "wasm";
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
@@ -247,21 +239,14 @@ const WRAP: Record<(typeof KERNELS)[number], (original: Kernel, settings: Settin
 export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   for (const name of KERNELS) {
-    const config = tf.getKernel(name, BACKEND);
-    if (config === undefined) {
-      return false;
-    }
-    const installed = (config.kernelFunc as MarkedKernelFunc)[MARK];
+    const installed = findWasmReplacement<Settings>(name, MARK);
     if (installed !== undefined) {
-      Object.assign(installed.settings, given);
+      Object.assign(installed.state, given);
       continue;
     }
     const settings: Settings = { ...DEFAULTS, ...given };
-    const kernelFunc: MarkedKernelFunc = WRAP[name](config.kernelFunc as unknown as Kernel, settings) as unknown as tf.KernelFunc;
-    kernelFunc[MARK] = { original: config, settings };
-    tf.unregisterKernel(name, BACKEND);
-    // The same setupFunc/disposeFunc: the original kernel's wasm bindings stay initialised.
-    tf.registerKernel({ ...config, kernelFunc });
+    const wrap = (original: tf.KernelFunc) => WRAP[name](original as unknown as Kernel, settings) as unknown as tf.KernelFunc;
+    if (!replaceWasmKernel(name, MARK, settings, wrap)) return false;
   }
   return true;
 }
@@ -271,14 +256,5 @@ export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
  * benchmarks that compare the two. Returns whether anything was restored.
  */
 export function restoreWasmMatMul(): boolean {
-  let restored = false;
-  for (const name of KERNELS) {
-    const installed = (tf.getKernel(name, BACKEND)?.kernelFunc as MarkedKernelFunc | undefined)?.[MARK];
-    if (installed !== undefined) {
-      tf.unregisterKernel(name, BACKEND);
-      tf.registerKernel(installed.original);
-      restored = true;
-    }
-  }
-  return restored;
+  return KERNELS.map((name) => restoreWasmKernel(name, MARK)).some(Boolean);
 }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./wasm-kernels";
 
 /**
  * tfjs clones (the Identity kernel) every tensor an op saves for its gradient, and many gradients
@@ -13,11 +14,7 @@ import * as tf from "@tensorflow/tfjs";
  * count reaches zero. The wasm backend's own Reshape kernel shares buffers exactly this way.
  */
 
-/** What a replaced kernel carries: the original, found through the registry, so a second copy of this module recognises it. */
 const MARK = Symbol.for("d2l.useSharedWasmBuffers");
-type MarkedKernelFunc = tf.KernelFunc & { [MARK]?: tf.KernelConfig };
-
-const BACKEND = "wasm";
 const KERNELS = [tf.Identity, tf.Cast] as const;
 
 interface RefCountingBackend {
@@ -45,27 +42,13 @@ function sharing(original: tf.KernelFunc): tf.KernelFunc {
  */
 export function useSharedWasmBuffers(): boolean {
   for (const name of KERNELS) {
-    const config = tf.getKernel(name, BACKEND);
-    if (config === undefined) return false;
-    if ((config.kernelFunc as MarkedKernelFunc)[MARK] !== undefined) continue;
-    const kernelFunc: MarkedKernelFunc = sharing(config.kernelFunc);
-    kernelFunc[MARK] = config;
-    tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel({ ...config, kernelFunc });
+    if (findWasmReplacement(name, MARK) !== undefined) continue;
+    if (!replaceWasmKernel(name, MARK, undefined, sharing)) return false;
   }
   return true;
 }
 
 /** Puts the copying wasm Identity and Cast kernels back (for tests and benchmarks); returns whether anything changed. */
 export function restoreWasmBuffers(): boolean {
-  let restored = false;
-  for (const name of KERNELS) {
-    const original = (tf.getKernel(name, BACKEND)?.kernelFunc as MarkedKernelFunc | undefined)?.[MARK];
-    if (original !== undefined) {
-      tf.unregisterKernel(name, BACKEND);
-      tf.registerKernel(original);
-      restored = true;
-    }
-  }
-  return restored;
+  return KERNELS.map((name) => restoreWasmKernel(name, MARK)).some(Boolean);
 }
