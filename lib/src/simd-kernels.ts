@@ -3,45 +3,12 @@
  * the pixel conversions of {@link UNIT_FLOATS_WASM} and {@link GATHER_UNIT_WASM}, and the matrix
  * transpose of {@link TRANSPOSE_WASM}. Each is a few hundred bytes; the unit tests check them
  * value by value.
- * Opcodes are those of the WebAssembly 2.0 core and fixed-width SIMD specifications.
  */
 
-const leb = (n: number): number[] => (n < 128 ? [n] : [(n & 127) | 128, ...leb(n >>> 7)]);
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 127;
-    n >>= 7;
-    if ((n === 0 && !(byte & 64)) || (n === -1 && byte & 64)) return [...out, byte];
-    out.push(byte | 128);
-  }
-}
-
-const section = (id: number, bytes: number[]) => [id, ...leb(bytes.length), ...bytes];
-const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-const I32 = 0x7f;
-const V128 = 0x7b;
-
-const get = (i: number) => [0x20, i];
-const set = (i: number) => [0x21, i];
-const tee = (i: number) => [0x22, i];
-const i32 = (v: number) => [0x41, ...sleb(v)];
-const ADD = 0x6a;
-const LOAD_I32 = [0x28, 0x02, 0x00];
-const SUB = 0x6b;
-const MUL = 0x6c;
-const SHL = 0x74;
-const XOR = 0x73;
-const LT_U = 0x49;
-const GT_S = 0x4a;
-const LOOP = [0x03, 0x40];
-const END = 0x0b;
-const BR_IF_0 = [0x0d, 0x00];
-const load = (offset = 0) => [0xfd, 0x00, 0x00, ...leb(offset)]; // v128.load, no alignment assumed
-const store = (offset = 0) => [0xfd, 0x0b, 0x00, ...leb(offset)]; // v128.store
-/** i8x16.shuffle picking four 32-bit lanes (0-3 from the first vector, 4-7 from the second). */
-const shuffle32 = (lanes: number[]) => [0xfd, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
+import {
+  ADD, BR_IF_0, END, GT_S, HEADER, I32, LOAD_I32, LOOP, LT_U, MUL, SHL, SUB, V128, XOR,
+  get, i32, leb, load, section, set, shuffle32, store, tee,
+} from "./wasm-asm";
 
 /** f32x4.splat(255) into local k. */
 const splat255 = (k: number) => [0x43, 0x00, 0x00, 0x7f, 0x43, 0xfd, 0x13, ...set(k)];

@@ -103,6 +103,12 @@ const SHAPES: [number[], number[]][] = [
   [[8, 12], [12, 4]],
   [[1, 16, 8], [8, 12]],
   [[64, 784], [784, 12]],
+  // at most 16 columns, k or m a multiple of 4: the skinny kernels run (odd m, m = 8q + 4, n = 1, 16 and 17)
+  [[7, 12], [12, 3]],
+  [[12, 8], [8, 1]],
+  [[20, 4], [4, 16]],
+  [[9, 16], [16, 17]],
+  [[1, 5, 8], [1, 8, 7]],
 ];
 // tfjs (every backend) flattens batch dims, so [2, 1, ...] against [3, ...] is not supported,
 // and its matMul gradient does not sum over broadcast batch dims: gradients are checked on
@@ -113,14 +119,16 @@ const FLAGS: [boolean, boolean][] = [
   [false, true],
   [true, true],
 ];
-const SETTINGS: [MatMulRewrite, Transposer][] = [
-  ["auto", "auto"],
-  ["operands", "read-order"],
-  ["operands", "write-order"],
-  ["output", "read-order"],
-  ["output", "write-order"],
-  ["operands", "simd"],
-  ["output", "simd"],
+/** [rewrite, transposer, skinny]: the defaults, then each other path with the skinny kernels off. */
+const SETTINGS: [MatMulRewrite, Transposer, boolean][] = [
+  ["auto", "auto", true],
+  ["auto", "auto", false],
+  ["operands", "read-order", false],
+  ["operands", "write-order", false],
+  ["output", "read-order", false],
+  ["output", "write-order", false],
+  ["operands", "simd", false],
+  ["output", "simd", false],
 ];
 
 /** Stored operand shapes and data for op(A)·op(B) with the untransposed shapes given. */
@@ -141,7 +149,7 @@ function run(f: () => tf.Tensor): { data: Float32Array; shape: number[] } {
 
 describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
   afterAll(() => {
-    useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
+    useFastWasmMatMul({ rewrite: "auto", transposer: "auto", skinny: true });
   });
 
   it("is installed by initBackend and re-calling it is a no-op", () => {
@@ -184,8 +192,8 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
         const product = () => tf.matMul(tf.tensor(a, as), tf.tensor(b, bs), tA, tB);
         restoreWasmMatMul();
         const original = run(() => tf.tidy(product));
-        for (const [rewrite, transposer] of SETTINGS) {
-          useFastWasmMatMul({ rewrite, transposer });
+        for (const [rewrite, transposer, skinny] of SETTINGS) {
+          useFastWasmMatMul({ rewrite, transposer, skinny });
           const fast = run(() => tf.tidy(product));
           expect(fast.shape).toEqual(original.shape);
           expect(fast.shape).toEqual(ref.shape);
@@ -199,8 +207,9 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
     expect(checked).toBe(SHAPES.length * FLAGS.length * SETTINGS.length);
   });
 
-  it("fused matMul (bias, relu) matches a float64 reference with transposes", () => {
-    useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
+  it.each([["relu", true], ["linear", true], ["linear", false]] as const)(
+    "fused matMul (bias, %s; skinny kernels %s) matches a float64 reference with transposes", (activation, skinny) => {
+    useFastWasmMatMul({ rewrite: "auto", transposer: "auto", skinny });
     // Single-batch products only: with several batches the wasm kernel's own slow path
     // broadcasts the bias wrongly past row 0, and that path is left as it is.
     const singleBatch = (s: number[]) => s.slice(0, -2).every((d) => d === 1);
@@ -210,7 +219,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
         const n = bShape[bShape.length - 1];
         const bias = values(n, 5);
         const ref = reference(a, as, b, bs, tA, tB);
-        const expected = ref.data.map((v, i) => Math.max(0, v + bias[i % n]));
+        const expected = ref.data.map((v, i) => (activation === "relu" ? Math.max(0, v + bias[i % n]) : v + bias[i % n]));
         const fast = run(() =>
           tf.tidy(() =>
             tf.fused.matMul({
@@ -219,7 +228,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
               transposeA: tA,
               transposeB: tB,
               bias: tf.tensor1d(bias),
-              activation: "relu",
+              activation,
             }),
           ),
         );
@@ -290,8 +299,8 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
   });
 
   it("leaks neither tensors nor wasm buffers", () => {
-    for (const [rewrite, transposer] of SETTINGS) {
-      useFastWasmMatMul({ rewrite, transposer });
+    for (const [rewrite, transposer, skinny] of SETTINGS) {
+      useFastWasmMatMul({ rewrite, transposer, skinny });
       const A = tf.tensor(values(256 * 784, 1), [256, 784]);
       const B = tf.tensor(values(256 * 10, 2), [256, 10]);
       const W = tf.tensor(values(784 * 10, 3), [784, 10]);
@@ -316,7 +325,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
   });
 
   it("the SIMD transpose of the gradient's operands is exact, also after the backend's memory grew", () => {
-    useFastWasmMatMul({ rewrite: "operands", transposer: "simd" });
+    useFastWasmMatMul({ rewrite: "operands", transposer: "simd", skinny: false });
     for (const [m, n] of [[4, 4], [256, 784], [784, 256], [12, 40]]) {
       const a = values(m * n, m + n);
       const identity = tf.eye(m);
@@ -334,7 +343,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
     const g = run(() => tf.tidy(() => tf.matMul(tf.tensor(a, [32, 64]), tf.eye(32), true, false)));
     big.dispose();
     expect(Array.from(g.data).every((v, k) => v === a[(k % 32) * 64 + Math.floor(k / 32)])).toBe(true);
-    useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
+    useFastWasmMatMul({ rewrite: "auto", transposer: "auto", skinny: true });
   });
 
   it("keeps the original kernel's errors for mismatched shapes", () => {

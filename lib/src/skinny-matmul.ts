@@ -1,0 +1,252 @@
+import * as tf from "@tensorflow/tfjs";
+import {
+  ADD, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_ADD, GT_S, I32, LOOP, LT_U, SUB, V128, ZERO_F32X4,
+  extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, shuffle32, storeF32, tee,
+  voidType,
+} from "./wasm-asm";
+
+/**
+ * WebAssembly SIMD kernels for the products of chapter 3, whose result has few columns: the
+ * softmax regression's X·W (256×784 · 784×10) and its weight gradient Xᵀ·dY (784×256 · 256×10).
+ * XNNPACK, which the wasm backend uses, computes output columns in panels of 8 and so does the
+ * work of 16 columns for 10; these kernels compute exactly the columns there are. Each module is
+ * generated for its shape (the inner dimension and the number of columns are constants, so every
+ * address in the inner loop is a base plus a constant offset) and works in the backend's memory.
+ */
+
+/** At most this many accumulating columns at a time: 2 × 5 accumulators and 3 operands fill 13 of the 16 SIMD registers of x86-64. */
+const MAX_BLOCK = 5;
+
+/** Splits n columns into blocks of at most MAX_BLOCK, as even as possible: 10 -> [5, 5], 16 -> [4, 4, 4, 4]. */
+export function columnBlocks(n: number): [start: number, width: number][] {
+  const count = Math.ceil(n / MAX_BLOCK);
+  const blocks: [number, number][] = [];
+  for (let b = 0, start = 0; b < count; b++) {
+    const width = Math.floor(n / count) + (b < n % count ? 1 : 0);
+    blocks.push([start, width]);
+    start += width;
+  }
+  return blocks;
+}
+
+/** The four lanes of the vector on the stack summed into one float (lanes paired: (0+2) + (1+3)). */
+const horizontalSum = (v: number) => [
+  ...get(v), ...get(v), ...get(v), ...shuffle32([2, 3, 0, 1]), ...F32X4_ADD, ...tee(v),
+  ...get(v), ...get(v), ...shuffle32([1, 0, 3, 2]), ...F32X4_ADD, ...extractF32(0),
+];
+
+/**
+ * `f(a, b, bias, c, m, t)`: C = A·B (+ bias), A m×k, B k×n, C m×n, row-major float32, for the
+ * k and n the module is made for (k a multiple of 4). Unless `bTransposed` (then b holds Bᵀ,
+ * n×k, as the product A·Bᵀ passes it), B is first transposed into the scratch area t (n·k
+ * floats), so that each output is the dot product of two contiguous rows. With `withBias`, bias
+ * (n floats) is added to every row. Rows are taken two at a time (one at the end when m is odd)
+ * and columns in blocks of up to 5, each accumulating in its own SIMD register.
+ */
+export function rowDotMatMulWasm(k: number, n: number, withBias: boolean, bTransposed = false): number[] {
+  if (k % 4 !== 0 || k < 4 || n < 1) throw new Error(`rowDotMatMulWasm: k must be a positive multiple of 4 and n positive; got k=${k}, n=${n}`);
+  const [A, B, BIAS, C, M, T, I, PA, PC, O, P, Q, J] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const V = 13; // first v128 local: 2 row vectors, the column vector, then 2 × MAX_BLOCK accumulators
+  const [ROW0, COL, ACC] = [V, V + 2, V + 3];
+  const rowBytes = 4 * k;
+
+  // T[j][kk] = B[kk][j]: for each kk, the n floats of row kk scattered with stride k.
+  const transposeB = bTransposed ? [...get(B), ...set(T)] : [
+    ...get(B), ...set(P), ...get(T), ...set(Q), ...i32(k), ...set(J),
+    ...LOOP,
+    ...Array.from({ length: n }, (_, j) => [...get(Q), ...get(P), ...loadF32(4 * j), ...storeF32(j * rowBytes)]).flat(),
+    ...get(P), ...i32(4 * n), ADD, ...set(P),
+    ...get(Q), ...i32(4), ADD, ...set(Q),
+    ...get(J), ...i32(1), SUB, ...tee(J), ...i32(0), GT_S, ...BR_IF_0,
+    END,
+  ];
+
+  /** One block: `rows` rows from PA, columns start..start+width, into C at PC. */
+  const block = (rows: number, start: number, width: number) => {
+    const acc = (r: number, j: number) => ACC + r * MAX_BLOCK + j;
+    const out: number[] = [];
+    for (let r = 0; r < rows; r++) for (let j = 0; j < width; j++) out.push(...ZERO_F32X4, ...set(acc(r, j)));
+    out.push(...i32(0), ...set(O));
+    out.push(...LOOP);
+    out.push(...get(PA), ...get(O), ADD, ...set(P)); // P = this step's 4 floats of row 0
+    out.push(...get(T), ...get(O), ADD, ...set(Q)); // Q = the same 4 floats of column 0 (a row of T)
+    for (let r = 0; r < rows; r++) out.push(...get(P), ...load(r * rowBytes), ...set(ROW0 + r));
+    for (let j = 0; j < width; j++) {
+      out.push(...get(Q), ...load((start + j) * rowBytes), ...set(COL));
+      for (let r = 0; r < rows; r++) {
+        out.push(...get(acc(r, j)), ...get(ROW0 + r), ...get(COL), ...F32X4_MUL, ...F32X4_ADD, ...set(acc(r, j)));
+      }
+    }
+    out.push(...get(O), ...i32(16), ADD, ...tee(O), ...i32(rowBytes), LT_U, ...BR_IF_0);
+    out.push(END);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < width; j++) {
+        out.push(...get(PC), ...horizontalSum(acc(r, j)));
+        if (withBias) out.push(...get(BIAS), ...loadF32(4 * (start + j)), F32_ADD);
+        out.push(...storeF32(4 * (r * n + start + j)));
+      }
+    }
+    return out;
+  };
+  const blocks = columnBlocks(n);
+  const rowsAt = (rows: number) => [
+    ...blocks.flatMap(([start, width]) => block(rows, start, width)),
+    ...get(PA), ...i32(rows * rowBytes), ADD, ...set(PA),
+    ...get(PC), ...i32(rows * 4 * n), ADD, ...set(PC),
+    ...get(I), ...i32(rows), ADD, ...set(I),
+  ];
+  const body = [
+    ...locals([7, I32], [3 + 2 * MAX_BLOCK, V128]),
+    ...transposeB,
+    ...get(A), ...set(PA), ...get(C), ...set(PC), ...i32(0), ...set(I),
+    // while (i + 2 <= m) two rows; then one if m is odd
+    0x02, 0x40, ...LOOP,
+    ...get(I), ...i32(2), ADD, ...get(M), GT_S, 0x0d, 0x01, // br_if to the block's end
+    ...rowsAt(2),
+    0x0c, 0x00, // br to the loop
+    END, END,
+    ...get(I), ...get(M), LT_U, 0x04, 0x40, ...rowsAt(1), END,
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(6), "f", body);
+}
+
+/**
+ * `g(a, b, c, k)`: C = Aᵀ·B, A k×m, B k×n, C m×n, row-major float32, for the m and n the module
+ * is made for (m a multiple of 4): the weight gradient Xᵀ·dY without transposing X. Eight
+ * outputs of a column (two vectors of four rows of C) accumulate A's row segment times B's entry,
+ * splatted, over the k rows; columns go in blocks of up to 5.
+ */
+export function colAxpyMatMulWasm(m: number, n: number): number[] {
+  if (m % 4 !== 0 || m < 4 || n < 1) throw new Error(`colAxpyMatMulWasm: m must be a positive multiple of 4 and n positive; got m=${m}, n=${n}`);
+  const [A, B, C, K, PA, PB, PC, LEFT, Mi] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const V = 9;
+  const [SEG0, ACC] = [V, V + 2];
+  const blocks = columnBlocks(n);
+
+  /** `vectors` (1 or 2) vectors of 4 rows of C starting at row Mi, columns start..start+width. */
+  const block = (vectors: number, start: number, width: number) => {
+    const acc = (v: number, j: number) => ACC + v * MAX_BLOCK + j;
+    const out: number[] = [];
+    for (let v = 0; v < vectors; v++) for (let j = 0; j < width; j++) out.push(...ZERO_F32X4, ...set(acc(v, j)));
+    out.push(...get(A), ...get(Mi), ...i32(2), 0x74, ADD, ...set(PA)); // PA = A + 4·mi
+    out.push(...get(B), ...set(PB), ...get(K), ...set(LEFT));
+    out.push(...LOOP);
+    for (let v = 0; v < vectors; v++) out.push(...get(PA), ...load(16 * v), ...set(SEG0 + v));
+    for (let j = 0; j < width; j++) {
+      out.push(...get(PB), ...loadSplat(4 * (start + j)), ...set(V + 2 + 2 * MAX_BLOCK)); // the splatted B entry
+      for (let v = 0; v < vectors; v++) {
+        out.push(...get(acc(v, j)), ...get(SEG0 + v), ...get(V + 2 + 2 * MAX_BLOCK), ...F32X4_MUL, ...F32X4_ADD, ...set(acc(v, j)));
+      }
+    }
+    out.push(...get(PA), ...i32(4 * m), ADD, ...set(PA));
+    out.push(...get(PB), ...i32(4 * n), ADD, ...set(PB));
+    out.push(...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...i32(0), GT_S, ...BR_IF_0);
+    out.push(END);
+    for (let v = 0; v < vectors; v++) {
+      for (let j = 0; j < width; j++) {
+        for (let lane = 0; lane < 4; lane++) {
+          out.push(...get(PC), ...get(acc(v, j)), ...extractF32(lane), ...storeF32(4 * ((4 * v + lane) * n + start + j)));
+        }
+      }
+    }
+    return out;
+  };
+  const rowsAt = (vectors: number) => [
+    ...blocks.flatMap(([start, width]) => block(vectors, start, width)),
+    ...get(PC), ...i32(16 * vectors * n), ADD, ...set(PC),
+    ...get(Mi), ...i32(4 * vectors), ADD, ...set(Mi),
+  ];
+  const body = [
+    ...locals([5, I32], [3 + 2 * MAX_BLOCK, V128]),
+    ...get(C), ...set(PC), ...i32(0), ...set(Mi),
+    ...(m >= 8
+      ? [...LOOP, ...rowsAt(2), ...get(Mi), ...i32(8), ADD, ...i32(m), 0x4d, ...BR_IF_0, END] // while mi + 8 <= m (i32.le_u)
+      : []),
+    ...(m % 8 === 4 ? rowsAt(1) : []),
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(4), "g", body);
+}
+
+/** Products with at most this many output columns take these kernels (measured faster than XNNPACK up to 16 at least). */
+export const SKINNY_MAX_COLUMNS = 16;
+
+/** What the kernels use of the wasm backend (structural, so lib needs no wasm type import). */
+interface WasmMemoryBackend {
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  getMemoryOffset(dataId: tf.DataId): number;
+  wasm?: { asm?: { memory?: unknown } };
+}
+
+type RowDot = (a: number, b: number, bias: number, c: number, m: number, t: number) => void;
+type ColAxpy = (a: number, b: number, c: number, k: number) => void;
+
+/** Modules made so far, by backend memory and shape; null where SIMD is unavailable. */
+const compiled = new WeakMap<WebAssembly.Memory, Map<string, RowDot | ColAxpy | null>>();
+/** A cap on the shapes kept per memory: a program of many shapes recompiles instead of growing without bound. */
+const MAX_COMPILED = 64;
+
+function kernelFor<F extends RowDot | ColAxpy>(memory: WebAssembly.Memory, key: string, make: () => number[], name: string): F | undefined {
+  let cache = compiled.get(memory);
+  if (cache === undefined) compiled.set(memory, (cache = new Map()));
+  let f = cache.get(key);
+  if (f === undefined) {
+    try {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(make())), { e: { m: memory } });
+      f = instance.exports[name] as F;
+    } catch {
+      f = null; // no WebAssembly SIMD here
+    }
+    if (cache.size >= MAX_COMPILED) cache.clear();
+    cache.set(key, f);
+  }
+  return (f ?? undefined) as F | undefined;
+}
+
+const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+
+/**
+ * op(A)·op(B) (+ bias over the rows) with the kernels above, in the wasm backend's memory, when
+ * the product is one they compute: float32, a single batch, at most {@link SKINNY_MAX_COLUMNS}
+ * columns, and either A untransposed with an inner size that is a multiple of 4, or A transposed,
+ * B not, no bias and a number of rows that is a multiple of 4. Otherwise undefined, and the caller
+ * uses the backend's own kernel (which also reports mismatched shapes).
+ */
+export function skinnyMatMul(
+  backend: WasmMemoryBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias?: tf.TensorInfo,
+): tf.TensorInfo | undefined {
+  const memory = backend.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  if (a.dtype !== "float32" || b.dtype !== "float32" || (bias !== undefined && bias.dtype !== "float32")) return undefined;
+  if (a.shape.length < 2 || b.shape.length < 2 || size(a.shape.slice(0, -2)) !== 1 || size(b.shape.slice(0, -2)) !== 1) return undefined;
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [m, k] = transposeA ? [ac, ar] : [ar, ac];
+  const [kb, n] = transposeB ? [bc, br] : [br, bc];
+  if (k !== kb || m < 1 || k < 1 || n < 1 || n > SKINNY_MAX_COLUMNS) return undefined;
+  if (bias !== undefined && (size(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
+  const batch = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
+  const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
+
+  if (!transposeA && k % 4 === 0) {
+    const f = kernelFor<RowDot>(memory, `dot ${k} ${n} ${bias !== undefined} ${transposeB}`,
+      () => rowDotMatMulWasm(k, n, bias !== undefined, transposeB), "f");
+    if (f === undefined) return undefined;
+    const out = backend.makeOutput([...batch, m, n], "float32");
+    const scratch = transposeB ? undefined : backend.makeOutput([n * k], "float32");
+    // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
+    f(offset(a), offset(b), bias === undefined ? 0 : offset(bias), offset(out), m, scratch === undefined ? 0 : offset(scratch));
+    if (scratch !== undefined) backend.disposeData(scratch.dataId);
+    return out;
+  }
+  if (transposeA && !transposeB && bias === undefined && m % 4 === 0) {
+    const g = kernelFor<ColAxpy>(memory, `axpy ${m} ${n}`, () => colAxpyMatMulWasm(m, n), "g");
+    if (g === undefined) return undefined;
+    const out = backend.makeOutput([...batch, m, n], "float32");
+    g(offset(a), offset(b), offset(out), k);
+    return out;
+  }
+  return undefined;
+}

@@ -1,0 +1,90 @@
+/**
+ * A few helpers to write WebAssembly bytecode by hand (there is no compiler to depend on): LEB128
+ * numbers, sections, and the instructions the SIMD kernels of simd-kernels.ts and
+ * skinny-matmul.ts use. Opcodes are those of the WebAssembly 2.0 core and fixed-width SIMD
+ * specifications.
+ */
+
+/** Unsigned LEB128. */
+export const leb = (n: number): number[] => (n < 128 ? [n] : [(n & 127) | 128, ...leb(n >>> 7)]);
+
+/** Signed LEB128. */
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 127;
+    n >>= 7;
+    if ((n === 0 && !(byte & 64)) || (n === -1 && byte & 64)) return [...out, byte];
+    out.push(byte | 128);
+  }
+}
+
+/** A module section: id, size, contents. */
+export const section = (id: number, bytes: number[]) => [id, ...leb(bytes.length), ...bytes];
+/** The magic number and version that start every module. */
+export const HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+/** Value types. */
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
+
+/** local.get, local.set, local.tee */
+export const get = (i: number) => [0x20, ...leb(i)];
+export const set = (i: number) => [0x21, ...leb(i)];
+export const tee = (i: number) => [0x22, ...leb(i)];
+/** i32.const */
+export const i32 = (v: number) => [0x41, ...sleb(v)];
+export const ADD = 0x6a;
+export const SUB = 0x6b;
+export const MUL = 0x6c;
+export const SHL = 0x74;
+export const XOR = 0x73;
+export const LT_U = 0x49;
+export const GT_S = 0x4a;
+/** i32.load of an aligned word at the address on the stack. */
+export const LOAD_I32 = [0x28, 0x02, 0x00];
+/** f32.load / f32.store at a constant offset from the address on the stack. */
+export const loadF32 = (offset = 0) => [0x2a, 0x02, ...leb(offset)];
+export const storeF32 = (offset = 0) => [0x38, 0x02, ...leb(offset)];
+export const F32_ADD = 0x92;
+/** loop and block with no result; end; br_if to the innermost label. */
+export const LOOP = [0x03, 0x40];
+export const BLOCK = [0x02, 0x40];
+export const END = 0x0b;
+export const BR_IF_0 = [0x0d, 0x00];
+/** v128.load / v128.store at a constant offset, no alignment assumed. */
+export const load = (offset = 0) => [0xfd, 0x00, 0x00, ...leb(offset)];
+export const store = (offset = 0) => [0xfd, 0x0b, 0x00, ...leb(offset)];
+/** v128.load32_splat: one float read into all four lanes. */
+export const loadSplat = (offset = 0) => [0xfd, 0x09, 0x02, ...leb(offset)];
+/** i8x16.shuffle picking four 32-bit lanes (0-3 from the first vector, 4-7 from the second). */
+export const shuffle32 = (lanes: number[]) => [0xfd, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
+/** f32x4.extract_lane */
+export const extractF32 = (lane: number) => [0xfd, 0x1f, lane];
+/** f32x4.splat of f32.const 0 */
+export const ZERO_F32X4 = [0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13];
+export const F32X4_ADD = [0xfd, 0xe4, 0x01];
+export const F32X4_MUL = [0xfd, 0xe6, 0x01];
+export const F32X4_DIV = [0xfd, 0xe7, 0x01];
+
+/** Local declarations: [count, type] runs. */
+export const locals = (...runs: [number, number][]) => [...leb(runs.length), ...runs.flatMap(([n, t]) => [...leb(n), t])];
+
+/** A function type with `params` i32 parameters and no result. */
+export const voidType = (params: number) => [0x60, ...leb(params), ...Array<number>(params).fill(I32), 0x00];
+
+/** An import of memory "e"."m", with no minimum size. */
+export const IMPORT_MEMORY = section(2, [0x01, 0x01, 0x65, 0x01, 0x6d, 0x02, 0x00, 0x00]);
+
+/** A module of one function (`type`, `body` with its locals), exported as `name`, importing its memory. */
+export function moduleWithImportedMemory(type: number[], name: string, body: number[]): number[] {
+  const exportName = [...name].map((c) => c.charCodeAt(0));
+  return [
+    ...HEADER,
+    ...section(1, [0x01, ...type]),
+    ...IMPORT_MEMORY,
+    ...section(3, [0x01, 0x00]),
+    ...section(7, [0x01, ...leb(exportName.length), ...exportName, 0x00, 0x00]),
+    ...section(10, [0x01, ...leb(body.length), ...body]),
+  ];
+}
