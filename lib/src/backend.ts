@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { useLazyFusedMatMulGradient } from "./fused-matmul-grad";
 import { useSharedWasmBuffers } from "./wasm-share";
 import { useFastWasmMatMul } from "./wasm-matmul";
 
@@ -52,6 +53,8 @@ async function activate(name: BackendName): Promise<void> {
     throw new Error(`tfjs could not initialise the ${name} backend`);
   }
   await tf.ready();
+  // On every backend: a dense layer's gradient step skips the input gradient nobody asked for.
+  useLazyFusedMatMulGradient();
   if (name === "wasm") {
     // tfjs-backend-wasm sends every matMul with a transpose flag (every matMul gradient) to a
     // scalar loop 7-16x slower than its XNNPACK path; route those through an explicit transpose.

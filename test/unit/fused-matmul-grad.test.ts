@@ -1,0 +1,129 @@
+import * as tf from "@tensorflow/tfjs";
+import { afterAll, describe, expect, it } from "vitest";
+import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "../../lib/src/fused-matmul-grad";
+
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+const PRODUCTS = new Set<string>([tf.BatchMatMul, tf._FusedMatMul]);
+
+/** The kernels `f` runs, by name. */
+async function kernelsOf(f: () => tf.TensorContainer): Promise<string[]> {
+  const info = await tf.profile(() => {
+    const out = f();
+    return out;
+  });
+  return info.kernels.map((k) => k.name);
+}
+
+describe("useLazyFusedMatMulGradient", () => {
+  afterAll(() => {
+    useLazyFusedMatMulGradient();
+  });
+
+  const X = tf.tensor(values(32 * 20, 1), [32, 20]);
+  const W = tf.variable(tf.tensor(values(20 * 6, 2), [20, 6]));
+  const b = tf.variable(tf.tensor1d(values(6, 3)));
+  const weights = tf.tensor(values(32 * 6, 4), [32, 6]);
+  /** A dense layer's loss: only W and b are trained, X is data. */
+  const loss = () => tf.sum(tf.mul(tf.fused.matMul({ a: X, b: W, bias: b }), weights)) as tf.Scalar;
+
+  it("is installed by initBackend; installing again is a no-op and restoring puts tfjs's back", () => {
+    const installed = tf.fused.matMul;
+    expect(useLazyFusedMatMulGradient()).toBe(true);
+    expect(tf.fused.matMul).toBe(installed);
+    expect(restoreFusedMatMul()).toBe(true);
+    expect(tf.fused.matMul).not.toBe(installed);
+    expect(restoreFusedMatMul()).toBe(false);
+    expect(useLazyFusedMatMulGradient()).toBe(true);
+    expect(tf.fused.matMul).not.toBe(installed); // a new wrapper of the same original
+  });
+
+  it("a dense layer's training step multiplies twice, not three times (no gradient for the data)", async () => {
+    const step = () => {
+      const { value, grads } = tf.variableGrads(loss, [W, b]);
+      return [value, ...Object.values(grads)];
+    };
+    restoreFusedMatMul();
+    const original = (await kernelsOf(step)).filter((k) => PRODUCTS.has(k));
+    useLazyFusedMatMulGradient();
+    const lazy = (await kernelsOf(step)).filter((k) => PRODUCTS.has(k));
+    expect(original).toHaveLength(3);
+    expect(lazy).toHaveLength(2);
+  });
+
+  it("outside of gradients it stays one fused kernel", async () => {
+    const kernels = await kernelsOf(() => tf.fused.matMul({ a: X, b: W, bias: b }));
+    expect(kernels.filter((k) => PRODUCTS.has(k))).toEqual([tf._FusedMatMul]);
+    expect(kernels).not.toContain(tf.Add);
+  });
+
+  it("gives tfjs's gradients for A, B and the bias, with every transpose, with and without bias, linear and relu", () => {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+      for (const withBias of [true, false]) {
+        for (const activation of ["linear", "relu"] as const) {
+          const a = tf.tensor(values(12 * 8, 5), tA ? [8, 12] : [12, 8]);
+          const bm = tf.tensor(values(8 * 5, 6), tB ? [5, 8] : [8, 5]);
+          const bias = tf.tensor1d(values(5, 7));
+          const w = tf.tensor(values(12 * 5, 8), [12, 5]);
+          const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
+            tf.sum(tf.mul(tf.fused.matMul({
+              a: x as tf.Tensor2D, b: y as tf.Tensor2D, transposeA: tA, transposeB: tB, bias: withBias ? z : undefined, activation,
+            }), w));
+          const grads = () => tf.tidy(() => {
+            const [ga, gb] = tf.grads((x: tf.Tensor, y: tf.Tensor) => f(x, y, bias))([a, bm]);
+            const gBias = withBias ? tf.grad((z: tf.Tensor) => f(a, bm, z))(bias) : tf.zeros([5]);
+            return [ga, gb, gBias].map((g) => Array.from(g.dataSync()));
+          });
+          restoreFusedMatMul();
+          const original = grads();
+          useLazyFusedMatMulGradient();
+          const lazy = grads();
+          for (let i = 0; i < 3; i++) {
+            expect(lazy[i].length).toBe(original[i].length);
+            lazy[i].forEach((v, j) => expect(Math.abs(v - original[i][j])).toBeLessThan(1e-5));
+          }
+          expect(original[1].some((v) => v !== 0)).toBe(true);
+          tf.dispose([a, bm, bias, w]);
+        }
+      }
+    }
+  });
+
+  it("trains a tf.layers.dense model to the same weights, without leaking tensors", () => {
+    const train = () => {
+      const model = tf.sequential({
+        layers: [tf.layers.dense({ units: 10, inputShape: [784], kernelInitializer: tf.initializers.constant({ value: 0.01 }) })],
+      });
+      const optimizer = tf.train.sgd(0.1);
+      const data = tf.tensor(values(64 * 784, 1), [64, 784]);
+      const y = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 10), "int32"), 10);
+      const step = () => optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.predict(data) as tf.Tensor) as tf.Scalar);
+      step(); // the optimizer keeps a tensor of its own from the first step on
+      const tensors = tf.memory().numTensors;
+      step();
+      step();
+      expect(tf.memory().numTensors).toBe(tensors);
+      const weights = model.getWeights().map((t) => Array.from(t.dataSync()));
+      tf.dispose([data, y]);
+      optimizer.dispose();
+      model.dispose();
+      return weights;
+    };
+    restoreFusedMatMul();
+    const original = train();
+    useLazyFusedMatMulGradient();
+    const lazy = train();
+    expect(lazy[0].some((v) => Math.abs(v - 0.01) > 1e-3)).toBe(true); // it did train
+    for (let i = 0; i < 2; i++) lazy[i].forEach((v, j) => expect(Math.abs(v - original[i][j])).toBeLessThan(1e-5));
+  });
+});
+
