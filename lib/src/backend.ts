@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { useLazyFusedMatMulGradient } from "./fused-matmul-grad";
 import { useSharedWasmBuffers } from "./wasm-share";
 import { useFastWasmMatMul } from "./wasm-matmul";
+import { useWasmOneHotFix } from "./wasm-onehot";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -62,6 +63,8 @@ async function activate(name: BackendName): Promise<void> {
     // Its Identity and same-dtype Cast kernels copy every tensor tfjs saves for a gradient and
     // many a gradient casts; share the buffer instead, as the cpu backend does.
     useSharedWasmBuffers();
+    // Its OneHot writes int32 bits whatever the dtype: a float32 mask (the losses' targets) came out as zeros.
+    useWasmOneHotFix();
   }
   if (name === "cpu") {
     // The cpu backend prints a multi-line "install tfjs-node" banner on first use; d2l
