@@ -10,33 +10,43 @@ export type Loss = (yHat: tf.Tensor, y: tf.Tensor) => tf.Tensor;
  * @see d2l.cross_entropy (section 3.6.3, defining the loss function)
  */
 export function crossEntropy(yHat: tf.Tensor, y: tf.Tensor): tf.Tensor {
-  const picked = yHat.mul(tf.oneHot(y, yHat.shape[1] as number)).sum(1);
+  const picked = yHat.mul(tf.oneHot(y, yHat.shape[1] as number, 1, 0, "float32")).sum(1);
   return tf.log(picked).neg();
 }
 
 /**
- * Cross-entropy computed from logits (scores before softmax), one value per example, with
- * the LogSumExp trick: log softmax(o)_j = o_j - log sum_k exp(o_k), where tf.logSumExp
- * subtracts the row maximum before exponentiating, so large logits never overflow.
+ * Cross-entropy computed from logits (scores before softmax), one value per example, with the
+ * LogSumExp trick: subtract each row's largest logit ō, so no exponential overflows, and use
+ * -log softmax(o)_y = log Σ_k exp(o_k - ō) - (o_y - ō), so no logarithm is taken of a tiny number.
  * Its gradient with respect to the logits, softmax(o) - onehot(y) per example (section 3.4),
- * is given to tfjs directly with tf.customGrad: autodiff through logSumExp takes some twenty
- * small ops, one of them slow on the wasm backend.
- * The counterpart of PyTorch's `nn.CrossEntropyLoss(reduction='none')`.
+ * is given to tfjs directly with tf.customGrad instead of being derived op by op.
+ * `labelSmoothing` ε, as PyTorch's `label_smoothing`, mixes ε of the uniform distribution into the
+ * targets: 1 - ε + ε/K for the true class, ε/K for each of the others (the gradient is then
+ * softmax(o) minus those targets).
+ * The counterpart of PyTorch's `nn.CrossEntropyLoss(reduction='none', label_smoothing=ε)`.
  * @see d2l section 3.7.2 (softmax implementation revisited)
  */
-export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor): tf.Tensor {
+export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor, labelSmoothing = 0): tf.Tensor {
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+    throw new Error(`softmaxCrossEntropy: labelSmoothing must be a number in [0, 1); got ${labelSmoothing}`);
+  }
+  const numClasses = logits.shape[1] as number;
   // tf.customGrad calls this with the inputs (the logits o) and a function that saves tensors for the gradient
   const lossWithGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [o, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const oneHot = tf.oneHot(y, o.shape[1] as number);
-    const logProbs = o.sub(tf.logSumExp(o, 1, true));
-    save([logProbs, oneHot]);
+    const other = labelSmoothing / numClasses;
+    const targets = tf.oneHot(y, numClasses, 1 - labelSmoothing + other, other, "float32");
+    const shifted = o.sub(o.max(1, true)); // o_j - ō: every exponent is at most 0
+    const expShifted = shifted.exp();
+    const partition = expShifted.sum(1, true); // it holds exp(0) = 1, so its log is finite
+    save([expShifted.div(partition), targets]); // softmax(o), for the gradient
     return {
-      value: logProbs.mul(oneHot).sum(1).neg(),
-      // d loss_i / d o_i = softmax(o_i) - onehot(y_i), times the gradient dy_i flowing into loss_i
+      // Σ_j t_j (log Σ_k exp(o_k - ō) - (o_j - ō)), as the targets t sum to 1
+      value: partition.log().sub(shifted.mul(targets).sum(1, true)).reshape([-1]),
+      // d loss_i / d o_i = softmax(o_i) - t_i, times the gradient dy_i flowing into loss_i
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [logProbs, oneHot] = saved;
-        return dy.expandDims(1).mul(logProbs.exp().sub(oneHot));
+        const [probs, targets] = saved;
+        return dy.reshape([-1, 1]).mul(probs.sub(targets));
       },
     };
   });

@@ -59,20 +59,27 @@ export function trainEpochCh3(net: Net, trainIter: Iterable<Batch>, loss: Loss, 
   try {
     for (const [X, y] of trainIter) {
       tf.tidy(() => {
-        // The forward pass runs inside the function whose gradient is taken; its metrics are kept.
+        // The forward pass runs inside the function whose gradient is taken; it keeps its outputs for the metrics.
+        let yHat: tf.Tensor | undefined;
+        let l: tf.Tensor | undefined;
         const objective = (): tf.Scalar => {
-          const yHat = forward(net, X);
-          const l = loss(yHat, y);
-          const lSum = tf.keep(l.sum());
-          stepLosses.push(lSum);
-          metric.add(lSum, accuracy(yHat, y), y.shape[0]);
+          yHat = tf.keep(forward(net, X));
+          l = tf.keep(loss(yHat, y));
           return updater instanceof tf.Optimizer ? l.mean() : l.sum();
         };
-        if (updater instanceof tf.Optimizer) {
-          updater.minimize(objective); // the gradient of the mean loss, then the optimizer's step
-        } else {
-          backward(objective); // the gradients of the summed loss, kept for the updater
-          updater(X.shape[0]);
+        try {
+          if (updater instanceof tf.Optimizer) {
+            updater.minimize(objective); // the gradient of the mean loss, then the optimizer's step
+          } else {
+            backward(objective); // the gradients of the summed loss, kept for the updater
+            updater(X.shape[0]);
+          }
+          // The metrics, computed after the gradients so that autodiff does not record them
+          const lSum = tf.keep(l!.sum());
+          stepLosses.push(lSum);
+          metric.add(lSum, accuracy(yHat!, y), y.shape[0]);
+        } finally {
+          tf.dispose([yHat, l].filter((t) => t !== undefined));
         }
       });
     }
