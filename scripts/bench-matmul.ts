@@ -1,7 +1,8 @@
 /**
  * Micro-benchmark of the wasm matMul fix (lib/src/wasm-matmul.ts): the chapter's matMul
  * shapes with and without transpose flags, tfjs's original kernel against the fast path
- * and its variants. Whole training runs are `npm run bench`'s job.
+ * ("fast": our SIMD kernels for at most 16 columns, else a transpose and XNNPACK) and its
+ * variants without those kernels. Whole training runs are `npm run bench`'s job.
  *
  *   npx tsx scripts/bench-matmul.ts [--reps N]
  *
@@ -54,7 +55,8 @@ type Variant = { name: string; install: () => void };
 
 const VARIANTS: Variant[] = [
   { name: "original", install: () => restoreWasmMatMul() },
-  { name: "fast", install: () => useFastWasmMatMul({ rewrite: "auto", transposer: "auto" }) },
+  { name: "fast", install: () => useFastWasmMatMul({ rewrite: "auto", transposer: "auto", skinny: true }) },
+  { name: "xnnpack", install: () => useFastWasmMatMul({ rewrite: "auto", transposer: "auto", skinny: false }) },
   ...(
     [
       ["operands", "read-order"],
@@ -63,7 +65,7 @@ const VARIANTS: Variant[] = [
       ["output", "write-order"],
     ] as const
   ).map(([rewrite, transposer]): Variant => {
-    const options: FastMatMulOptions = { rewrite, transposer };
+    const options: FastMatMulOptions = { rewrite, transposer, skinny: false };
     return { name: `${rewrite}/${transposer}`, install: () => useFastWasmMatMul(options) };
   }),
 ];
@@ -108,7 +110,7 @@ function benchKernels(): void {
     }
   }
   tf.dispose(operands.flat());
-  useFastWasmMatMul({ rewrite: "auto", transposer: "auto" });
+  useFastWasmMatMul({ rewrite: "auto", transposer: "auto", skinny: true });
   const med = times.map((row) => row.map(median));
   table(
     ["case", ...VARIANTS.map((v) => v.name), "original/fast"],
