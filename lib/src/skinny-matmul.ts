@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  ADD, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_ADD, GT_S, I32, LOOP, LT_U, SUB, V128, ZERO_F32X4,
-  extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, shuffle32, storeF32, tee,
-  voidType,
+  ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_ADD, GT_S, I32, IF, LE_U, LOOP, LT_U, SHL, SUB, V128, ZERO_F32X4,
+  br, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, shuffle32, storeF32,
+  tee, voidType,
 } from "./wasm-asm";
 
 /**
@@ -100,12 +100,12 @@ export function rowDotMatMulWasm(k: number, n: number, withBias: boolean, bTrans
     ...transposeB,
     ...get(A), ...set(PA), ...get(C), ...set(PC), ...i32(0), ...set(I),
     // while (i + 2 <= m) two rows; then one if m is odd
-    0x02, 0x40, ...LOOP,
-    ...get(I), ...i32(2), ADD, ...get(M), GT_S, 0x0d, 0x01, // br_if to the block's end
+    ...BLOCK, ...LOOP,
+    ...get(I), ...i32(2), ADD, ...get(M), GT_S, ...brIf(1), // to the block's end
     ...rowsAt(2),
-    0x0c, 0x00, // br to the loop
+    ...br(0), // to the loop's start
     END, END,
-    ...get(I), ...get(M), LT_U, 0x04, 0x40, ...rowsAt(1), END,
+    ...get(I), ...get(M), LT_U, ...IF, ...rowsAt(1), END,
     END,
   ];
   return moduleWithImportedMemory(voidType(6), "f", body);
@@ -120,8 +120,8 @@ export function rowDotMatMulWasm(k: number, n: number, withBias: boolean, bTrans
 export function colAxpyMatMulWasm(m: number, n: number): number[] {
   if (m % 4 !== 0 || m < 4 || n < 1) throw new Error(`colAxpyMatMulWasm: m must be a positive multiple of 4 and n positive; got m=${m}, n=${n}`);
   const [A, B, C, K, PA, PB, PC, LEFT, Mi] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const V = 9;
-  const [SEG0, ACC] = [V, V + 2];
+  const V = 9; // first v128 local: 2 row segments of A, 2 × MAX_BLOCK accumulators, the splatted entry of B
+  const [SEG0, ACC, SPLAT] = [V, V + 2, V + 2 + 2 * MAX_BLOCK];
   const blocks = columnBlocks(n);
 
   /** `vectors` (1 or 2) vectors of 4 rows of C starting at row Mi, columns start..start+width. */
@@ -129,14 +129,14 @@ export function colAxpyMatMulWasm(m: number, n: number): number[] {
     const acc = (v: number, j: number) => ACC + v * MAX_BLOCK + j;
     const out: number[] = [];
     for (let v = 0; v < vectors; v++) for (let j = 0; j < width; j++) out.push(...ZERO_F32X4, ...set(acc(v, j)));
-    out.push(...get(A), ...get(Mi), ...i32(2), 0x74, ADD, ...set(PA)); // PA = A + 4·mi
+    out.push(...get(A), ...get(Mi), ...i32(2), SHL, ADD, ...set(PA)); // PA = A + 4·mi
     out.push(...get(B), ...set(PB), ...get(K), ...set(LEFT));
     out.push(...LOOP);
     for (let v = 0; v < vectors; v++) out.push(...get(PA), ...load(16 * v), ...set(SEG0 + v));
     for (let j = 0; j < width; j++) {
-      out.push(...get(PB), ...loadSplat(4 * (start + j)), ...set(V + 2 + 2 * MAX_BLOCK)); // the splatted B entry
+      out.push(...get(PB), ...loadSplat(4 * (start + j)), ...set(SPLAT));
       for (let v = 0; v < vectors; v++) {
-        out.push(...get(acc(v, j)), ...get(SEG0 + v), ...get(V + 2 + 2 * MAX_BLOCK), ...F32X4_MUL, ...F32X4_ADD, ...set(acc(v, j)));
+        out.push(...get(acc(v, j)), ...get(SEG0 + v), ...get(SPLAT), ...F32X4_MUL, ...F32X4_ADD, ...set(acc(v, j)));
       }
     }
     out.push(...get(PA), ...i32(4 * m), ADD, ...set(PA));
@@ -161,7 +161,7 @@ export function colAxpyMatMulWasm(m: number, n: number): number[] {
     ...locals([5, I32], [3 + 2 * MAX_BLOCK, V128]),
     ...get(C), ...set(PC), ...i32(0), ...set(Mi),
     ...(m >= 8
-      ? [...LOOP, ...rowsAt(2), ...get(Mi), ...i32(8), ADD, ...i32(m), 0x4d, ...BR_IF_0, END] // while mi + 8 <= m (i32.le_u)
+      ? [...LOOP, ...rowsAt(2), ...get(Mi), ...i32(8), ADD, ...i32(m), LE_U, ...BR_IF_0, END] // while mi + 8 <= m
       : []),
     ...(m % 8 === 4 ? rowsAt(1) : []),
     END,

@@ -41,17 +41,21 @@ export const SHL = 0x74;
 export const XOR = 0x73;
 export const LT_U = 0x49;
 export const GT_S = 0x4a;
+export const LE_U = 0x4d;
 /** i32.load of an aligned word at the address on the stack. */
 export const LOAD_I32 = [0x28, 0x02, 0x00];
 /** f32.load / f32.store at a constant offset from the address on the stack. */
 export const loadF32 = (offset = 0) => [0x2a, 0x02, ...leb(offset)];
 export const storeF32 = (offset = 0) => [0x38, 0x02, ...leb(offset)];
 export const F32_ADD = 0x92;
-/** loop and block with no result; end; br_if to the innermost label. */
+/** loop, block and if with no result; end; br and br_if to the label `depth` levels out. */
 export const LOOP = [0x03, 0x40];
 export const BLOCK = [0x02, 0x40];
+export const IF = [0x04, 0x40];
 export const END = 0x0b;
-export const BR_IF_0 = [0x0d, 0x00];
+export const br = (depth: number) => [0x0c, ...leb(depth)];
+export const brIf = (depth: number) => [0x0d, ...leb(depth)];
+export const BR_IF_0 = brIf(0);
 /** v128.load / v128.store at a constant offset, no alignment assumed. */
 export const load = (offset = 0) => [0xfd, 0x00, 0x00, ...leb(offset)];
 export const store = (offset = 0) => [0xfd, 0x0b, 0x00, ...leb(offset)];
