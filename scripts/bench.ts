@@ -3,7 +3,7 @@
  * the library's own loadDataFashionMnist and trainCh3, the code a reader of 3.6 and 3.7 runs.
  *
  *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise]
- *                    [--batch-size 256] [--lr 0.1] [--json]
+ *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare]
  *
  * scratch is notebook 3.6's model: W [784, 10] ~ N(0, 0.01²), b = 0, softmax(XW + b), crossEntropy,
  * d2l.sgd as the updater. concise is 3.7's: tf.sequential flatten + dense(10), softmaxCrossEntropy
@@ -12,9 +12,17 @@
  * {"backend","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
  * secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
  * accuracy, as trainCh3 runs them); totalSeconds is the whole job, backend and data loading included.
+ *
+ * --baseline runs the job on tfjs's own kernels (d2l.useSpeedups(false)). --runs N runs the job N
+ * times, each in a process of its own, and reports the medians; --compare alternates runs with and
+ * without d2l's speed-ups, so both see the same machine load, and reports the ratio. Their JSON
+ * line has the same keys (medians) plus "runs", "secondsPerEpochRuns", and with --compare
+ * "baseline" ({secondsPerEpoch, totalSeconds, secondsPerEpochRuns}) and "speedup" (baseline's
+ * median seconds per epoch over ours).
  */
 import * as tf from "@tensorflow/tfjs";
 import cliProgress from "cli-progress";
+import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 // Only through index: importing lib modules one by one from this ES module would load a second
 // copy of those that index also reaches (tsx loads lib/src as CommonJS), e.g. optim's gradient store.
@@ -30,11 +38,17 @@ interface Options {
   batchSize: number;
   lr: number;
   json: boolean;
+  /** Run on tfjs's own kernels, d2l's speed-ups off. */
+  baseline: boolean;
+  /** How many runs (each in its own process) to take medians over. */
+  runs: number;
+  /** Alternate runs with and without the speed-ups. */
+  compare: boolean;
 }
 
 const USAGE =
   "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise] " +
-  "[--batch-size N] [--lr X] [--json]";
+  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare]";
 
 class UsageError extends Error {}
 
@@ -67,6 +81,9 @@ function parseOptions(argv: string[]): Options {
         "batch-size": { type: "string", default: "256" },
         lr: { type: "string", default: "0.1" },
         json: { type: "boolean", default: false },
+        baseline: { type: "boolean", default: false },
+        runs: { type: "string", default: "1" },
+        compare: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -82,6 +99,9 @@ function parseOptions(argv: string[]): Options {
   if (v.lr!.trim() === "" || !Number.isFinite(lr) || lr <= 0) {
     throw new UsageError(`--lr must be a positive number; got "${v.lr}"`);
   }
+  if (v.compare && v.baseline) {
+    throw new UsageError("--compare runs with and without the speed-ups itself; leave out --baseline");
+  }
   return {
     epochs: positiveInt("epochs", v.epochs!),
     backend: v.backend === undefined ? undefined : oneOf("backend", v.backend, d2l.BACKENDS),
@@ -89,6 +109,9 @@ function parseOptions(argv: string[]): Options {
     batchSize: positiveInt("batch-size", v["batch-size"]!),
     lr,
     json: v.json!,
+    baseline: v.baseline!,
+    runs: positiveInt("runs", v.runs!),
+    compare: v.compare!,
   };
 }
 
@@ -158,10 +181,89 @@ const COLUMNS = ["epoch", "train loss", "train acc", "test acc", "seconds"];
 const WIDTHS = [5, 10, 9, 8, 7];
 const row = (cells: string[]) => cells.map((c, i) => c.padStart(WIDTHS[i])).join("  ");
 
+/** What a run's --json line holds. */
+interface RunResult {
+  backend: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  speedups: boolean;
+  loadSeconds: number;
+  secondsPerEpoch: number;
+  totalSeconds: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+}
+
+/** One run of the job in a process of its own (this script, with --json); its JSON line. */
+function runChild(opts: Options, baseline: boolean): RunResult {
+  const args = [
+    "--epochs", String(opts.epochs), "--model", opts.model, "--batch-size", String(opts.batchSize), "--lr", String(opts.lr),
+    "--json", ...(opts.backend ? ["--backend", opts.backend] : []), ...(baseline ? ["--baseline"] : []),
+  ];
+  // process.execArgv carries tsx's loader, so the child runs this TypeScript file as we do
+  const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...args], { encoding: "utf8" });
+  const last = child.stdout.trim().split("\n").pop() ?? "";
+  if (child.status !== 0 || !last.startsWith("{")) {
+    throw new Error(`bench: a run failed (exit ${child.status}): ${child.stderr.trim() || last}`);
+  }
+  return JSON.parse(last) as RunResult;
+}
+
+/** --runs and --compare: runs in separate processes, alternating variants, then the medians (and their ratio). */
+function orchestrate(opts: Options): void {
+  const variants = opts.compare ? [false, true] : [opts.baseline];
+  const label = (baseline: boolean) => (baseline ? "tfjs's kernels" : "d2l speed-ups");
+  const results = new Map<boolean, RunResult[]>(variants.map((b) => [b, []]));
+  for (let run = 1; run <= opts.runs; run++) {
+    for (const baseline of variants) {
+      const r = runChild(opts, baseline);
+      results.get(baseline)!.push(r);
+      console.log(`run ${run}/${opts.runs}  ${label(baseline).padEnd(14)}  ${r.secondsPerEpoch.toFixed(3)} s an epoch  ` +
+        `${r.totalSeconds.toFixed(2)} s in all  test accuracy ${r.testAccuracy.toFixed(4)}`);
+    }
+  }
+  const summary = (rs: RunResult[]) => ({
+    secondsPerEpoch: median(rs.map((r) => r.secondsPerEpoch)),
+    totalSeconds: median(rs.map((r) => r.totalSeconds)),
+    secondsPerEpochRuns: rs.map((r) => r.secondsPerEpoch),
+  });
+  const ours = results.get(variants[0])!;
+  const main = summary(ours);
+  console.log(`median of ${opts.runs} (${label(variants[0])}): ${main.secondsPerEpoch.toFixed(3)} s an epoch, ${main.totalSeconds.toFixed(2)} s in all`);
+  let comparison = {};
+  if (opts.compare) {
+    const baseline = summary(results.get(true)!);
+    const speedup = baseline.secondsPerEpoch / main.secondsPerEpoch;
+    console.log(`median of ${opts.runs} (${label(true)}): ${baseline.secondsPerEpoch.toFixed(3)} s an epoch, ${baseline.totalSeconds.toFixed(2)} s in all`);
+    console.log(`speed-up per epoch: ${speedup.toFixed(2)}x (measured alternately in this command)`);
+    comparison = { baseline, speedup };
+  }
+  if (opts.json) {
+    const medianOf = (key: keyof RunResult) => median(ours.map((r) => r[key] as number));
+    console.log(JSON.stringify({
+      ...ours[0],
+      loadSeconds: medianOf("loadSeconds"),
+      ...main,
+      trainLoss: medianOf("trainLoss"),
+      trainAccuracy: medianOf("trainAccuracy"),
+      testAccuracy: medianOf("testAccuracy"),
+      runs: opts.runs,
+      ...comparison,
+    }));
+  }
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.runs > 1 || opts.compare) {
+    orchestrate(opts);
+    return;
+  }
   const start = performance.now();
   const backend = (await d2l.initBackend(opts.backend, { quiet: opts.json })).name;
+  if (opts.baseline) d2l.useSpeedups(false);
 
   const loadStart = performance.now();
   const [trainIter, testIter] = await d2l.loadDataFashionMnist(opts.batchSize);
@@ -186,7 +288,7 @@ async function main(): Promise<void> {
     if (barShown) bar?.render();
   };
 
-  print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend: ` +
+  print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}: ` +
     `${opts.epochs} epochs, batch ${opts.batchSize}, lr ${opts.lr}; data loaded in ${loadSeconds.toFixed(3)} s`);
   print(row(COLUMNS));
   const epochSeconds: number[] = [];
@@ -232,6 +334,7 @@ async function main(): Promise<void> {
       epochs: opts.epochs,
       batchSize: opts.batchSize,
       lr: opts.lr,
+      speedups: !opts.baseline,
       loadSeconds,
       secondsPerEpoch,
       totalSeconds,

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
 import { afterAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../lib/src/backend";
+import { initBackend, useSpeedups } from "../../lib/src/backend";
 
 const hasTfjsNode = (() => {
   try {
@@ -76,5 +76,29 @@ describe("initBackend", () => {
     await expect(initBackend(undefined, { quiet: true })).rejects.toThrow('d2l: D2L_BACKEND must be one of tensorflow, wasm, cpu; got "gpu"');
     delete process.env.D2L_BACKEND;
     await expect(initBackend("webgl" as "cpu", { quiet: true })).rejects.toThrow('initBackend(backend) must be one of');
+  });
+});
+
+describe("useSpeedups", () => {
+  it("turns d2l's kernel speed-ups off and on again; the one-hot fix stays either way", () => {
+    const kernel = (name: string) => tf.getKernel(name, "wasm")?.kernelFunc;
+    const installed = { matMul: kernel(tf.BatchMatMul), identity: kernel(tf.Identity), fused: tf.fused.matMul };
+    const oneHot = () => tf.tidy(() => Array.from(tf.oneHot(tf.tensor1d([1, 0], "int32"), 2, 0.9, 0.1, "float32").dataSync()));
+    let off: { matMul?: tf.KernelFunc; fused: typeof tf.fused.matMul } | undefined;
+    try {
+      useSpeedups(false);
+      off = { matMul: kernel(tf.BatchMatMul), fused: tf.fused.matMul };
+      expect(tf.fused.matMul).not.toBe(installed.fused);
+      if (tf.getBackend() === "wasm") {
+        expect(kernel(tf.BatchMatMul)).not.toBe(installed.matMul);
+        expect(kernel(tf.Identity)).not.toBe(installed.identity);
+        oneHot().forEach((v, i) => expect(v).toBeCloseTo([0.1, 0.9, 0.9, 0.1][i], 6));
+      }
+    } finally {
+      useSpeedups(true);
+    }
+    expect(tf.fused.matMul).not.toBe(off!.fused);
+    if (tf.getBackend() === "wasm") expect(kernel(tf.BatchMatMul)).not.toBe(off!.matMul);
+    oneHot().forEach((v, i) => expect(v).toBeCloseTo([0.1, 0.9, 0.9, 0.1][i], 6));
   });
 });
