@@ -215,7 +215,7 @@ function fastFusedMatMul(original: Kernel, settings: Settings): Kernel {
     const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined> & { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB, activation } = args.attrs as unknown as tf._FusedMatMulAttrs;
     const backend = args.backend as WasmBackendLike;
-    if (settings.skinny && activation === "linear" && preluActivationWeights === undefined) {
+    if (settings.skinny && activation === "linear" && preluActivationWeights == null) {
       const skinny = skinnyMatMul(backend, a, b, transposeA, transposeB, bias ?? undefined);
       if (skinny !== undefined) return skinny;
     }
