@@ -4,6 +4,7 @@ import {
   br, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, shuffle32, storeF32,
   tee, voidType,
 } from "./wasm-asm";
+import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels";
 
 /**
  * WebAssembly SIMD kernels for the products of chapter 3, whose result has few columns: the
@@ -172,40 +173,8 @@ export function colAxpyMatMulWasm(m: number, n: number): number[] {
 /** Products with at most this many output columns take these kernels (measured faster than XNNPACK up to 16 at least). */
 export const SKINNY_MAX_COLUMNS = 16;
 
-/** What the kernels use of the wasm backend (structural, so lib needs no wasm type import). */
-interface WasmMemoryBackend {
-  disposeData(dataId: tf.DataId, force?: boolean): boolean;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  wasm?: { asm?: { memory?: unknown } };
-}
-
 type RowDot = (a: number, b: number, bias: number, c: number, m: number, t: number) => void;
 type ColAxpy = (a: number, b: number, c: number, k: number) => void;
-
-/** Modules made so far, by backend memory and shape; null where SIMD is unavailable. */
-const compiled = new WeakMap<WebAssembly.Memory, Map<string, RowDot | ColAxpy | null>>();
-/** A cap on the shapes kept per memory: a program of many shapes recompiles instead of growing without bound. */
-const MAX_COMPILED = 64;
-
-function kernelFor<F extends RowDot | ColAxpy>(memory: WebAssembly.Memory, key: string, make: () => number[], name: string): F | undefined {
-  let cache = compiled.get(memory);
-  if (cache === undefined) compiled.set(memory, (cache = new Map()));
-  let f = cache.get(key);
-  if (f === undefined) {
-    try {
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(make())), { e: { m: memory } });
-      f = instance.exports[name] as F;
-    } catch {
-      f = null; // no WebAssembly SIMD here
-    }
-    if (cache.size >= MAX_COMPILED) cache.clear();
-    cache.set(key, f);
-  }
-  return (f ?? undefined) as F | undefined;
-}
-
-const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
 
 /**
  * op(A)·op(B) (+ bias over the rows) with the kernels above, in the wasm backend's memory, when
@@ -215,23 +184,21 @@ const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
  * uses the backend's own kernel (which also reports mismatched shapes).
  */
 export function skinnyMatMul(
-  backend: WasmMemoryBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias?: tf.TensorInfo,
+  backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias?: tf.TensorInfo,
 ): tf.TensorInfo | undefined {
-  const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return undefined;
   if (a.dtype !== "float32" || b.dtype !== "float32" || (bias !== undefined && bias.dtype !== "float32")) return undefined;
-  if (a.shape.length < 2 || b.shape.length < 2 || size(a.shape.slice(0, -2)) !== 1 || size(b.shape.slice(0, -2)) !== 1) return undefined;
+  if (!singleBatch(a.shape) || !singleBatch(b.shape)) return undefined;
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
   const [m, k] = transposeA ? [ac, ar] : [ar, ac];
   const [kb, n] = transposeB ? [bc, br] : [br, bc];
   if (k !== kb || m < 1 || k < 1 || n < 1 || n > SKINNY_MAX_COLUMNS) return undefined;
-  if (bias !== undefined && (size(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
+  if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
   const batch = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
 
   if (!transposeA && k % 4 === 0) {
-    const f = kernelFor<RowDot>(memory, `dot ${k} ${n} ${bias !== undefined} ${transposeB}`,
+    const f = wasmFunction<RowDot>(backend, `dot ${k} ${n} ${bias !== undefined} ${transposeB}`,
       () => rowDotMatMulWasm(k, n, bias !== undefined, transposeB), "f");
     if (f === undefined) return undefined;
     const out = backend.makeOutput([...batch, m, n], "float32");
@@ -242,7 +209,7 @@ export function skinnyMatMul(
     return out;
   }
   if (transposeA && !transposeB && bias === undefined && m % 4 === 0) {
-    const g = kernelFor<ColAxpy>(memory, `axpy ${m} ${n}`, () => colAxpyMatMulWasm(m, n), "g");
+    const g = wasmFunction<ColAxpy>(backend, `axpy ${m} ${n}`, () => colAxpyMatMulWasm(m, n), "g");
     if (g === undefined) return undefined;
     const out = backend.makeOutput([...batch, m, n], "float32");
     g(offset(a), offset(b), offset(out), k);

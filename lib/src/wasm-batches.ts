@@ -1,6 +1,7 @@
 /// <reference lib="es2021.weakref" />
 import * as tf from "@tensorflow/tfjs";
 import { GATHER_UNIT_WASM } from "./simd-kernels";
+import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
 
 /**
  * On the wasm backend, image batches are assembled inside the backend's own memory: a dataset's
@@ -15,14 +16,6 @@ import { GATHER_UNIT_WASM } from "./simd-kernels";
 export interface PixelRows {
   readonly images: Uint8Array;
   readonly pixels: number;
-}
-
-/** What this uses of the wasm backend (structural, so lib needs no wasm type import). */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  disposeData(dataId: tf.DataId, force?: boolean): boolean;
-  wasm?: { HEAPU8?: Uint8Array; asm?: { memory?: unknown } };
 }
 
 type Gather = (images: number, rows: number, count: number, pixels: number, dst: number) => number;
@@ -43,18 +36,13 @@ const gatherers = new WeakMap<object, Gatherer | null>();
 function gathererFor(backend: WasmBackendLike): Gatherer | undefined {
   let g = gatherers.get(backend);
   if (g === undefined) {
-    g = null;
-    const memory = backend.wasm?.asm?.memory;
-    if (memory instanceof WebAssembly.Memory && backend.wasm?.HEAPU8 !== undefined) {
-      try {
-        const module = new WebAssembly.Module(new Uint8Array(GATHER_UNIT_WASM));
-        const gather = new WebAssembly.Instance(module, { e: { m: memory } }).exports.g as Gather;
-        const freed = new FinalizationRegistry<tf.DataId>((dataId) => backend.disposeData(dataId));
-        g = { gather, resident: new WeakMap(), freed };
-      } catch {
-        g = null; // no SIMD here
-      }
-    }
+    const gather = backend.wasm?.HEAPU8 === undefined ? undefined : wasmFunction<Gather>(backend, "gather", () => GATHER_UNIT_WASM, "g");
+    // null: no SIMD here
+    g = gather === undefined ? null : {
+      gather,
+      resident: new WeakMap(),
+      freed: new FinalizationRegistry<tf.DataId>((dataId) => backend.disposeData(dataId)),
+    };
     gatherers.set(backend, g);
   }
   return g ?? undefined;

@@ -2,6 +2,48 @@ import * as tf from "@tensorflow/tfjs";
 
 const BACKEND = "wasm";
 
+/** What d2l's wasm kernels use of the wasm backend (structural, so lib needs no wasm type import). */
+export interface WasmBackendLike {
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  getMemoryOffset(dataId: tf.DataId): number;
+  /** The Emscripten module; `asm.memory` is the WebAssembly memory that holds every tensor, HEAPU8 a view of it. */
+  wasm?: { HEAPU8?: Uint8Array; asm?: { memory?: unknown } };
+}
+
+/** Whether a matrix product's operand of this shape is a single matrix (its batch dimensions, if any, are all 1). */
+export function singleBatch(shape: number[]): boolean {
+  return shape.length >= 2 && tf.util.sizeFromShape(shape.slice(0, -2)) === 1;
+}
+
+/** Modules instantiated so far, by backend memory and key; null where they could not be (no SIMD). */
+const instances = new WeakMap<WebAssembly.Memory, Map<string, unknown>>();
+/** A cap on the modules kept per memory: a program of many shapes recompiles instead of growing without bound. */
+const MAX_INSTANCES = 64;
+
+/**
+ * The function `name` of the module `make()` builds, instantiated on the backend's memory
+ * (imported as "e"."m") once per memory and `key`; undefined where the memory is not a
+ * WebAssembly.Memory or the module cannot run (no WebAssembly SIMD).
+ */
+export function wasmFunction<F>(backend: WasmBackendLike, key: string, make: () => readonly number[], name: string): F | undefined {
+  const memory = backend.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  let cache = instances.get(memory);
+  if (cache === undefined) instances.set(memory, (cache = new Map()));
+  let f = cache.get(key);
+  if (f === undefined) {
+    try {
+      f = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(make())), { e: { m: memory } }).exports[name];
+    } catch {
+      f = null;
+    }
+    if (cache.size >= MAX_INSTANCES) cache.clear();
+    cache.set(key, f);
+  }
+  return (f ?? undefined) as F | undefined;
+}
+
 /**
  * What a replaced kernel carries: the original config and the replacement's own state. It is
  * found through the kernel registry, under a `Symbol.for` key, because tsx and tslab can load

@@ -1,7 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { TRANSPOSE_WASM } from "./simd-kernels";
 import { skinnyMatMul } from "./skinny-matmul";
-import { findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./wasm-kernels";
+import {
+  type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, singleBatch, wasmFunction,
+} from "./wasm-kernels";
 
 /**
  * The wasm backend (@tensorflow/tfjs-backend-wasm 4.x) multiplies with XNNPACK only when neither
@@ -49,15 +51,6 @@ export interface FastMatMulOptions {
   skinny?: boolean;
 }
 
-/** What the wrappers use of the wasm backend (structural, so lib needs no wasm type import). */
-interface WasmBackendLike {
-  disposeData(dataId: tf.DataId, force?: boolean): boolean;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  /** The Emscripten module; `asm.memory` is the WebAssembly memory that holds every tensor. */
-  wasm?: { asm?: { memory?: unknown } };
-}
-
 interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
@@ -81,14 +74,6 @@ const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true }
  */
 const PACK_COST = 3;
 
-function size(shape: number[]): number {
-  return shape.reduce((n, d) => n * d, 1);
-}
-
-function singleBatch(shape: number[]): boolean {
-  return shape.length >= 2 && size(shape.slice(0, -2)) === 1;
-}
-
 function smallestFactor(n: number): number | undefined {
   for (let f = 2; f * f <= n; f++) {
     if (n % f === 0) return f;
@@ -98,24 +83,9 @@ function smallestFactor(n: number): number | undefined {
 
 type SimdTranspose = (src: number, dst: number, m: number, n: number) => void;
 
-/** The SIMD transpose instantiated on each backend memory it has met (a new backend has a new memory). */
-const simdTransposes = new WeakMap<object, SimdTranspose | null>();
-
-/** The SIMD transpose working on the backend's memory, or undefined where it cannot run. */
+/** The SIMD transpose working on the backend's memory, or undefined where it cannot run (then the Transpose kernel does the work). */
 function simdTranspose(backend: WasmBackendLike): SimdTranspose | undefined {
-  const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return undefined;
-  let t = simdTransposes.get(memory);
-  if (t === undefined) {
-    try {
-      const module = new WebAssembly.Module(new Uint8Array(TRANSPOSE_WASM));
-      t = new WebAssembly.Instance(module, { e: { m: memory } }).exports.t as SimdTranspose;
-    } catch {
-      t = null; // no SIMD here: the Transpose kernel does the work
-    }
-    simdTransposes.set(memory, t);
-  }
-  return t ?? undefined;
+  return wasmFunction<SimdTranspose>(backend, "transpose", () => TRANSPOSE_WASM, "t");
 }
 
 /** A copy of the single-batch `x` with its last two axes swapped, owned by the caller. */
@@ -151,8 +121,8 @@ function chooseRewrite(
   if (settings.rewrite !== "auto") {
     return settings.rewrite;
   }
-  const sizeA = size(a);
-  const sizeB = size(b);
+  const sizeA = tf.util.sizeFromShape(a);
+  const sizeB = tf.util.sizeFromShape(b);
   const rows = transposeA ? a[a.length - 1] : a[a.length - 2];
   const cols = transposeB ? b[b.length - 2] : b[b.length - 1];
   // "operands" transposes the flagged ones and XNNPACK packs op(B);

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./wasm-kernels";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./wasm-kernels";
 
 /**
  * The wasm backend's OneHot kernel (@tensorflow/tfjs-backend-wasm 4.x) takes its on and off values
@@ -11,13 +11,6 @@ import { findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./was
 
 const MARK = Symbol.for("d2l.useWasmOneHotFix");
 
-/** What this uses of the wasm backend (structural, so lib needs no wasm type import). */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  wasm?: { HEAPU8?: Uint8Array };
-}
-
 const ARRAYS: Partial<Record<tf.DataType, Float32ArrayConstructor | Uint8ArrayConstructor>> = {
   float32: Float32Array,
   bool: Uint8Array,
@@ -27,15 +20,15 @@ function oneHotAnyDtype(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const indices = args.inputs.indices as tf.TensorInfo;
     const { depth, onValue, offValue, dtype } = args.attrs as unknown as tf.OneHotAttrs;
-    const Array = ARRAYS[dtype];
-    const backend = args.backend as unknown as WasmHeapBackend;
-    if (Array === undefined || indices.dtype !== "int32" || backend.wasm?.HEAPU8 === undefined) return original(args);
+    const Values = ARRAYS[dtype];
+    const backend = args.backend as unknown as WasmBackendLike;
+    if (Values === undefined || indices.dtype !== "int32" || backend.wasm?.HEAPU8 === undefined) return original(args);
     const out = backend.makeOutput([...indices.shape, depth], dtype);
     // views are made after the allocation, which may have grown (replaced) the memory's buffer
     const heap = backend.wasm.HEAPU8.buffer;
     const rows = tf.util.sizeFromShape(indices.shape);
     const index = new Int32Array(heap, backend.getMemoryOffset(indices.dataId), rows);
-    const values = new Array(heap, backend.getMemoryOffset(out.dataId), rows * depth);
+    const values = new Values(heap, backend.getMemoryOffset(out.dataId), rows * depth);
     values.fill(offValue);
     for (let i = 0; i < rows; i++) {
       const j = index[i];
