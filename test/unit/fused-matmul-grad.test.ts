@@ -1,26 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "../../lib/src/fused-matmul-grad";
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+import { trainDenseLayer, values } from "./kernel-fixtures";
 
 const PRODUCTS = new Set<string>([tf.BatchMatMul, tf._FusedMatMul]);
 
 /** The kernels `f` runs, by name. */
 async function kernelsOf(f: () => tf.TensorContainer): Promise<string[]> {
-  const info = await tf.profile(() => {
-    const out = f();
-    return out;
-  });
+  const info = await tf.profile(f);
   return info.kernels.map((k) => k.name);
 }
 
@@ -99,29 +86,10 @@ describe("useLazyFusedMatMulGradient", () => {
   });
 
   it("trains a tf.layers.dense model to the same weights, without leaking tensors", () => {
-    const train = () => {
-      const model = tf.sequential({
-        layers: [tf.layers.dense({ units: 10, inputShape: [784], kernelInitializer: tf.initializers.constant({ value: 0.01 }) })],
-      });
-      const optimizer = tf.train.sgd(0.1);
-      const data = tf.tensor(values(64 * 784, 1), [64, 784]);
-      const y = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 10), "int32"), 10);
-      const step = () => optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.predict(data) as tf.Tensor) as tf.Scalar);
-      step(); // the optimizer keeps a tensor of its own from the first step on
-      const tensors = tf.memory().numTensors;
-      step();
-      step();
-      expect(tf.memory().numTensors).toBe(tensors);
-      const weights = model.getWeights().map((t) => Array.from(t.dataSync()));
-      tf.dispose([data, y]);
-      optimizer.dispose();
-      model.dispose();
-      return weights;
-    };
     restoreFusedMatMul();
-    const original = train();
+    const original = trainDenseLayer();
     useLazyFusedMatMulGradient();
-    const lazy = train();
+    const lazy = trainDenseLayer();
     expect(lazy[0].some((v) => Math.abs(v - 0.01) > 1e-3)).toBe(true); // it did train
     for (let i = 0; i < 2; i++) lazy[i].forEach((v, j) => expect(Math.abs(v - original[i][j])).toBeLessThan(1e-5));
   });

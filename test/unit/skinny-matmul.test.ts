@@ -1,19 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { SKINNY_MAX_COLUMNS, columnBlocks, skinnyMatMul } from "../../lib/src/skinny-matmul";
+import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 describe("columnBlocks", () => {
   it("splits the columns into contiguous blocks of at most 5, as even as possible", () => {

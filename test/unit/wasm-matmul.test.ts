@@ -6,19 +6,9 @@ import {
   type MatMulRewrite,
   type Transposer,
 } from "../../lib/src/wasm-matmul";
+import { trainDenseLayer, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 function broadcastShape(a: number[], b: number[]): number[] {
   const rank = Math.max(a.length, b.length);
@@ -271,26 +261,10 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
   });
 
   it("a dense layer's training step gives the same weights as with the original kernels", () => {
-    const train = () => {
-      const model = tf.sequential({
-        layers: [tf.layers.dense({ units: 10, inputShape: [784], kernelInitializer: tf.initializers.constant({ value: 0.01 }) })],
-      });
-      const optimizer = tf.train.sgd(0.1);
-      const X = tf.tensor(values(64 * 784, 1), [64, 784]);
-      const y = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 10), "int32"), 10);
-      for (let step = 0; step < 3; step++) {
-        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.predict(X) as tf.Tensor) as tf.Scalar);
-      }
-      const w = model.getWeights().map((t) => t.dataSync().slice());
-      tf.dispose([X, y]);
-      optimizer.dispose();
-      model.dispose();
-      return w;
-    };
     restoreWasmMatMul();
-    const original = train();
+    const original = trainDenseLayer();
     useFastWasmMatMul();
-    const fast = train();
+    const fast = trainDenseLayer();
     expect(fast).toHaveLength(2);
     expect(maxAbsDiff(fast[0], original[0])).toBeLessThan(1e-5);
     expect(maxAbsDiff(fast[1], original[1])).toBeLessThan(1e-5);
