@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { ArgumentError } from "./validate";
 
 /** A loss as d2l's training loops take it: predictions and labels in, one value per example out. */
 export type Loss = (yHat: tf.Tensor, y: tf.Tensor) => tf.Tensor;
@@ -28,7 +29,7 @@ export function crossEntropy(yHat: tf.Tensor, y: tf.Tensor): tf.Tensor {
  */
 export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor, labelSmoothing = 0): tf.Tensor {
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
-    throw new Error(`softmaxCrossEntropy: labelSmoothing must be a number in [0, 1); got ${labelSmoothing}`);
+    throw new ArgumentError("softmaxCrossEntropy", "labelSmoothing", "a number in [0, 1)", labelSmoothing);
   }
   const numClasses = logits.shape[1] as number;
   // tf.customGrad calls this with the inputs (the logits o) and a function that saves tensors for the gradient
