@@ -1,5 +1,5 @@
 /**
- * Micro-benchmark of the wasm matMul fix (lib/src/wasm-matmul.ts): the chapter's matMul
+ * Micro-benchmark of the wasm matMul fix (lib/src/engine/wasm-matmul.ts): the chapter's matMul
  * shapes with and without transpose flags, tfjs's original kernel against the fast path
  * ("fast": our SIMD kernels for at most 16 columns, else a transpose and XNNPACK) and its
  * variants without those kernels. Whole training runs are `npm run bench`'s job.
@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/src/backend";
-import { restoreWasmMatMul, useFastWasmMatMul, type FastMatMulOptions } from "../lib/src/wasm-matmul";
+import { restoreWasmMatMul, useFastWasmMatMul, type FastMatMulOptions } from "../lib/src/engine/wasm-matmul";
 
 const { values } = parseArgs({ options: { reps: { type: "string", default: "200" } } });
 const REPS = Number(values.reps);

@@ -1,8 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "./fused-matmul-grad";
-import { restoreWasmBuffers, useSharedWasmBuffers } from "./wasm-share";
-import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
-import { useWasmOneHotFix } from "./wasm-onehot";
+import { useFixes, useSpeedups } from "./engine";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -55,38 +52,11 @@ async function activate(name: BackendName): Promise<void> {
   }
   await tf.ready();
   useSpeedups(true);
-  if (name === "wasm") {
-    // Its OneHot writes int32 bits whatever the dtype: a float32 mask (the losses' targets) came out as zeros.
-    useWasmOneHotFix();
-  }
+  useFixes();
   if (name === "cpu") {
     // The cpu backend prints a multi-line "install tfjs-node" banner on first use; d2l
     // already reports the backend in one line, so mark the banner as shown.
     (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
-  }
-}
-
-/**
- * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
- * with tfjs's own kernels. On every backend: a dense layer's gradient skips the input gradient
- * nobody asked for (fused-matmul-grad.ts). On wasm only, because the other backends already do
- * these well: products with a transpose flag (every matMul gradient) avoid the backend's scalar
- * loop, 7-16x slower than its XNNPACK path, and products with at most 16 columns run our own SIMD
- * kernels (wasm-matmul.ts, skinny-matmul.ts); Identity and same-dtype Cast share the buffer
- * instead of copying it, as cpu does (wasm-share.ts). Fixes of wrong results stay on either way.
- * Not in d2l.
- */
-export function useSpeedups(enabled: boolean): void {
-  if (!enabled) {
-    restoreFusedMatMul();
-    restoreWasmMatMul();
-    restoreWasmBuffers();
-    return;
-  }
-  useLazyFusedMatMulGradient();
-  if (tf.getBackend() === "wasm") {
-    useFastWasmMatMul();
-    useSharedWasmBuffers();
   }
 }
 

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch, BatchSource } from "./batches";
-import { UnitFloats } from "./unit-floats";
-import { wasmImageBatch } from "./wasm-batches";
+import { UnitFloats } from "./engine/unit-floats";
+import { wasmImageBatch } from "./engine/wasm-batches";
 import { ArgumentError, checkPositiveInt } from "./validate";
 
 /** Options of {@link ImageDataset.batches}. */

@@ -4,7 +4,8 @@
  */
 
 // Set-up: the backend, timing, argument checks, freeing what a re-run cell made.
-export { BACKENDS, initBackend, useSpeedups } from "./backend";
+export { BACKENDS, initBackend } from "./backend";
+export { useSpeedups } from "./engine";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";

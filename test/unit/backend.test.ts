@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
 import { afterAll, describe, expect, it } from "vitest";
-import { initBackend, useSpeedups } from "../../lib/src/backend";
+import { initBackend } from "../../lib/src/backend";
+import { useSpeedups } from "../../lib/src/engine";
 
 const hasTfjsNode = (() => {
   try {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "../../lib/src/fused-matmul-grad";
+import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "../../lib/src/engine/fused-matmul-grad";
 import { trainDenseLayer, values } from "./kernel-fixtures";
 
 const PRODUCTS = new Set<string>([tf.BatchMatMul, tf._FusedMatMul]);

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { SKINNY_MAX_COLUMNS, columnBlocks, skinnyMatMul } from "../../lib/src/skinny-matmul";
+import { SKINNY_MAX_COLUMNS, columnBlocks, skinnyMatMul } from "../../lib/src/engine/skinny-matmul";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";

@@ -2,8 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { fashionMnist } from "../../lib/src/fashion-mnist";
 import { ImageDataset } from "../../lib/src/image-data";
-import { UNIT_FLOATS_WASM } from "../../lib/src/simd-kernels";
-import { UnitFloats } from "../../lib/src/unit-floats";
+import { UNIT_FLOATS_WASM } from "../../lib/src/engine/simd-kernels";
+import { UnitFloats } from "../../lib/src/engine/unit-floats";
 import { realDataDir } from "./fashion-mnist-fixtures";
 
 /** What the batches were before the SIMD conversion: floats 0..255, divided by 255 in the backend. */

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { GATHER_UNIT_WASM } from "../../lib/src/simd-kernels";
-import { wasmImageBatch } from "../../lib/src/wasm-batches";
+import { GATHER_UNIT_WASM } from "../../lib/src/engine/simd-kernels";
+import { wasmImageBatch } from "../../lib/src/engine/wasm-batches";
 
 const onWasm = tf.getBackend() === "wasm";
 

@@ -5,7 +5,7 @@ import {
   useFastWasmMatMul,
   type MatMulRewrite,
   type Transposer,
-} from "../../lib/src/wasm-matmul";
+} from "../../lib/src/engine/wasm-matmul";
 import { trainDenseLayer, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -162,7 +162,7 @@ describe.skipIf(!onWasm)("useFastWasmMatMul (wasm backend)", () => {
     useFastWasmMatMul();
     const installed = tf.getKernel(tf.BatchMatMul, "wasm")!.kernelFunc;
     vi.resetModules();
-    const copy = await import("../../lib/src/wasm-matmul");
+    const copy = await import("../../lib/src/engine/wasm-matmul");
     expect(copy.useFastWasmMatMul).not.toBe(useFastWasmMatMul);
     expect(copy.useFastWasmMatMul()).toBe(true);
     expect(tf.getKernel(tf.BatchMatMul, "wasm")!.kernelFunc).toBe(installed); // not wrapped twice

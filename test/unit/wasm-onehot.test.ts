@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { restoreWasmOneHot, useWasmOneHotFix } from "../../lib/src/wasm-onehot";
+import { restoreWasmOneHot, useWasmOneHotFix } from "../../lib/src/engine/wasm-onehot";
 
 const onWasm = tf.getBackend() === "wasm";
 

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { crossEntropy } from "../../lib/src/losses";
 import { softmax } from "../../lib/src/models";
 import { backward, sgd } from "../../lib/src/optim";
-import { restoreWasmBuffers, useSharedWasmBuffers } from "../../lib/src/wasm-share";
+import { restoreWasmBuffers, useSharedWasmBuffers } from "../../lib/src/engine/wasm-share";
 
 const onWasm = tf.getBackend() === "wasm";
 

@@ -1,0 +1,37 @@
+import * as tf from "@tensorflow/tfjs";
+import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "./fused-matmul-grad";
+import { restoreWasmBuffers, useSharedWasmBuffers } from "./wasm-share";
+import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
+import { useWasmOneHotFix } from "./wasm-onehot";
+
+/**
+ * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
+ * with tfjs's own kernels. On every backend: a dense layer's gradient skips the input gradient
+ * nobody asked for (fused-matmul-grad.ts). On wasm only, because the other backends already do
+ * these well: products with a transpose flag (every matMul gradient) avoid the backend's scalar
+ * loop, 7-16x slower than its XNNPACK path, and products with at most 16 columns run our own SIMD
+ * kernels (wasm-matmul.ts, skinny-matmul.ts); Identity and same-dtype Cast share the buffer
+ * instead of copying it, as cpu does (wasm-share.ts). Fixes of wrong results stay on either way.
+ * Not in d2l.
+ */
+export function useSpeedups(enabled: boolean): void {
+  if (!enabled) {
+    restoreFusedMatMul();
+    restoreWasmMatMul();
+    restoreWasmBuffers();
+    return;
+  }
+  useLazyFusedMatMulGradient();
+  if (tf.getBackend() === "wasm") {
+    useFastWasmMatMul();
+    useSharedWasmBuffers();
+  }
+}
+
+/** Installs the fixes of wrong results for the active backend; they stay on whatever {@link useSpeedups} says. */
+export function useFixes(): void {
+  if (tf.getBackend() === "wasm") {
+    // Its OneHot writes int32 bits whatever the dtype: a float32 mask (the losses' targets) came out as zeros.
+    useWasmOneHotFix();
+  }
+}
