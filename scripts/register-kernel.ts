@@ -8,14 +8,14 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { tslabKernelSpec } from "./lib/kernelspec";
+import { ROOT } from "./lib/paths";
 import { INSTALL_JUPYTER_HINT, findPython } from "./lib/python";
 
 const { values } = parseArgs({ options: { "if-jupyter": { type: "boolean", default: false } } });
 
-const projectRoot = resolve(import.meta.dirname, "..");
-const tslabBin = join(projectRoot, "node_modules", "tslab", "bin", "tslab");
 
 const python = findPython(["jupyter_client"]);
 if (!python) {
@@ -23,12 +23,8 @@ if (!python) {
   process.exit(values["if-jupyter"] ? 0 : 1);
 }
 
-const spec = {
-  argv: [process.execPath, tslabBin, "kernel", "--config-path", "{connection_file}"],
-  display_name: "TypeScript",
-  language: "typescript",
-  metadata: { d2l: { project: projectRoot } },
-};
+// The kernel runs on the Node that runs this script: the one `npm install` was run with.
+const spec = { ...tslabKernelSpec(), metadata: { d2l: { project: ROOT } } };
 const dir = mkdtempSync(join(tmpdir(), "d2l-kernel-"));
 try {
   writeFileSync(join(dir, "kernel.json"), JSON.stringify(spec, null, 2));
@@ -42,7 +38,9 @@ try {
     process.exit(1);
   }
   const installed = result.stderr.trim().split("\n").pop() ?? "";
-  console.log(`d2l-ts: kernel "tslab" (TypeScript) registered with ${python}: ${installed.replace(/^\[InstallKernelSpec\] /, "")}`);
+  console.log(
+    `d2l-ts: kernel "tslab" (TypeScript, Node ${process.version}) registered with ${python}: ${installed.replace(/^\[InstallKernelSpec\] /, "")}`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

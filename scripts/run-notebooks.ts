@@ -120,5 +120,7 @@ await Promise.all(
 );
 const failed = results.filter((ok) => !ok).length;
 const total = ((performance.now() - started) / 1000).toFixed(1);
-console.log(`notebooks: ${results.length - failed} passed, ${failed} failed in ${total} s; HTML in ${join("build", "html")}`);
+console.log(
+  `notebooks: ${results.length - failed} passed, ${failed} failed in ${total} s on Node ${process.version}; HTML in ${join("build", "html")}`,
+);
 if (!existsSync(join(BUILD_DIR, "html")) || failed > 0) process.exit(1);
