@@ -53,14 +53,17 @@ export function setSeed(seed: number | undefined): void {
   currentSeed = seed;
 }
 
-/** The seed last given to {@link setSeed} (or by `D2L_SEED`), or undefined when none is set. */
+/**
+ * The seed last given to {@link setSeed} (or by `D2L_SEED`), or undefined when none is set.
+ * @see torch.initial_seed, PyTorch's equivalent
+ */
 export function getSeed(): number | undefined {
   return currentSeed;
 }
 
 /**
  * The seed named by the environment variable `D2L_SEED`: undefined when it is unset or empty, an
- * error naming D2L_SEED when it is not an integer in 0..2^53-1.
+ * error naming D2L_SEED when it is not an integer in 0..2^53-1. Used by {@link initBackend}.
  */
 export function seedFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const text = env.D2L_SEED?.trim();
