@@ -102,7 +102,7 @@ describe("npm run bench", () => {
       [["--runs", "0"], /--runs must be a positive integer; got "0"/],
       [["--compare", "--baseline"], /--compare runs with and without the speed-ups itself; leave out --baseline/],
       [["--model", "mlp"], /--model must be one of scratch, concise; got "mlp"/],
-      [["--seed", "-1"], /--seed must be a non-negative integer or "random"; got "-1"/],
+      [["--seed", "1.5"], /--seed must be a non-negative integer or "random"; got "1.5"/],
       [["--seeds", "3", "--runs", "2"], /--seeds runs seeds 0\.\.N-1 once each; leave out --seed, --runs and --compare/],
     ] as const) {
       const { status, stderr } = await bench([...args]);
