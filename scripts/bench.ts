@@ -4,6 +4,7 @@
  *
  *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise]
  *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare]
+ *                    [--seed N|random] [--seeds N]
  *
  * scratch is notebook 3.6's model: W [784, 10] ~ N(0, 0.01²), b = 0, softmax(XW + b), crossEntropy,
  * d2l.sgd as the updater. concise is 3.7's: tf.sequential flatten + dense(10), softmaxCrossEntropy
@@ -19,6 +20,14 @@
  * line has the same keys (medians) plus "runs", "secondsPerEpochRuns", and with --compare
  * "baseline" ({secondsPerEpoch, totalSeconds, secondsPerEpochRuns}) and "speedup" (baseline's
  * median seconds per epoch over ours).
+ *
+ * --seed N seeds every random number (d2l.setSeed, as D2L_SEED=N does), so two runs print the same
+ * losses and accuracies; without it (or with --seed random) D2L_SEED's seed is used if set, else
+ * none. The JSON line's "seed" says which (null: unseeded). --seeds N trains under seeds 0..N-1,
+ * each run in a process of its own, the model given by --model or else both 3.6's and 3.7's, and
+ * reports min, median and max of the final test accuracy, train accuracy and train loss: the spread
+ * that the bounds the notebooks and tests assert must hold across. Its JSON line is
+ * {"seeds","epochs","backend","models":{model:{"testAccuracy":{min,median,max},"trainAccuracy":...,"trainLoss":...,"runs":[...]}}}.
  */
 import * as tf from "@tensorflow/tfjs";
 import cliProgress from "cli-progress";
@@ -44,11 +53,17 @@ interface Options {
   runs: number;
   /** Alternate runs with and without the speed-ups. */
   compare: boolean;
+  /** The seed of every random number (--seed), "random" for none; undefined: D2L_SEED's, if any. */
+  seed?: number | "random";
+  /** Sweep seeds 0..seeds-1 (--seeds); 0: no sweep. */
+  seeds: number;
+  /** Whether --model was given (a sweep without it covers both models). */
+  modelGiven: boolean;
 }
 
 const USAGE =
   "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise] " +
-  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare]";
+  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--seed N|random] [--seeds N]";
 
 class UsageError extends Error {}
 
@@ -77,13 +92,15 @@ function parseOptions(argv: string[]): Options {
       options: {
         epochs: { type: "string", default: "10" },
         backend: { type: "string" },
-        model: { type: "string", default: "scratch" },
+        model: { type: "string" },
         "batch-size": { type: "string", default: "256" },
         lr: { type: "string", default: "0.1" },
         json: { type: "boolean", default: false },
         baseline: { type: "boolean", default: false },
         runs: { type: "string", default: "1" },
         compare: { type: "boolean", default: false },
+        seed: { type: "string" },
+        seeds: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -102,16 +119,29 @@ function parseOptions(argv: string[]): Options {
   if (v.compare && v.baseline) {
     throw new UsageError("--compare runs with and without the speed-ups itself; leave out --baseline");
   }
+  let seed: number | "random" | undefined;
+  if (v.seed !== undefined) {
+    seed = v.seed.trim() === "random" ? "random" : Number(v.seed);
+    if (seed !== "random" && (!/^\s*\d+\s*$/.test(v.seed) || !Number.isSafeInteger(seed))) {
+      throw new UsageError(`--seed must be a non-negative integer or "random"; got "${v.seed}"`);
+    }
+  }
+  if (v.seeds !== undefined && (v.seed !== undefined || v.runs !== "1" || v.compare)) {
+    throw new UsageError("--seeds runs seeds 0..N-1 once each; leave out --seed, --runs and --compare");
+  }
   return {
     epochs: positiveInt("epochs", v.epochs!),
     backend: v.backend === undefined ? undefined : oneOf("backend", v.backend, d2l.BACKENDS),
-    model: oneOf("model", v.model!, MODELS),
+    model: oneOf("model", v.model ?? "scratch", MODELS),
     batchSize: positiveInt("batch-size", v["batch-size"]!),
     lr,
     json: v.json!,
     baseline: v.baseline!,
     runs: positiveInt("runs", v.runs!),
     compare: v.compare!,
+    seed,
+    seeds: v.seeds === undefined ? 0 : positiveInt("seeds", v.seeds),
+    modelGiven: v.model !== undefined,
   };
 }
 
@@ -194,6 +224,8 @@ interface RunResult {
   trainLoss: number;
   trainAccuracy: number;
   testAccuracy: number;
+  /** The seed of the run's random numbers; null when unseeded. */
+  seed: number | null;
 }
 
 /** One run of the job in a process of its own (this script, with --json); its JSON line. */
@@ -201,6 +233,7 @@ function runChild(opts: Options, baseline: boolean): RunResult {
   const args = [
     "--epochs", String(opts.epochs), "--model", opts.model, "--batch-size", String(opts.batchSize), "--lr", String(opts.lr),
     "--json", ...(opts.backend ? ["--backend", opts.backend] : []), ...(baseline ? ["--baseline"] : []),
+    ...(opts.seed !== undefined ? ["--seed", String(opts.seed)] : []),
   ];
   // process.execArgv carries tsx's loader, so the child runs this TypeScript file as we do
   const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...args], { encoding: "utf8" });
@@ -255,14 +288,56 @@ function orchestrate(opts: Options): void {
   }
 }
 
+/** --seeds N: each model trained under seeds 0..N-1; min, median and max of the final metrics. */
+function sweepSeeds(opts: Options): void {
+  const models: Model[] = opts.modelGiven ? [opts.model] : ["scratch", "concise"];
+  const keys = ["testAccuracy", "trainAccuracy", "trainLoss"] as const;
+  const report: Record<string, Record<string, unknown>> = {};
+  let backend = "";
+  for (const model of models) {
+    const runs: RunResult[] = [];
+    for (let seed = 0; seed < opts.seeds; seed++) {
+      const r = runChild({ ...opts, model, seed }, opts.baseline);
+      backend = r.backend;
+      runs.push(r);
+      if (!opts.json) console.log(`${model} seed ${seed}: test acc ${r.testAccuracy.toFixed(4)}, train acc ${r.trainAccuracy.toFixed(4)}, train loss ${r.trainLoss.toFixed(4)}`);
+    }
+    const spread = (key: (typeof keys)[number]) => {
+      const xs = runs.map((r) => r[key]);
+      return { min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
+    };
+    report[model] = {
+      ...Object.fromEntries(keys.map((k) => [k, spread(k)])),
+      runs: runs.map((r) => ({ seed: r.seed, testAccuracy: r.testAccuracy, trainAccuracy: r.trainAccuracy, trainLoss: r.trainLoss })),
+    };
+  }
+  console.log(`${opts.seeds} seeds (0..${opts.seeds - 1}), ${opts.epochs} epochs, ${backend} backend: min / median / max`);
+  console.log(`${"model".padEnd(8)}  ${keys.map((k) => k.padEnd(26)).join("  ")}`);
+  for (const model of models) {
+    const cells = keys.map((k) => {
+      const { min, median: mid, max } = report[model][k] as { min: number; median: number; max: number };
+      return `${min.toFixed(4)} / ${mid.toFixed(4)} / ${max.toFixed(4)}`.padEnd(26);
+    });
+    console.log(`${model.padEnd(8)}  ${cells.join("  ")}`);
+  }
+  if (opts.json) console.log(JSON.stringify({ seeds: opts.seeds, epochs: opts.epochs, backend, models: report }));
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.seeds > 0) {
+    sweepSeeds(opts);
+    return;
+  }
   if (opts.runs > 1 || opts.compare) {
     orchestrate(opts);
     return;
   }
+  // --seed works through D2L_SEED, which initBackend applies (and names in its line).
+  if (opts.seed === "random") delete process.env.D2L_SEED;
+  else if (opts.seed !== undefined) process.env.D2L_SEED = String(opts.seed);
   const start = performance.now();
-  const backend = (await d2l.initBackend(opts.backend, { quiet: opts.json })).name;
+  const { name: backend, seed } = await d2l.initBackend(opts.backend, { quiet: opts.json });
   if (opts.baseline) d2l.useSpeedups(false);
 
   const loadStart = performance.now();
@@ -288,7 +363,8 @@ async function main(): Promise<void> {
     if (barShown) bar?.render();
   };
 
-  print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}: ` +
+  print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}` +
+    `${seed === undefined ? "" : `, seed ${seed}`}: ` +
     `${opts.epochs} epochs, batch ${opts.batchSize}, lr ${opts.lr}; data loaded in ${loadSeconds.toFixed(3)} s`);
   print(row(COLUMNS));
   const epochSeconds: number[] = [];
@@ -341,6 +417,7 @@ async function main(): Promise<void> {
       trainLoss: last.trainLoss,
       trainAccuracy: last.trainAcc,
       testAccuracy: last.testAcc,
+      seed: seed ?? null,
     }));
   }
 }

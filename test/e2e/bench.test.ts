@@ -1,7 +1,7 @@
 /**
  * `npm run bench`'s contract, run for real (the real Fashion-MNIST files, the real training loop),
- * with few epochs: the JSON line and its keys, --baseline, --runs and --compare, and the usage
- * errors. How fast it runs is the benchmark's to report, not this test's to assert.
+ * with few epochs: the JSON line and its keys, --baseline, --runs and --compare, --seed and --seeds,
+ * and the usage errors. Runs are seeded (test/setup.ts sets D2L_SEED, which the bench inherits). How fast it runs is the benchmark's to report, not this test's to assert.
  */
 import { spawn } from "node:child_process";
 import { join } from "node:path";
@@ -25,7 +25,7 @@ function bench(args: string[]): Promise<{ status: number | null; stdout: string;
 
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, unknown>;
 
-const KEYS = ["backend", "epochs", "batchSize", "lr", "loadSeconds", "secondsPerEpoch", "totalSeconds", "trainLoss", "trainAccuracy", "testAccuracy"];
+const KEYS = ["backend", "epochs", "batchSize", "lr", "loadSeconds", "secondsPerEpoch", "totalSeconds", "trainLoss", "trainAccuracy", "testAccuracy", "seed"];
 
 describe("npm run bench", () => {
   beforeAll(() => {
@@ -38,7 +38,7 @@ describe("npm run bench", () => {
     expect(stdout).toMatch(/epoch\s+train loss\s+train acc\s+test acc\s+seconds/); // the table per epoch
     const r = lastJson(stdout);
     for (const key of KEYS) expect(r).toHaveProperty(key);
-    expect(r).toMatchObject({ epochs: 2, batchSize: 256, lr: 0.1, speedups: true });
+    expect(r).toMatchObject({ epochs: 2, batchSize: 256, lr: 0.1, speedups: true, seed: Number(process.env.D2L_SEED) });
     expect(r.secondsPerEpoch as number).toBeGreaterThan(0);
     expect(r.totalSeconds as number).toBeGreaterThan(r.secondsPerEpoch as number);
     expect(r.trainLoss as number).toBeLessThan(0.7); // two epochs of softmax regression
@@ -70,11 +70,40 @@ describe("npm run bench", () => {
     expect(r.speedup).toBeCloseTo(baseline.secondsPerEpoch / (r.secondsPerEpoch as number), 10);
   });
 
+  it("--seed N repeats a run to the last digit; --seed random draws fresh numbers", async () => {
+    const runs = [];
+    for (const seed of ["3", "3", "random", "random"]) {
+      const { status, stdout, stderr } = await bench(["--epochs", "1", "--seed", seed, "--json"]);
+      expect(status, stderr).toBe(0);
+      runs.push(lastJson(stdout));
+    }
+    const metrics = (r: Record<string, unknown>) => [r.trainLoss, r.trainAccuracy, r.testAccuracy];
+    expect(runs.map((r) => r.seed)).toEqual([3, 3, null, null]);
+    expect(metrics(runs[1])).toEqual(metrics(runs[0]));
+    expect(metrics(runs[3])).not.toEqual(metrics(runs[2]));
+    expect(metrics(runs[2])).not.toEqual(metrics(runs[0]));
+  });
+
+  it("--seeds 2 trains under seeds 0 and 1 and reports min, median and max", async () => {
+    const { status, stdout, stderr } = await bench(["--seeds", "2", "--epochs", "1", "--model", "concise", "--json"]);
+    expect(status, stderr).toBe(0);
+    expect(stdout).toMatch(/2 seeds \(0\.\.1\), 1 epochs, \w+ backend: min \/ median \/ max/);
+    const r = lastJson(stdout) as { seeds: number; models: Record<string, Record<string, { min: number; median: number; max: number }> & { runs: { seed: number; testAccuracy: number; trainLoss: number }[] }> };
+    expect(Object.keys(r.models)).toEqual(["concise"]);
+    const { testAccuracy, runs } = r.models.concise;
+    expect(runs.map((x) => x.seed)).toEqual([0, 1]);
+    const accs = runs.map((x) => x.testAccuracy);
+    expect(testAccuracy).toEqual({ min: Math.min(...accs), median: (accs[0] + accs[1]) / 2, max: Math.max(...accs) });
+    expect(runs[0].trainLoss).not.toBe(runs[1].trainLoss); // two seeds, two runs
+  });
+
   it("rejects bad arguments with a usage line, exit status 2", async () => {
     for (const [args, message] of [
       [["--runs", "0"], /--runs must be a positive integer; got "0"/],
       [["--compare", "--baseline"], /--compare runs with and without the speed-ups itself; leave out --baseline/],
       [["--model", "mlp"], /--model must be one of scratch, concise; got "mlp"/],
+      [["--seed", "1.5"], /--seed must be a non-negative integer or "random"; got "1.5"/],
+      [["--seeds", "3", "--runs", "2"], /--seeds runs seeds 0\.\.N-1 once each; leave out --seed, --runs and --compare/],
     ] as const) {
       const { status, stderr } = await bench([...args]);
       expect(status).toBe(2);

@@ -2,7 +2,9 @@
  * A real front end: Debian's classic Jupyter Notebook server on 127.0.0.1 with this
  * project's kernel, driven by headless Chromium. It runs all cells of notebook 3.6, watches
  * the training chart redraw in place while it trains and end at 10 epochs, then re-runs the
- * training cell and checks the notebook still holds one chart, not two.
+ * training cell and checks the notebook still holds one chart, not two. The kernel runs seeded
+ * (D2L_SEED, 0 unless the test run sets another), so the notebook's asserts about its training
+ * hold or fail on every run.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -18,6 +20,7 @@ import { findPython } from "../../scripts/lib/python";
 import { CHROMIUM, launchChromium } from "./browser";
 
 const NOTEBOOK = "3.6-softmax-regression-scratch.ipynb";
+const SEED = process.env.D2L_SEED ?? "0";
 const python = findPython(["notebook", "jupyter_client"]);
 const runnable = python !== undefined && existsSync(CHROMIUM);
 if (process.env.CI && !runnable) {
@@ -125,6 +128,7 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
       {
         env: {
           ...process.env,
+          D2L_SEED: SEED, // the kernel inherits it; d2l.initBackend() in the first cell applies it
           JUPYTER_PATH: jupyterDir,
           JUPYTER_CONFIG_DIR: join(home, "config"),
           JUPYTER_RUNTIME_DIR: join(home, "runtime"),
@@ -185,6 +189,9 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
     // It redrew while training: some intermediate epoch counts were on screen.
     expect(seen.filter((e) => e > 0 && e < 10).length).toBeGreaterThanOrEqual(2);
     await expect.poll(isIdle, { timeout: 120_000 }).toBe(true);
+    // The first cell's line says the run was seeded.
+    const firstOutput = await page.evaluate(() => document.querySelector(".code_cell .output_area")?.textContent ?? "");
+    expect(firstOutput).toContain(`, seed ${SEED}`);
   }, 420_000);
 
   it("re-running the training cell leaves one chart, not two", async () => {

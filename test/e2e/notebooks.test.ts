@@ -62,6 +62,8 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
       const replies = code.map((c) => (c.metadata.execution as Record<string, string> | undefined)?.["shell.execute_reply"]);
       expect(replies.every((t) => typeof t === "string")).toBe(true);
       expect([...replies].sort()).toEqual(replies); // in order
+      // Run seeded (the runner's default; test/setup.ts passes D2L_SEED on), and recorded as such.
+      expect(nb.metadata.d2l).toEqual({ seed: Number(process.env.D2L_SEED) });
     });
   }
 
@@ -108,6 +110,7 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
           await expect.poll(() => page.locator("mjx-container svg").count(), { timeout: 20_000 }).toBeGreaterThan(0);
           expect(await page.locator("mjx-merror").count(), "MathJax reported a TeX error").toBe(0);
         }
+        expect(await page.locator("#d2l-run").textContent()).toContain(`with seed ${process.env.D2L_SEED} (D2L_SEED=`);
         expect(problems).toEqual([]);
         await context.close();
       });
