@@ -1,16 +1,16 @@
 /**
- * The chapter's headline job outside Jupyter: softmax regression on Fashion-MNIST, trained with
- * the library's own loadDataFashionMnist and trainCh3, the code a reader of 3.6 and 3.7 runs.
+ * The chapters' headline jobs outside Jupyter: softmax regression (3.6, 3.7) and the multilayer
+ * perceptron (4.2, 4.3) on Fashion-MNIST, trained with the library's own loadDataFashionMnist and
+ * trainCh3, the code a reader of those notebooks runs.
  *
- *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise]
+ *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch]
  *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare]
  *
- * scratch is notebook 3.6's model: W [784, 10] ~ N(0, 0.01²), b = 0, softmax(XW + b), crossEntropy,
- * d2l.sgd as the updater. concise is 3.7's: tf.sequential flatten + dense(10), softmaxCrossEntropy
- * on the logits, tf.train.sgd(lr). Prints a table per epoch (a progress bar on stderr when it is a
+ * The models (scratch and concise: 3.6 and 3.7; mlp-scratch and mlp: 4.2 and 4.3) are described
+ * in scripts/bench-models.ts. Prints a table per epoch (a progress bar on stderr when it is a
  * terminal); with --json the last line is one JSON object:
- * {"backend","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
- * secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
+ * {"backend","node","model","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
+ * (node: process.version) secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
  * accuracy, as trainCh3 runs them); totalSeconds is the whole job, backend and data loading included.
  *
  * --baseline runs the job on tfjs's own kernels (d2l.useSpeedups(false)). --runs N runs the job N
@@ -27,9 +27,8 @@ import { parseArgs } from "node:util";
 // Only through index: importing lib modules one by one from this ES module would load a second
 // copy of those that index also reaches (tsx loads lib/src as CommonJS), e.g. optim's gradient store.
 import * as d2l from "../lib/src/index";
+import { DESCRIPTIONS, MODELS, type Model, makeJob } from "./bench-models";
 
-const MODELS = ["scratch", "concise"] as const;
-type Model = (typeof MODELS)[number];
 
 interface Options {
   epochs: number;
@@ -47,7 +46,7 @@ interface Options {
 }
 
 const USAGE =
-  "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise] " +
+  "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch] " +
   "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare]";
 
 class UsageError extends Error {}
@@ -115,48 +114,6 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-interface Job {
-  net: d2l.Net;
-  loss: d2l.Loss;
-  updater: d2l.Updater;
-  dispose: () => void;
-}
-
-/** Notebook 3.6's model, loss and updater. */
-function scratch(lr: number): Job {
-  const numInputs = 784;
-  const numOutputs = 10;
-  const W = tf.tidy(() => tf.variable(tf.randomNormal([numInputs, numOutputs], 0, 0.01)));
-  const b = tf.tidy(() => tf.variable(tf.zeros([numOutputs])));
-  const net = (X: tf.Tensor) => d2l.softmax(tf.matMul(X.reshape([-1, W.shape[0]]), W).add(b));
-  const updater = (batchSize: number) => d2l.sgd([W, b], lr, batchSize);
-  return { net, loss: d2l.crossEntropy, updater, dispose: () => tf.dispose([W, b]) };
-}
-
-/** Notebook 3.7's model, loss and optimizer. */
-function concise(lr: number): Job {
-  const net = tf.sequential({
-    layers: [
-      tf.layers.flatten({ inputShape: [28, 28, 1] }),
-      tf.layers.dense({
-        units: 10,
-        kernelInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.01 }),
-        biasInitializer: "zeros",
-      }),
-    ],
-  });
-  const trainer = tf.train.sgd(lr);
-  return {
-    net,
-    loss: d2l.softmaxCrossEntropy,
-    updater: trainer,
-    dispose: () => {
-      net.dispose();
-      trainer.dispose();
-    },
-  };
-}
-
 /** The same batches, calling `tick` after each one (for the progress bar). */
 function counted(source: d2l.BatchSource, tick: () => void): d2l.BatchSource {
   return {
@@ -184,6 +141,8 @@ const row = (cells: string[]) => cells.map((c, i) => c.padStart(WIDTHS[i])).join
 /** What a run's --json line holds. */
 interface RunResult {
   backend: string;
+  node: string;
+  model: string;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -269,7 +228,7 @@ async function main(): Promise<void> {
   const [trainIter, testIter] = await d2l.loadDataFashionMnist(opts.batchSize);
   const loadSeconds = (performance.now() - loadStart) / 1000;
 
-  const job = opts.model === "scratch" ? scratch(opts.lr) : concise(opts.lr);
+  const job = makeJob(opts.model, opts.lr);
   const stepsPerEpoch = Math.ceil(trainIter.numExamples / opts.batchSize);
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
@@ -288,7 +247,7 @@ async function main(): Promise<void> {
     if (barShown) bar?.render();
   };
 
-  print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}: ` +
+  print(`${DESCRIPTIONS[opts.model]} on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}: ` +
     `${opts.epochs} epochs, batch ${opts.batchSize}, lr ${opts.lr}; data loaded in ${loadSeconds.toFixed(3)} s`);
   print(row(COLUMNS));
   const epochSeconds: number[] = [];
@@ -331,6 +290,8 @@ async function main(): Promise<void> {
   if (opts.json) {
     console.log(JSON.stringify({
       backend,
+      node: process.version,
+      model: opts.model,
       epochs: opts.epochs,
       batchSize: opts.batchSize,
       lr: opts.lr,
