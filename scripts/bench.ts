@@ -4,7 +4,7 @@
  * trainCh3, the code a reader of those notebooks runs.
  *
  *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch]
- *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare]
+ *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare] [--peer]
  *
  * The models (scratch and concise: 3.6 and 3.7; mlp-scratch and mlp: 4.2 and 4.3) are described
  * in scripts/bench-models.ts. Prints a table per epoch (a progress bar on stderr when it is a
@@ -19,6 +19,11 @@
  * line has the same keys (medians) plus "runs", "secondsPerEpochRuns", and with --compare
  * "baseline" ({secondsPerEpoch, totalSeconds, secondsPerEpochRuns}) and "speedup" (baseline's
  * median seconds per epoch over ours).
+ *
+ * --peer alternates each run with the same job in PyTorch (scripts/peer/bench_torch.py: data as
+ * tensors, one thread; see scripts/bench-peer.ts for how its Python is found) and prints both
+ * medians and the ratio; its JSON line adds "peer" ({torch, threads, secondsPerEpoch,
+ * secondsPerEpochRuns, testAccuracy}) and "ratioToPeer" (our median seconds per epoch over its).
  */
 import * as tf from "@tensorflow/tfjs";
 import cliProgress from "cli-progress";
@@ -28,6 +33,7 @@ import { parseArgs } from "node:util";
 // copy of those that index also reaches (tsx loads lib/src as CommonJS), e.g. optim's gradient store.
 import * as d2l from "../lib/src/index";
 import { DESCRIPTIONS, MODELS, type Model, makeJob } from "./bench-models";
+import { HOW_TO_GET_TORCH, type PeerResult, fashionMnistDir, findTorchPython, runPeer } from "./bench-peer";
 
 
 interface Options {
@@ -43,11 +49,13 @@ interface Options {
   runs: number;
   /** Alternate runs with and without the speed-ups. */
   compare: boolean;
+  /** Alternate runs with the PyTorch peer (scripts/peer/bench_torch.py). */
+  peer: boolean;
 }
 
 const USAGE =
   "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch] " +
-  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare]";
+  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--peer]";
 
 class UsageError extends Error {}
 
@@ -83,6 +91,7 @@ function parseOptions(argv: string[]): Options {
         baseline: { type: "boolean", default: false },
         runs: { type: "string", default: "1" },
         compare: { type: "boolean", default: false },
+        peer: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -101,6 +110,9 @@ function parseOptions(argv: string[]): Options {
   if (v.compare && v.baseline) {
     throw new UsageError("--compare runs with and without the speed-ups itself; leave out --baseline");
   }
+  if (v.compare && v.peer) {
+    throw new UsageError("--compare and --peer each alternate with another run; choose one");
+  }
   return {
     epochs: positiveInt("epochs", v.epochs!),
     backend: v.backend === undefined ? undefined : oneOf("backend", v.backend, d2l.BACKENDS),
@@ -111,6 +123,7 @@ function parseOptions(argv: string[]): Options {
     baseline: v.baseline!,
     runs: positiveInt("runs", v.runs!),
     compare: v.compare!,
+    peer: v.peer!,
   };
 }
 
@@ -214,8 +227,48 @@ function orchestrate(opts: Options): void {
   }
 }
 
+/** --peer: our runs alternating with PyTorch's on the same job, the medians and their ratio. */
+function orchestratePeer(opts: Options): void {
+  const python = findTorchPython();
+  if (python === undefined) throw new Error(`bench --peer: ${HOW_TO_GET_TORCH}`);
+  const dataDir = fashionMnistDir(d2l.projectRoot());
+  const ours: RunResult[] = [];
+  const peers: PeerResult[] = [];
+  for (let run = 1; run <= opts.runs; run++) {
+    const r = runChild(opts, opts.baseline);
+    ours.push(r);
+    console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend})   ${r.secondsPerEpoch.toFixed(3)} s an epoch  test accuracy ${r.testAccuracy.toFixed(4)}`);
+    const p = runPeer(python, dataDir, opts);
+    peers.push(p);
+    console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${p.threads} thread)  ${p.secondsPerEpoch.toFixed(3)} s an epoch  test accuracy ${p.testAccuracy.toFixed(4)}`);
+  }
+  const oursMedian = median(ours.map((r) => r.secondsPerEpoch));
+  const peerMedian = median(peers.map((r) => r.secondsPerEpoch));
+  const ratio = oursMedian / peerMedian;
+  console.log(`median of ${opts.runs}: d2l-ts ${oursMedian.toFixed(3)} s an epoch, PyTorch ${peerMedian.toFixed(3)} s an epoch; ` +
+    `d2l-ts takes ${ratio.toFixed(2)}x PyTorch's time (measured alternately in this command)`);
+  if (opts.json) {
+    console.log(JSON.stringify({
+      ...ours[0],
+      secondsPerEpoch: oursMedian,
+      secondsPerEpochRuns: ours.map((r) => r.secondsPerEpoch),
+      testAccuracy: median(ours.map((r) => r.testAccuracy)),
+      runs: opts.runs,
+      peer: {
+        torch: peers[0].torch, threads: peers[0].threads, secondsPerEpoch: peerMedian,
+        secondsPerEpochRuns: peers.map((r) => r.secondsPerEpoch), testAccuracy: median(peers.map((r) => r.testAccuracy)),
+      },
+      ratioToPeer: ratio,
+    }));
+  }
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.peer) {
+    orchestratePeer(opts);
+    return;
+  }
   if (opts.runs > 1 || opts.compare) {
     orchestrate(opts);
     return;
