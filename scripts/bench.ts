@@ -10,7 +10,8 @@
  * in scripts/bench-models.ts. Prints a table per epoch (a progress bar on stderr when it is a
  * terminal); with --json the last line is one JSON object:
  * {"backend","node","model","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
- * (node: process.version) secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
+ * (node: process.version; also "cpuSecondsPerEpoch", the process's CPU time likewise, which a
+ * busy machine disturbs less than the wall clock) secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
  * accuracy, as trainCh3 runs them); totalSeconds is the whole job, backend and data loading included.
  *
  * --baseline runs the job on tfjs's own kernels (d2l.useSpeedups(false)). --runs N runs the job N
@@ -162,6 +163,8 @@ interface RunResult {
   speedups: boolean;
   loadSeconds: number;
   secondsPerEpoch: number;
+  /** CPU time of this process an epoch (median after the first): on a shared machine, less disturbed by other processes than the wall clock. */
+  cpuSecondsPerEpoch: number;
   totalSeconds: number;
   trainLoss: number;
   trainAccuracy: number;
@@ -192,23 +195,24 @@ function orchestrate(opts: Options): void {
     for (const baseline of variants) {
       const r = runChild(opts, baseline);
       results.get(baseline)!.push(r);
-      console.log(`run ${run}/${opts.runs}  ${label(baseline).padEnd(14)}  ${r.secondsPerEpoch.toFixed(3)} s an epoch  ` +
+      console.log(`run ${run}/${opts.runs}  ${label(baseline).padEnd(14)}  ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  ` +
         `${r.totalSeconds.toFixed(2)} s in all  test accuracy ${r.testAccuracy.toFixed(4)}`);
     }
   }
   const summary = (rs: RunResult[]) => ({
     secondsPerEpoch: median(rs.map((r) => r.secondsPerEpoch)),
+    cpuSecondsPerEpoch: median(rs.map((r) => r.cpuSecondsPerEpoch)),
     totalSeconds: median(rs.map((r) => r.totalSeconds)),
     secondsPerEpochRuns: rs.map((r) => r.secondsPerEpoch),
   });
   const ours = results.get(variants[0])!;
   const main = summary(ours);
-  console.log(`median of ${opts.runs} (${label(variants[0])}): ${main.secondsPerEpoch.toFixed(3)} s an epoch, ${main.totalSeconds.toFixed(2)} s in all`);
+  console.log(`median of ${opts.runs} (${label(variants[0])}): ${main.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${main.cpuSecondsPerEpoch.toFixed(3)} s), ${main.totalSeconds.toFixed(2)} s in all`);
   let comparison = {};
   if (opts.compare) {
     const baseline = summary(results.get(true)!);
     const speedup = baseline.secondsPerEpoch / main.secondsPerEpoch;
-    console.log(`median of ${opts.runs} (${label(true)}): ${baseline.secondsPerEpoch.toFixed(3)} s an epoch, ${baseline.totalSeconds.toFixed(2)} s in all`);
+    console.log(`median of ${opts.runs} (${label(true)}): ${baseline.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${baseline.cpuSecondsPerEpoch.toFixed(3)} s), ${baseline.totalSeconds.toFixed(2)} s in all`);
     console.log(`speed-up per epoch: ${speedup.toFixed(2)}x (measured alternately in this command)`);
     comparison = { baseline, speedup };
   }
@@ -237,7 +241,7 @@ function orchestratePeer(opts: Options): void {
   for (let run = 1; run <= opts.runs; run++) {
     const r = runChild(opts, opts.baseline);
     ours.push(r);
-    console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend})   ${r.secondsPerEpoch.toFixed(3)} s an epoch  test accuracy ${r.testAccuracy.toFixed(4)}`);
+    console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend})   ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${r.testAccuracy.toFixed(4)}`);
     const p = runPeer(python, dataDir, opts);
     peers.push(p);
     console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${p.threads} thread)  ${p.secondsPerEpoch.toFixed(3)} s an epoch  test accuracy ${p.testAccuracy.toFixed(4)}`);
@@ -306,10 +310,15 @@ async function main(): Promise<void> {
   const epochSeconds: number[] = [];
   let last: d2l.TrainMetrics = { trainLoss: NaN, trainAcc: NaN, testAcc: NaN };
   let epochStart = performance.now();
+  const epochCpuSeconds: number[] = [];
+  let epochCpu = process.cpuUsage();
   const onEpoch = (epoch: number, metrics: d2l.TrainMetrics) => {
     const now = performance.now();
     epochSeconds.push((now - epochStart) / 1000);
     epochStart = now;
+    const cpu = process.cpuUsage(epochCpu);
+    epochCpuSeconds.push((cpu.user + cpu.system) / 1e6);
+    epochCpu = process.cpuUsage();
     last = metrics;
     epochShown = Math.min(epoch + 1, opts.epochs);
     print(row([String(epoch), metrics.trainLoss.toFixed(4), metrics.trainAcc.toFixed(4), metrics.testAcc.toFixed(4),
@@ -336,7 +345,9 @@ async function main(): Promise<void> {
   }
   if (failedCheck) process.stderr.write(`note: ${failedCheck.message}\n`);
   const totalSeconds = (performance.now() - start) / 1000;
-  const secondsPerEpoch = median(epochSeconds.length > 1 ? epochSeconds.slice(1) : epochSeconds);
+  const afterFirst = (xs: number[]) => (xs.length > 1 ? xs.slice(1) : xs);
+  const secondsPerEpoch = median(afterFirst(epochSeconds));
+  const cpuSecondsPerEpoch = median(afterFirst(epochCpuSeconds));
 
   console.log(`${secondsPerEpoch.toFixed(3)} s an epoch (median after the first), ${totalSeconds.toFixed(2)} s in all; ` +
     `test accuracy ${last.testAcc.toFixed(4)}`);
@@ -351,6 +362,7 @@ async function main(): Promise<void> {
       speedups: !opts.baseline,
       loadSeconds,
       secondsPerEpoch,
+      cpuSecondsPerEpoch,
       totalSeconds,
       trainLoss: last.trainLoss,
       trainAccuracy: last.trainAcc,
