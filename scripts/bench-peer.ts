@@ -48,6 +48,7 @@ export interface PeerResult {
   torch: string;
   threads: number;
   secondsPerEpoch: number;
+  cpuSecondsPerEpoch: number;
   totalSeconds: number;
   testAccuracy: number;
 }

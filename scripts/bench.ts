@@ -244,7 +244,7 @@ function orchestratePeer(opts: Options): void {
     console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend})   ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${r.testAccuracy.toFixed(4)}`);
     const p = runPeer(python, dataDir, opts);
     peers.push(p);
-    console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${p.threads} thread)  ${p.secondsPerEpoch.toFixed(3)} s an epoch  test accuracy ${p.testAccuracy.toFixed(4)}`);
+    console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${p.threads} thread)  ${p.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${p.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${p.testAccuracy.toFixed(4)}`);
   }
   const oursMedian = median(ours.map((r) => r.secondsPerEpoch));
   const peerMedian = median(peers.map((r) => r.secondsPerEpoch));
@@ -255,11 +255,13 @@ function orchestratePeer(opts: Options): void {
     console.log(JSON.stringify({
       ...ours[0],
       secondsPerEpoch: oursMedian,
+      cpuSecondsPerEpoch: median(ours.map((r) => r.cpuSecondsPerEpoch)),
       secondsPerEpochRuns: ours.map((r) => r.secondsPerEpoch),
       testAccuracy: median(ours.map((r) => r.testAccuracy)),
       runs: opts.runs,
       peer: {
         torch: peers[0].torch, threads: peers[0].threads, secondsPerEpoch: peerMedian,
+        cpuSecondsPerEpoch: median(peers.map((r) => r.cpuSecondsPerEpoch)),
         secondsPerEpochRuns: peers.map((r) => r.secondsPerEpoch), testAccuracy: median(peers.map((r) => r.testAccuracy)),
       },
       ratioToPeer: ratio,
