@@ -36,8 +36,12 @@ export interface PackedShape {
 
 /** Columns of a panel: two SIMD vectors. */
 const NR = 8;
-/** Rows of the register block: 2·5 accumulators, 2 panel vectors and a splat fit x86-64's 16 SIMD registers with room for V8's scratch. */
-export const DEFAULT_ROWS = 5;
+/**
+ * Rows of the register block: 4 rows × 2 vectors of accumulators, 2 panel vectors and a splat (11
+ * of x86-64's 16 SIMD registers). Measured with scripts/bench-matmul.ts --rows 4,5,6: 5 and 6 rows
+ * ran 15-45% slower (V8 spills registers), 4 rows 1.4x (mul+add) to 1.7x (relaxed) XNNPACK.
+ */
+export const DEFAULT_ROWS = 4;
 
 /**
  * `f(a, b, bias, c, m, t)`: C = op(A)·op(B) (+ bias) (relu), C m×n, op(A) m×k, op(B) k×n, row-major
