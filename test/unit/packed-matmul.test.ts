@@ -77,7 +77,9 @@ describe.skipIf(!onWasm)("packedMatMul (wasm backend)", () => {
     // relaxed_madd may skip the rounding of each product; the bound above covers both.
     check([33, 100], [100, 40], false, false, { relaxed: false });
     check([33, 100], [100, 40], false, false, { relaxed: true });
-    expect(typeof relaxedSimdAvailable()).toBe("boolean");
+    // V8 has compiled relaxed SIMD since Node 20 (behind a flag there, which relaxed-simd.ts sets)
+    const major = Number(process.versions.node.split(".")[0]);
+    if (process.env.D2L_RELAXED_SIMD !== "0" && major >= 20) expect(relaxedSimdAvailable()).toBe(true);
   });
 
   it("declines what it does not compute and leaves no buffer behind", () => {
