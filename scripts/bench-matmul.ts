@@ -12,9 +12,19 @@
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/src/backend";
+import { DEFAULT_ROWS, packedMatMul } from "../lib/src/engine/packed-matmul";
+import { relaxedSimdAvailable } from "../lib/src/engine/relaxed-simd";
 import { restoreWasmMatMul, useFastWasmMatMul, type FastMatMulOptions } from "../lib/src/engine/wasm-matmul";
 
-const { values } = parseArgs({ options: { reps: { type: "string", default: "200" } } });
+const { values } = parseArgs({
+  options: {
+    reps: { type: "string", default: "200" },
+    /** Only the general products. */
+    general: { type: "boolean", default: false },
+    /** Register-block heights of the packed kernel to compare. */
+    rows: { type: "string", default: String(DEFAULT_ROWS) },
+  },
+});
 const REPS = Number(values.reps);
 if (!Number.isInteger(REPS) || REPS < 1) throw new Error(`--reps must be a positive integer; got ${values.reps}`);
 
@@ -118,6 +128,64 @@ function benchKernels(): void {
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// General products (the MLP's and a square one): GFLOP/s of XNNPACK against the packed kernel.
+
+const GENERAL: MatMulCase[] = [
+  { name: "MLP X·W1        256x784·784x256", a: [256, 784], b: [784, 256], tA: false, tB: false },
+  { name: "MLP dW1=Xᵀ·dH   (256x784)ᵀ·256x256", a: [256, 784], b: [256, 256], tA: true, tB: false },
+  { name: "MLP dX=dH·W1ᵀ   256x256·(784x256)ᵀ", a: [256, 256], b: [784, 256], tA: false, tB: true },
+  { name: "MLP dH=dY·W2ᵀ   256x10·(256x10)ᵀ", a: [256, 10], b: [256, 10], tA: false, tB: true },
+  { name: "square          512x512·512x512", a: [512, 512], b: [512, 512], tA: false, tB: false },
+];
+
+function benchGeneral(rowChoices: number[]): void {
+  const relaxed = relaxedSimdAvailable();
+  console.log(`\n## General products: GFLOP/s of CPU time (median of ${REPS} interleaved repetitions, fresh operands each time)`);
+  console.log(`relaxed SIMD ${relaxed ? "available" : `unavailable: the "relaxed" columns repeat mul+add`}; ` +
+    `"xnnpack" is the backend's own product (transposed operands copied first), "rows R" our kernel's register block\n`);
+  const backend = tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
+  const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+  type Run = { name: string; run: (a: tf.Tensor, b: tf.Tensor, c: MatMulCase) => tf.Tensor };
+  const ours = (rows: number, fma: boolean): Run => ({
+    name: `${fma ? "relaxed" : "mul+add"} rows ${rows}`,
+    run: (a, b, c) => tf.engine().makeTensorFromTensorInfo(packedMatMul(backend, info(a), info(b), c.tA, c.tB, {}, { relaxed: fma, rows })!),
+  });
+  const runs: Run[] = [
+    { name: "xnnpack", run: (a, b, c) => tf.matMul(a, b, c.tA, c.tB) },
+    ...rowChoices.flatMap((rows) => [ours(rows, false), ours(rows, true)]),
+  ];
+  useFastWasmMatMul({ skinny: false, packed: false });
+  const times = GENERAL.map(() => runs.map(() => [] as number[]));
+  const operands = GENERAL.map((c, i) => [tf.tensor(uniform(c.a[0] * c.a[1], 2 * i + 1), c.a), tf.tensor(uniform(c.b[0] * c.b[1], 2 * i + 2), c.b)]);
+  for (let rep = 0; rep < REPS + 5; rep++) {
+    for (const [ci, c] of GENERAL.entries()) {
+      for (const [ri, r] of runs.entries()) {
+        const [a, b] = operands[ci].map((t) => t.clone());
+        // CPU time, not wall time: on a shared machine the wall clock counts other processes' turns
+        const start = process.cpuUsage();
+        const out = r.run(a, b, c);
+        const used = process.cpuUsage(start);
+        const ms = (used.user + used.system) / 1000;
+        tf.dispose([a, b, out]);
+        if (rep >= 5) times[ci][ri].push(ms);
+      }
+    }
+  }
+  tf.dispose(operands.flat());
+  useFastWasmMatMul({ skinny: true, packed: true });
+  const gflops = (c: MatMulCase, ms: number) => {
+    const [m, k] = c.tA ? [c.a[1], c.a[0]] : c.a;
+    const n = c.tB ? c.b[0] : c.b[1];
+    return (2 * m * k * n) / (ms * 1e6);
+  };
+  table(
+    ["case (GFLOP/s; ms of xnnpack)", ...runs.map((r) => r.name)],
+    GENERAL.map((c, ci) => [`${c.name} (${fmt(median(times[ci][0]))} ms)`, ...times[ci].map((t) => gflops(c, median(t)).toFixed(1))]),
+  );
+}
+
 await initBackend("wasm", { quiet: true });
-console.log(`tfjs ${tf.version_core}, backend wasm, ${new Date().toISOString()}`);
-benchKernels();
+console.log(`tfjs ${tf.version_core}, backend wasm, Node ${process.version}, ${new Date().toISOString()}`);
+if (!values.general) benchKernels();
+benchGeneral(values.rows!.split(",").map(Number));

@@ -1,17 +1,18 @@
 /**
- * The chapter's headline job outside Jupyter: softmax regression on Fashion-MNIST, trained with
- * the library's own loadDataFashionMnist and trainCh3, the code a reader of 3.6 and 3.7 runs.
+ * The chapters' headline jobs outside Jupyter: softmax regression (3.6, 3.7) and the multilayer
+ * perceptron (4.2, 4.3) on Fashion-MNIST, trained with the library's own loadDataFashionMnist and
+ * trainCh3, the code a reader of those notebooks runs.
  *
- *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise]
- *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare]
+ *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch]
+ *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare] [--peer]
  *                    [--seed N|random] [--seeds N]
  *
- * scratch is notebook 3.6's model: W [784, 10] ~ N(0, 0.01²), b = 0, softmax(XW + b), crossEntropy,
- * d2l.sgd as the updater. concise is 3.7's: tf.sequential flatten + dense(10), softmaxCrossEntropy
- * on the logits, tf.train.sgd(lr). Prints a table per epoch (a progress bar on stderr when it is a
+ * The models (scratch and concise: 3.6 and 3.7; mlp-scratch and mlp: 4.2 and 4.3) are described
+ * in scripts/bench-models.ts. Prints a table per epoch (a progress bar on stderr when it is a
  * terminal); with --json the last line is one JSON object:
- * {"backend","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
- * secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
+ * {"backend","node","model","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
+ * (node: process.version; also "cpuSecondsPerEpoch", the process's CPU time likewise, which a
+ * busy machine disturbs less than the wall clock) secondsPerEpoch is the median over the epochs after the first (an epoch: training and the test
  * accuracy, as trainCh3 runs them); totalSeconds is the whole job, backend and data loading included.
  *
  * --baseline runs the job on tfjs's own kernels (d2l.useSpeedups(false)). --runs N runs the job N
@@ -28,6 +29,10 @@
  * reports min, median and max of the final test accuracy, train accuracy and train loss: the spread
  * that the bounds the notebooks and tests assert must hold across. Its JSON line is
  * {"seeds","epochs","backend","models":{model:{"testAccuracy":{min,median,max},"trainAccuracy":...,"trainLoss":...,"runs":[...]}}}.
+ * --peer alternates each run with the same job in PyTorch (scripts/peer/bench_torch.py: data as
+ * tensors, one thread; see scripts/bench-peer.ts for how its Python is found) and prints both
+ * medians and the ratio; its JSON line adds "peer" ({torch, threads, secondsPerEpoch,
+ * secondsPerEpochRuns, testAccuracy}) and "ratioToPeer" (our median seconds per epoch over its).
  */
 import * as tf from "@tensorflow/tfjs";
 import cliProgress from "cli-progress";
@@ -36,9 +41,9 @@ import { parseArgs } from "node:util";
 // Only through index: importing lib modules one by one from this ES module would load a second
 // copy of those that index also reaches (tsx loads lib/src as CommonJS), e.g. optim's gradient store.
 import * as d2l from "../lib/src/index";
+import { DESCRIPTIONS, MODELS, type Model, makeJob } from "./bench-models";
+import { HOW_TO_GET_TORCH, type PeerResult, fashionMnistDir, findTorchPython, runPeer } from "./bench-peer";
 
-const MODELS = ["scratch", "concise"] as const;
-type Model = (typeof MODELS)[number];
 
 interface Options {
   epochs: number;
@@ -57,13 +62,15 @@ interface Options {
   seed?: number | "random";
   /** Sweep seeds 0..seeds-1 (--seeds); 0: no sweep. */
   seeds: number;
-  /** Whether --model was given (a sweep without it covers both models). */
+  /** Whether --model was given (a sweep without it covers both softmax models). */
   modelGiven: boolean;
+  /** Alternate runs with the PyTorch peer (scripts/peer/bench_torch.py). */
+  peer: boolean;
 }
 
 const USAGE =
-  "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise] " +
-  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--seed N|random] [--seeds N]";
+  "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch] " +
+  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--peer] [--seed N|random] [--seeds N]";
 
 class UsageError extends Error {}
 
@@ -101,6 +108,7 @@ function parseOptions(argv: string[]): Options {
         compare: { type: "boolean", default: false },
         seed: { type: "string" },
         seeds: { type: "string" },
+        peer: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -129,6 +137,9 @@ function parseOptions(argv: string[]): Options {
   if (v.seeds !== undefined && (v.seed !== undefined || v.runs !== "1" || v.compare)) {
     throw new UsageError("--seeds runs seeds 0..N-1 once each; leave out --seed, --runs and --compare");
   }
+  if (v.compare && v.peer) {
+    throw new UsageError("--compare and --peer each alternate with another run; choose one");
+  }
   return {
     epochs: positiveInt("epochs", v.epochs!),
     backend: v.backend === undefined ? undefined : oneOf("backend", v.backend, d2l.BACKENDS),
@@ -142,48 +153,7 @@ function parseOptions(argv: string[]): Options {
     seed,
     seeds: v.seeds === undefined ? 0 : positiveInt("seeds", v.seeds),
     modelGiven: v.model !== undefined,
-  };
-}
-
-interface Job {
-  net: d2l.Net;
-  loss: d2l.Loss;
-  updater: d2l.Updater;
-  dispose: () => void;
-}
-
-/** Notebook 3.6's model, loss and updater. */
-function scratch(lr: number): Job {
-  const numInputs = 784;
-  const numOutputs = 10;
-  const W = tf.tidy(() => tf.variable(tf.randomNormal([numInputs, numOutputs], 0, 0.01)));
-  const b = tf.tidy(() => tf.variable(tf.zeros([numOutputs])));
-  const net = (X: tf.Tensor) => d2l.softmax(tf.matMul(X.reshape([-1, W.shape[0]]), W).add(b));
-  const updater = (batchSize: number) => d2l.sgd([W, b], lr, batchSize);
-  return { net, loss: d2l.crossEntropy, updater, dispose: () => tf.dispose([W, b]) };
-}
-
-/** Notebook 3.7's model, loss and optimizer. */
-function concise(lr: number): Job {
-  const net = tf.sequential({
-    layers: [
-      tf.layers.flatten({ inputShape: [28, 28, 1] }),
-      tf.layers.dense({
-        units: 10,
-        kernelInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.01 }),
-        biasInitializer: "zeros",
-      }),
-    ],
-  });
-  const trainer = tf.train.sgd(lr);
-  return {
-    net,
-    loss: d2l.softmaxCrossEntropy,
-    updater: trainer,
-    dispose: () => {
-      net.dispose();
-      trainer.dispose();
-    },
+    peer: v.peer!,
   };
 }
 
@@ -214,12 +184,16 @@ const row = (cells: string[]) => cells.map((c, i) => c.padStart(WIDTHS[i])).join
 /** What a run's --json line holds. */
 interface RunResult {
   backend: string;
+  node: string;
+  model: string;
   epochs: number;
   batchSize: number;
   lr: number;
   speedups: boolean;
   loadSeconds: number;
   secondsPerEpoch: number;
+  /** CPU time of this process an epoch (median after the first): on a shared machine, less disturbed by other processes than the wall clock. */
+  cpuSecondsPerEpoch: number;
   totalSeconds: number;
   trainLoss: number;
   trainAccuracy: number;
@@ -253,23 +227,24 @@ function orchestrate(opts: Options): void {
     for (const baseline of variants) {
       const r = runChild(opts, baseline);
       results.get(baseline)!.push(r);
-      console.log(`run ${run}/${opts.runs}  ${label(baseline).padEnd(14)}  ${r.secondsPerEpoch.toFixed(3)} s an epoch  ` +
+      console.log(`run ${run}/${opts.runs}  ${label(baseline).padEnd(14)}  ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  ` +
         `${r.totalSeconds.toFixed(2)} s in all  test accuracy ${r.testAccuracy.toFixed(4)}`);
     }
   }
   const summary = (rs: RunResult[]) => ({
     secondsPerEpoch: median(rs.map((r) => r.secondsPerEpoch)),
+    cpuSecondsPerEpoch: median(rs.map((r) => r.cpuSecondsPerEpoch)),
     totalSeconds: median(rs.map((r) => r.totalSeconds)),
     secondsPerEpochRuns: rs.map((r) => r.secondsPerEpoch),
   });
   const ours = results.get(variants[0])!;
   const main = summary(ours);
-  console.log(`median of ${opts.runs} (${label(variants[0])}): ${main.secondsPerEpoch.toFixed(3)} s an epoch, ${main.totalSeconds.toFixed(2)} s in all`);
+  console.log(`median of ${opts.runs} (${label(variants[0])}): ${main.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${main.cpuSecondsPerEpoch.toFixed(3)} s), ${main.totalSeconds.toFixed(2)} s in all`);
   let comparison = {};
   if (opts.compare) {
     const baseline = summary(results.get(true)!);
     const speedup = baseline.secondsPerEpoch / main.secondsPerEpoch;
-    console.log(`median of ${opts.runs} (${label(true)}): ${baseline.secondsPerEpoch.toFixed(3)} s an epoch, ${baseline.totalSeconds.toFixed(2)} s in all`);
+    console.log(`median of ${opts.runs} (${label(true)}): ${baseline.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${baseline.cpuSecondsPerEpoch.toFixed(3)} s), ${baseline.totalSeconds.toFixed(2)} s in all`);
     console.log(`speed-up per epoch: ${speedup.toFixed(2)}x (measured alternately in this command)`);
     comparison = { baseline, speedup };
   }
@@ -323,10 +298,52 @@ function sweepSeeds(opts: Options): void {
   if (opts.json) console.log(JSON.stringify({ seeds: opts.seeds, epochs: opts.epochs, backend, models: report }));
 }
 
+/** --peer: our runs alternating with PyTorch's on the same job, the medians and their ratio. */
+function orchestratePeer(opts: Options): void {
+  const python = findTorchPython();
+  if (python === undefined) throw new Error(`bench --peer: ${HOW_TO_GET_TORCH}`);
+  const dataDir = fashionMnistDir(d2l.projectRoot());
+  const ours: RunResult[] = [];
+  const peers: PeerResult[] = [];
+  for (let run = 1; run <= opts.runs; run++) {
+    const r = runChild(opts, opts.baseline);
+    ours.push(r);
+    console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend})   ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${r.testAccuracy.toFixed(4)}`);
+    const p = runPeer(python, dataDir, opts);
+    peers.push(p);
+    console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${p.threads} thread)  ${p.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${p.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${p.testAccuracy.toFixed(4)}`);
+  }
+  const oursMedian = median(ours.map((r) => r.secondsPerEpoch));
+  const peerMedian = median(peers.map((r) => r.secondsPerEpoch));
+  const ratio = oursMedian / peerMedian;
+  console.log(`median of ${opts.runs}: d2l-ts ${oursMedian.toFixed(3)} s an epoch, PyTorch ${peerMedian.toFixed(3)} s an epoch; ` +
+    `d2l-ts takes ${ratio.toFixed(2)}x PyTorch's time (measured alternately in this command)`);
+  if (opts.json) {
+    console.log(JSON.stringify({
+      ...ours[0],
+      secondsPerEpoch: oursMedian,
+      cpuSecondsPerEpoch: median(ours.map((r) => r.cpuSecondsPerEpoch)),
+      secondsPerEpochRuns: ours.map((r) => r.secondsPerEpoch),
+      testAccuracy: median(ours.map((r) => r.testAccuracy)),
+      runs: opts.runs,
+      peer: {
+        torch: peers[0].torch, threads: peers[0].threads, secondsPerEpoch: peerMedian,
+        cpuSecondsPerEpoch: median(peers.map((r) => r.cpuSecondsPerEpoch)),
+        secondsPerEpochRuns: peers.map((r) => r.secondsPerEpoch), testAccuracy: median(peers.map((r) => r.testAccuracy)),
+      },
+      ratioToPeer: ratio,
+    }));
+  }
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   if (opts.seeds > 0) {
     sweepSeeds(opts);
+    return;
+  }
+  if (opts.peer) {
+    orchestratePeer(opts);
     return;
   }
   if (opts.runs > 1 || opts.compare) {
@@ -344,7 +361,7 @@ async function main(): Promise<void> {
   const [trainIter, testIter] = await d2l.loadDataFashionMnist(opts.batchSize);
   const loadSeconds = (performance.now() - loadStart) / 1000;
 
-  const job = opts.model === "scratch" ? scratch(opts.lr) : concise(opts.lr);
+  const job = makeJob(opts.model, opts.lr);
   const stepsPerEpoch = Math.ceil(trainIter.numExamples / opts.batchSize);
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
@@ -363,17 +380,22 @@ async function main(): Promise<void> {
     if (barShown) bar?.render();
   };
 
-  print(`softmax regression (${opts.model}) on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}` +
+  print(`${DESCRIPTIONS[opts.model]} on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}` +
     `${seed === undefined ? "" : `, seed ${seed}`}: ` +
     `${opts.epochs} epochs, batch ${opts.batchSize}, lr ${opts.lr}; data loaded in ${loadSeconds.toFixed(3)} s`);
   print(row(COLUMNS));
   const epochSeconds: number[] = [];
   let last: d2l.TrainMetrics = { trainLoss: NaN, trainAcc: NaN, testAcc: NaN };
   let epochStart = performance.now();
+  const epochCpuSeconds: number[] = [];
+  let epochCpu = process.cpuUsage();
   const onEpoch = (epoch: number, metrics: d2l.TrainMetrics) => {
     const now = performance.now();
     epochSeconds.push((now - epochStart) / 1000);
     epochStart = now;
+    const cpu = process.cpuUsage(epochCpu);
+    epochCpuSeconds.push((cpu.user + cpu.system) / 1e6);
+    epochCpu = process.cpuUsage();
     last = metrics;
     epochShown = Math.min(epoch + 1, opts.epochs);
     print(row([String(epoch), metrics.trainLoss.toFixed(4), metrics.trainAcc.toFixed(4), metrics.testAcc.toFixed(4),
@@ -400,19 +422,24 @@ async function main(): Promise<void> {
   }
   if (failedCheck) process.stderr.write(`note: ${failedCheck.message}\n`);
   const totalSeconds = (performance.now() - start) / 1000;
-  const secondsPerEpoch = median(epochSeconds.length > 1 ? epochSeconds.slice(1) : epochSeconds);
+  const afterFirst = (xs: number[]) => (xs.length > 1 ? xs.slice(1) : xs);
+  const secondsPerEpoch = median(afterFirst(epochSeconds));
+  const cpuSecondsPerEpoch = median(afterFirst(epochCpuSeconds));
 
   console.log(`${secondsPerEpoch.toFixed(3)} s an epoch (median after the first), ${totalSeconds.toFixed(2)} s in all; ` +
     `test accuracy ${last.testAcc.toFixed(4)}`);
   if (opts.json) {
     console.log(JSON.stringify({
       backend,
+      node: process.version,
+      model: opts.model,
       epochs: opts.epochs,
       batchSize: opts.batchSize,
       lr: opts.lr,
       speedups: !opts.baseline,
       loadSeconds,
       secondsPerEpoch,
+      cpuSecondsPerEpoch,
       totalSeconds,
       trainLoss: last.trainLoss,
       trainAccuracy: last.trainAcc,

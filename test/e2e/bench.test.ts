@@ -97,13 +97,25 @@ describe("npm run bench", () => {
     expect(runs[0].trainLoss).not.toBe(runs[1].trainLoss); // two seeds, two runs
   });
 
+  it("runs 4.2's MLP (mlp-scratch) and names the model and the Node version in the JSON line", async () => {
+    const { status, stdout, stderr } = await bench(["--epochs", "1", "--model", "mlp-scratch", "--json"]);
+    expect(status, stderr).toBe(0);
+    expect(stdout).toContain("multilayer perceptron 784-256-10 (scratch, 4.2)");
+    const r = lastJson(stdout);
+    for (const key of KEYS) expect(r).toHaveProperty(key);
+    expect(r).toMatchObject({ model: "mlp-scratch", node: process.version, epochs: 1 });
+    expect(r.cpuSecondsPerEpoch as number).toBeGreaterThan(0);
+    expect(r.testAccuracy as number).toBeGreaterThan(0.5); // one epoch: 0.65-0.75 here, chance is 0.1
+  }, 240_000);
+
   it("rejects bad arguments with a usage line, exit status 2", async () => {
     for (const [args, message] of [
       [["--runs", "0"], /--runs must be a positive integer; got "0"/],
       [["--compare", "--baseline"], /--compare runs with and without the speed-ups itself; leave out --baseline/],
-      [["--model", "mlp"], /--model must be one of scratch, concise; got "mlp"/],
       [["--seed", "1.5"], /--seed must be a non-negative integer or "random"; got "1.5"/],
       [["--seeds", "3", "--runs", "2"], /--seeds runs seeds 0\.\.N-1 once each; leave out --seed, --runs and --compare/],
+      [["--model", "lenet"], /--model must be one of scratch, concise, mlp, mlp-scratch; got "lenet"/],
+      [["--compare", "--peer"], /--compare and --peer each alternate with another run; choose one/],
     ] as const) {
       const { status, stderr } = await bench([...args]);
       expect(status).toBe(2);

@@ -9,8 +9,8 @@ import { useWasmOneHotFix } from "./wasm-onehot";
  * with tfjs's own kernels. On every backend: a dense layer's gradient skips the input gradient
  * nobody asked for (fused-matmul-grad.ts). On wasm only, because the other backends already do
  * these well: products with a transpose flag (every matMul gradient) avoid the backend's scalar
- * loop, 7-16x slower than its XNNPACK path, and products with at most 16 columns run our own SIMD
- * kernels (wasm-matmul.ts, skinny-matmul.ts); Identity and same-dtype Cast share the buffer
+ * loop, 7-16x slower than its XNNPACK path, and products run our own SIMD kernels, faster than
+ * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */

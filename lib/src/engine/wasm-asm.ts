@@ -92,3 +92,9 @@ export function moduleWithImportedMemory(type: number[], name: string, body: num
     ...section(10, [0x01, ...leb(body.length), ...body]),
   ];
 }
+
+export const F32_MAX = 0x97;
+export const NE = 0x47;
+export const F32X4_MAX = [0xfd, 0xe9, 0x01];
+/** f32x4.relaxed_madd(a, b, c) = a·b + c, fused or not as the machine does it (relaxed SIMD proposal, opcode 0x105). */
+export const F32X4_RELAXED_MADD = [0xfd, 0x85, 0x02];

@@ -1,0 +1,100 @@
+import * as tf from "@tensorflow/tfjs";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_ROWS, packedMatMul } from "../../lib/src/engine/packed-matmul";
+import { relaxedSimdAvailable } from "../../lib/src/engine/relaxed-simd";
+import { values } from "./kernel-fixtures";
+
+const onWasm = tf.getBackend() === "wasm";
+
+/**
+ * How far two float32 computations of the same product may be apart, element by element: each
+ * differs from the exact value by at most γ_k·Σ|a_i·b_i| with γ_k = k·u/(1 - k·u), u = 2⁻²⁴,
+ * whatever the order of the additions and whether products are rounded (mul then add) or not
+ * (fused multiply-add) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1). So ours
+ * and tfjs's are within 2·γ_k·(|A|·|B|) of each other, plus the bias's rounding.
+ */
+function tolerance(absProduct: tf.Tensor, k: number): tf.Tensor {
+  const u = 2 ** -24;
+  const gamma = (k * u) / (1 - k * u);
+  return tf.tidy(() => absProduct.mul(2 * gamma).add(4 * u));
+}
+
+describe.skipIf(!onWasm)("packedMatMul (wasm backend)", () => {
+  const backend = () => tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
+  const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+
+  /** Runs the kernel on A, B (values in [-1, 1)) and checks it against tfjs's matMul (+ bias, relu) within {@link tolerance}. */
+  function check(aShape: number[], bShape: number[], tA: boolean, tB: boolean,
+    opts: { bias?: boolean; relu?: boolean; relaxed?: boolean; rows?: number } = {}): number[] {
+    const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+    const a = tf.tensor(values(size(aShape), 3), aShape);
+    const b = tf.tensor(values(size(bShape), 4), bShape);
+    const n = tB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
+    const k = tA ? aShape[aShape.length - 2] : aShape[aShape.length - 1];
+    const bias = opts.bias ? tf.tensor1d(values(n, 5)) : undefined;
+    const out = packedMatMul(backend(), info(a), info(b), tA, tB, { bias: bias && info(bias), relu: opts.relu },
+      { relaxed: opts.relaxed ?? true, rows: opts.rows ?? DEFAULT_ROWS });
+    expect(out).toBeDefined();
+    const ours = tf.engine().makeTensorFromTensorInfo(out!);
+    const [expected, bound] = tf.tidy(() => {
+      let p = tf.matMul(a, b, tA, tB);
+      if (bias) p = p.add(bias);
+      if (opts.relu) p = tf.relu(p);
+      let abs = tf.matMul(a.abs(), b.abs(), tA, tB);
+      if (bias) abs = abs.add(bias.abs());
+      return [p, tolerance(abs, k)];
+    });
+    expect(ours.shape).toEqual(expected.shape);
+    const excess = tf.tidy(() => tf.max(tf.sub(tf.abs(tf.sub(ours, expected)), bound)).dataSync()[0]);
+    expect(excess).toBeLessThanOrEqual(0);
+    const shape = ours.shape;
+    tf.dispose([a, b, ours, expected, bound, ...(bias ? [bias] : [])]);
+    return shape;
+  }
+
+  it("computes the MLP's products: X·W1 + b1 with relu, Xᵀ·dH, dH·W1ᵀ", () => {
+    expect(check([256, 784], [784, 256], false, false, { bias: true, relu: true })).toEqual([256, 256]);
+    expect(check([256, 784], [256, 256], true, false)).toEqual([784, 256]);
+    expect(check([256, 256], [784, 256], false, true)).toEqual([256, 784]);
+  });
+
+  it("handles odd sizes, 1 row, 1 column, both operands transposed, every remainder of rows and columns", () => {
+    for (const [m, k, n] of [[1, 1, 1], [1, 37, 19], [13, 7, 1], [3, 5, 8], [7, 9, 9], [11, 3, 17], [6, 10, 12]]) {
+      for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+        check(tA ? [k, m] : [m, k], tB ? [n, k] : [k, n], tA, tB, { bias: m % 2 === 1, relu: n % 2 === 1 });
+      }
+    }
+    for (let rows = 1; rows <= 6; rows++) check([rows + 7, 12], [12, 21], false, false, { rows });
+  });
+
+  it("handles batches, matching or broadcasting one matrix", () => {
+    expect(check([3, 5, 6], [3, 6, 9], false, false)).toEqual([3, 5, 9]);
+    expect(check([2, 6, 5], [1, 6, 9], true, false)).toEqual([2, 5, 9]);
+    expect(check([5, 6], [4, 9, 6], false, true)).toEqual([4, 5, 9]);
+  });
+
+  it("gives the same results with and without relaxed SIMD, within the tolerance fused multiply-adds imply", () => {
+    // relaxed_madd may skip the rounding of each product; the bound above covers both.
+    check([33, 100], [100, 40], false, false, { relaxed: false });
+    check([33, 100], [100, 40], false, false, { relaxed: true });
+    // V8 has compiled relaxed SIMD since Node 20 (behind a flag there, which relaxed-simd.ts sets)
+    const major = Number(process.versions.node.split(".")[0]);
+    if (process.env.D2L_RELAXED_SIMD !== "0" && major >= 20) expect(relaxedSimdAvailable()).toBe(true);
+  });
+
+  it("declines what it does not compute and leaves no buffer behind", () => {
+    const opts = { relaxed: true, rows: DEFAULT_ROWS };
+    const i = tf.zeros([4, 4], "int32");
+    expect(packedMatMul(backend(), info(i), info(i), false, false, {}, opts)).toBeUndefined();
+    const a = tf.ones([4, 5]);
+    expect(packedMatMul(backend(), info(a), info(a), false, false, {}, opts)).toBeUndefined(); // inner sizes 5 and 4
+    const b = tf.ones([2, 5, 3]);
+    const c = tf.ones([3, 3, 4]);
+    expect(packedMatMul(backend(), info(b), info(c), false, false, {}, opts)).toBeUndefined(); // batches 2 and 3
+    const buffers = tf.engine().backend.numDataIds();
+    const out = packedMatMul(backend(), info(a), info(a), false, true, {}, opts)!;
+    expect(tf.engine().backend.numDataIds()).toBe(buffers + 1);
+    tf.engine().backend.disposeData(out.dataId);
+    tf.dispose([i, a, b, c]);
+  });
+});
