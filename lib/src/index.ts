@@ -3,13 +3,14 @@
  * networks), as `import * as d2l from "d2l"`, the way the book does `from d2l import torch as d2l`.
  */
 
-// Set-up: the backend, timing, argument checks, freeing what a re-run cell made.
+// Set-up: the backend, seeding, timing, argument checks, freeing what a re-run cell made.
 export { BACKENDS, initBackend } from "./backend";
 export { useSpeedups } from "./engine";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
 export { disposeOnRerun } from "./rerun";
+export { getSeed, setSeed } from "./seed";
 export type { Disposable } from "./rerun";
 
 // Charts and notebook output.
