@@ -13,6 +13,10 @@ const CHAPTER = [
   "3.5-image-classification-dataset",
   "3.6-softmax-regression-scratch",
   "3.7-softmax-regression-concise",
+  "4.1-mlp",
+  "4.7-backprop",
+  "4.8-numerical-stability-and-init",
+  "4.9-environment",
 ];
 
 describe("notebooks as committed", () => {
