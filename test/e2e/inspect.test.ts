@@ -1,0 +1,73 @@
+/**
+ * What notebook 2.7 tells a reader to do: Tab completes `tf.rand` and Shift+Tab shows the
+ * signature and documentation of `tf.ones`. A real tslab kernel, started by jupyter_client
+ * as a front end starts it, answers complete_request and inspect_request.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeKernelSpec } from "../../scripts/lib/kernelspec";
+import { NOTEBOOKS_DIR } from "../../scripts/lib/paths";
+import { findPython } from "../../scripts/lib/python";
+
+const python = findPython(["jupyter_client"]);
+if (process.env.CI && !python) throw new Error("CI must ask a real tslab kernel, but no Python has jupyter_client");
+
+/** Starts the kernel in notebooks/, as Jupyter does, and asks it what a reader's keys would. */
+const DRIVER = `
+import json, sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name="tslab", cwd=sys.argv[1], startup_timeout=120)
+try:
+    kc.execute_interactive('import * as tf from "@tensorflow/tfjs";', timeout=120)
+    replies = {}
+    for kind, code in [("inspect", "tf.ones"), ("complete", "tf.rand")]:
+        getattr(kc, kind)(code, len(code))
+        replies[kind] = kc.get_shell_msg(timeout=120)["content"]
+    print(json.dumps(replies))
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+`;
+
+interface Replies {
+  inspect: { status: string; found: boolean; data: Record<string, string> };
+  complete: { status: string; matches: string[] };
+}
+
+describe.runIf(python)("tslab's completion and inspection (notebook 2.7)", () => {
+  let replies: Replies;
+  let jupyterDir: string;
+
+  beforeAll(async () => {
+    jupyterDir = mkdtempSync(join(tmpdir(), "d2l-inspect-"));
+    writeKernelSpec(jupyterDir);
+    const child = spawn(python!, ["-c", DRIVER, NOTEBOOKS_DIR], { env: { ...process.env, JUPYTER_PATH: jupyterDir } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const last = stdout.trim().split("\n").pop() ?? "";
+    if (status !== 0 || !last.startsWith("{")) throw new Error(`the kernel driver failed (exit ${status}):\n${stderr}`);
+    replies = JSON.parse(last) as Replies;
+  }, 300_000);
+  afterAll(() => rmSync(jupyterDir, { recursive: true, force: true }));
+
+  it("Shift+Tab on tf.ones shows its signature and documentation", () => {
+    expect(replies.inspect.status).toBe("ok");
+    expect(replies.inspect.found).toBe(true);
+    const text = replies.inspect.data["text/plain"];
+    expect(text).toMatch(/function ones<R extends \w*\.?Rank>\(shape:/);
+    expect(text).toContain("Creates a `tf.Tensor` with all elements set to 1.");
+    expect(text).toContain("@param dtype");
+  });
+
+  it("Tab after tf.rand lists the random generators", () => {
+    expect(replies.complete.status).toBe("ok");
+    expect(replies.complete.matches).toEqual(expect.arrayContaining(["randomNormal", "randomUniform", "randomGamma"]));
+    expect(replies.complete.matches.every((m) => m.startsWith("rand"))).toBe(true);
+  });
+});
