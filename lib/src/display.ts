@@ -1,6 +1,9 @@
 import { randomBytes } from "crypto";
 import { readFileSync } from "fs";
 
+/** Plotly's MIME type: the chart's JSON, drawn by plotly's JupyterLab renderer and by VS Code. */
+export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
+
 /** A Jupyter MIME bundle: one representation of the same output per MIME type. */
 export type MimeBundle = Record<string, unknown>;
 
@@ -39,10 +42,22 @@ export class DisplayHandle {
   readonly id = randomBytes(8).toString("hex");
   private shown = false;
 
-  /** Shows the bundle, replacing what this handle showed before. */
+  /**
+   * Shows the bundle, replacing what this handle showed before. An update of a Plotly chart
+   * goes out twice, first without its Plotly JSON: JupyterLab reuses an output's renderer
+   * when the preferred MIME type stays the same, and plotly's Lab renderer (jupyterlab-plotly)
+   * ignores new data once it has drawn, so a single update would leave the first epoch on
+   * screen. The switch to `text/html` and back makes Lab build a fresh renderer; front ends
+   * that render `text/html` (classic notebook, nbconvert) just draw twice. Set
+   * `D2L_PLOTLY_REDRAW=0` to send each update once.
+   */
   show(bundle: MimeBundle): boolean {
     const write = kernelWriter();
     if (!write) return false;
+    if (this.shown && PLOTLY_MIME in bundle && process.env.D2L_PLOTLY_REDRAW !== "0") {
+      const { [PLOTLY_MIME]: _plotly, ...withoutPlotly } = bundle;
+      write({ data: withoutPlotly, metadata: {}, transient: { display_id: this.id } }, true);
+    }
     write({ data: bundle, metadata: {}, transient: { display_id: this.id } }, this.shown);
     this.shown = true;
     return true;
@@ -81,8 +96,11 @@ function plotlySource(): string {
  */
 export function sendPlotlyOnce(): void {
   if (plotlySentInKernel || !inKernel()) return;
+  // Charts whose script ran before this one (JupyterLab attaches cells lazily, bottom first
+  // when the reader scrolls straight there) queued their drawing in d2lPlotlyWaiting.
   displayBundle({
-    "text/html": `<script type="text/javascript">${plotlySource()}</script>`,
+    "text/html": `<script type="text/javascript">${plotlySource()}</script>
+<script type="text/javascript">(window.d2lPlotlyWaiting || []).splice(0).forEach(function (draw) { draw(); });</script>`,
     "text/plain": "",
   });
   plotlySentInKernel = true;

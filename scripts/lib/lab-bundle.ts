@@ -57,8 +57,12 @@ export async function buildLabBundle(options: { force?: boolean; minify?: boolea
     alias: {
       // jupyterlab-plotly imports plotly.js's unminified bundle; the minified one is the same code.
       "plotly.js/dist/plotly": "plotly.js/dist/plotly.min.js",
+      // jupyterlab-plotly asks for Lumino 1; one Lumino (JupyterLab 4's) keeps its widget a real one.
+      "@lumino/widgets": "@lumino/widgets",
+      "@lumino/messaging": "@lumino/messaging",
     },
-    define: { "process.env.NODE_ENV": '"production"', global: "globalThis" },
+    absWorkingDir: ROOT,
+    define: { "process.env.NODE_ENV": '"production"', global: "globalThis", __dirname: '"/"' },
     plugins: [webpackTilde],
   });
   writeFileSync(STAMP, hash);
