@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { useFixes, useSpeedups } from "./engine";
+import { sendPlotly } from "./display";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -96,6 +97,7 @@ async function choose(requested: BackendName | undefined, log: boolean): Promise
  * then plain JavaScript ("cpu"), and prints one line saying which. `D2L_BACKEND` or the
  * `backend` argument forces one; a forced backend that cannot load is an error saying how to
  * install it. Calling it again returns the first choice unless a different backend is asked for.
+ * In a notebook it also sends plotly.js, so the first cell carries it for every chart below.
  */
 export async function initBackend(
   backend: BackendName | undefined = undefined,
@@ -107,6 +109,7 @@ export async function initBackend(
     const source = backend !== undefined ? "initBackend(backend)" : "D2L_BACKEND";
     throw new Error(`d2l: ${source} must be one of ${BACKENDS.join(", ")}; got "${requested}"`);
   }
+  sendPlotly();
   if (current === undefined || requested !== currentRequest) {
     currentRequest = requested;
     current = choose(requested, !options.quiet);

@@ -91,17 +91,31 @@ function plotlySource(): string {
 
 /**
  * Sends plotly.js (about 4.8 MB) as an output of its own, the first time a kernel session
- * shows a chart: the bundle travels once per notebook, and the charts' own outputs stay
- * small, so redrawing one in place never drops it.
+ * shows a chart, unless `sendPlotly` already did: the bundle travels once per notebook, and
+ * the charts' own outputs stay small, so redrawing one in place never drops it.
  */
 export function sendPlotlyOnce(): void {
-  if (plotlySentInKernel || !inKernel()) return;
-  // Charts whose script ran before this one (JupyterLab attaches cells lazily, bottom first
-  // when the reader scrolls straight there) queued their drawing in d2lPlotlyWaiting.
-  displayBundle({
-    "text/html": `<script type="text/javascript">${plotlySource()}</script>
-<script type="text/javascript">(window.d2lPlotlyWaiting || []).splice(0).forEach(function (draw) { draw(); });</script>`,
-    "text/plain": "",
-  });
+  if (!plotlySentInKernel) sendPlotly();
+}
+
+/**
+ * Sends plotly.js as an output of the running cell, every time. `initBackend` does, so that
+ * it lands in a notebook's first cell: had it travelled with the first chart, re-running
+ * that chart's cell (a training, say) would clear it, and the saved notebook, its HTML
+ * export and JupyterLab's lazily attached cells would lose every chart's plotly.js.
+ */
+export function sendPlotly(): void {
+  if (!inKernel()) return;
+  displayBundle({ "text/html": plotlyOutputHtml(), "text/plain": "" });
   plotlySentInKernel = true;
+}
+
+/**
+ * The `text/html` output that carries plotly.js: the bundle, then the drawing of charts whose
+ * script ran before it (JupyterLab attaches cells lazily, bottom first when the reader
+ * scrolls straight there) and queued itself in `window.d2lPlotlyWaiting`.
+ */
+export function plotlyOutputHtml(): string {
+  return `<script type="text/javascript">${plotlySource()}</script>
+<script type="text/javascript">(window.d2lPlotlyWaiting || []).splice(0).forEach(function (draw) { draw(); });</script>`;
 }
