@@ -101,8 +101,8 @@ export function sendPlotlyOnce(): void {
 /**
  * Sends plotly.js as an output of the running cell, every time. `initBackend` does, so that
  * it lands in a notebook's first cell: had it travelled with the first chart, re-running
- * that chart's cell (a training, say) would clear it, and the saved notebook, its HTML
- * export and JupyterLab's lazily attached cells would lose every chart's plotly.js.
+ * that chart's cell (a training, say) would clear it, and the saved notebook and its HTML
+ * export would lose every chart's plotly.js.
  */
 export function sendPlotly(): void {
   if (!inKernel()) return;
@@ -112,8 +112,9 @@ export function sendPlotly(): void {
 
 /**
  * The `text/html` output that carries plotly.js: the bundle, then the drawing of charts whose
- * script ran before it (JupyterLab attaches cells lazily, bottom first when the reader
- * scrolls straight there) and queued itself in `window.d2lPlotlyWaiting`.
+ * script ran before it and queued itself in `window.d2lPlotlyWaiting`. A front end that
+ * renders outputs out of order (one that attaches cells lazily, bottom first) still draws
+ * them; JupyterLab 4.6 rendered them in order in every windowing mode tried.
  */
 export function plotlyOutputHtml(): string {
   return `<script type="text/javascript">${plotlySource()}</script>

@@ -84,7 +84,7 @@ function figureHtml(fig: Figure): string {
   if (!el) return;
   var spec = ${spec};
   function draw() { window.Plotly.newPlot(el, spec.data, spec.layout, spec.config).then(function () { if (msg) msg.remove(); }); }
-  // No plotly.js yet: its output (further up) draws the waiting charts when it runs.
+  // No plotly.js yet (outputs rendered out of order): its output draws the waiting charts when it runs.
   if (window.Plotly) draw(); else (window.d2lPlotlyWaiting = window.d2lPlotlyWaiting || []).push(draw);
 })();
 </script>`;
