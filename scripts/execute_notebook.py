@@ -14,7 +14,7 @@ import time
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-from nbconvert import HTMLExporter
+from notebook_html import write_html
 
 
 def stream_text(cell, name):
@@ -65,11 +65,7 @@ def main():
 
     os.makedirs(os.path.dirname(args.executed), exist_ok=True)
     nbformat.write(nb, args.executed)
-    exporter = HTMLExporter(template_name="d2l", extra_template_basedirs=[args.template_dir])
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": nb.metadata.get("title") or os.path.splitext(os.path.basename(args.notebook))[0]}})
-    os.makedirs(os.path.dirname(args.html), exist_ok=True)
-    with open(args.html, "w", encoding="utf-8") as f:
-        f.write(body)
+    write_html(nb, args.html, args.template_dir, os.path.splitext(os.path.basename(args.notebook))[0])
     print(json.dumps({"cells": cells, "failure": failure}))
     return 1 if failure else 0
 

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { useFixes, useSpeedups } from "./engine";
 import { seedFromEnv, setSeed } from "./seed";
+import { sendPlotly } from "./display";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -107,6 +108,8 @@ async function choose(requested: BackendName | undefined, log: boolean, seed: nu
  * the same numbers on each Run All in the same kernel. Without D2L_SEED the random numbers are left
  * as they are (fresh each run, or following an earlier `setSeed`). A D2L_SEED that is not an
  * integer in 0..2^53-1 is an error naming it.
+ *
+ * In a notebook it also sends plotly.js, so the first cell carries it for every chart below.
  */
 export async function initBackend(
   backend: BackendName | undefined = undefined,
@@ -119,6 +122,7 @@ export async function initBackend(
     throw new Error(`d2l: ${source} must be one of ${BACKENDS.join(", ")}; got "${requested}"`);
   }
   const seed = seedFromEnv();
+  sendPlotly();
   if (current === undefined || requested !== currentRequest) {
     currentRequest = requested;
     current = choose(requested, !options.quiet, seed);

@@ -1,6 +1,9 @@
 import { randomBytes } from "crypto";
 import { readFileSync } from "fs";
 
+/** Plotly's MIME type: the chart's JSON, drawn by plotly's JupyterLab renderer and by VS Code. */
+export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
+
 /** A Jupyter MIME bundle: one representation of the same output per MIME type. */
 export type MimeBundle = Record<string, unknown>;
 
@@ -39,10 +42,22 @@ export class DisplayHandle {
   readonly id = randomBytes(8).toString("hex");
   private shown = false;
 
-  /** Shows the bundle, replacing what this handle showed before. */
+  /**
+   * Shows the bundle, replacing what this handle showed before. An update of a Plotly chart
+   * goes out twice, first without its Plotly JSON: JupyterLab reuses an output's renderer
+   * when the preferred MIME type stays the same, and plotly's Lab renderer (jupyterlab-plotly)
+   * ignores new data once it has drawn, so a single update would leave the first epoch on
+   * screen. The switch to `text/html` and back makes Lab build a fresh renderer; front ends
+   * that render `text/html` (classic notebook, nbconvert) just draw twice. Set
+   * `D2L_PLOTLY_REDRAW=0` to send each update once.
+   */
   show(bundle: MimeBundle): boolean {
     const write = kernelWriter();
     if (!write) return false;
+    if (this.shown && PLOTLY_MIME in bundle && process.env.D2L_PLOTLY_REDRAW !== "0") {
+      const { [PLOTLY_MIME]: _plotly, ...withoutPlotly } = bundle;
+      write({ data: withoutPlotly, metadata: {}, transient: { display_id: this.id } }, true);
+    }
     write({ data: bundle, metadata: {}, transient: { display_id: this.id } }, this.shown);
     this.shown = true;
     return true;
@@ -76,14 +91,32 @@ function plotlySource(): string {
 
 /**
  * Sends plotly.js (about 4.8 MB) as an output of its own, the first time a kernel session
- * shows a chart: the bundle travels once per notebook, and the charts' own outputs stay
- * small, so redrawing one in place never drops it.
+ * shows a chart, unless `sendPlotly` already did: the bundle travels once per notebook, and
+ * the charts' own outputs stay small, so redrawing one in place never drops it.
  */
 export function sendPlotlyOnce(): void {
-  if (plotlySentInKernel || !inKernel()) return;
-  displayBundle({
-    "text/html": `<script type="text/javascript">${plotlySource()}</script>`,
-    "text/plain": "",
-  });
+  if (!plotlySentInKernel) sendPlotly();
+}
+
+/**
+ * Sends plotly.js as an output of the running cell, every time. `initBackend` does, so that
+ * it lands in a notebook's first cell: had it travelled with the first chart, re-running
+ * that chart's cell (a training, say) would clear it, and the saved notebook and its HTML
+ * export would lose every chart's plotly.js.
+ */
+export function sendPlotly(): void {
+  if (!inKernel()) return;
+  displayBundle({ "text/html": plotlyOutputHtml(), "text/plain": "" });
   plotlySentInKernel = true;
+}
+
+/**
+ * The `text/html` output that carries plotly.js: the bundle, then the drawing of charts whose
+ * script ran before it and queued itself in `window.d2lPlotlyWaiting`. A front end that
+ * renders outputs out of order (one that attaches cells lazily, bottom first) still draws
+ * them; JupyterLab 4.6 rendered them in order in every windowing mode tried.
+ */
+export function plotlyOutputHtml(): string {
+  return `<script type="text/javascript">${plotlySource()}</script>
+<script type="text/javascript">(window.d2lPlotlyWaiting || []).splice(0).forEach(function (draw) { draw(); });</script>`;
 }

@@ -1,4 +1,4 @@
-import { DisplayHandle, MimeBundle, displayBundle, inKernel, scriptSafe, sendPlotlyOnce } from "./display";
+import { DisplayHandle, MimeBundle, PLOTLY_MIME, displayBundle, inKernel, scriptSafe, sendPlotlyOnce } from "./display";
 
 /** One Plotly trace: the subset of Plotly's trace attributes d2l uses. */
 export interface Trace {
@@ -81,9 +81,11 @@ function figureHtml(fig: Figure): string {
 (function () {
   var el = document.getElementById(${JSON.stringify(id)});
   var msg = document.getElementById(${JSON.stringify(id + "-msg")});
-  if (!el || !window.Plotly) return;
+  if (!el) return;
   var spec = ${spec};
-  window.Plotly.newPlot(el, spec.data, spec.layout, spec.config).then(function () { if (msg) msg.remove(); });
+  function draw() { window.Plotly.newPlot(el, spec.data, spec.layout, spec.config).then(function () { if (msg) msg.remove(); }); }
+  // No plotly.js yet (outputs rendered out of order): its output draws the waiting charts when it runs.
+  if (window.Plotly) draw(); else (window.d2lPlotlyWaiting = window.d2lPlotlyWaiting || []).push(draw);
 })();
 </script>`;
 }
@@ -91,7 +93,7 @@ function figureHtml(fig: Figure): string {
 /** The MIME bundle of a figure: Plotly JSON (JupyterLab, VS Code), HTML (nbconvert, classic notebook), text. */
 export function figureBundle(fig: Figure): MimeBundle {
   return {
-    "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout, config: PLOTLY_CONFIG },
+    [PLOTLY_MIME]: { data: fig.data, layout: fig.layout, config: PLOTLY_CONFIG },
     "text/html": figureHtml(fig),
     "text/plain": describeFigure(fig),
   };

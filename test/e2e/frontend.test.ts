@@ -6,18 +6,14 @@
  * (D2L_SEED, 0 unless the test run sets another), so the notebook's asserts about its training
  * hold or fail on every run.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeKernelSpec } from "../../scripts/lib/kernelspec";
 import { BUILD_DIR, NOTEBOOKS_DIR } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
 import { CHROMIUM, launchChromium } from "./browser";
+import { startJupyterServer, type JupyterServer } from "./jupyter-server";
 
 const NOTEBOOK = "3.6-softmax-regression-scratch.ipynb";
 const SEED = process.env.D2L_SEED ?? "0";
@@ -25,31 +21,6 @@ const python = findPython(["notebook", "jupyter_client"]);
 const runnable = python !== undefined && existsSync(CHROMIUM);
 if (process.env.CI && !runnable) {
   throw new Error(`CI must drive a real front end, but ${python ? `Chromium is missing at ${CHROMIUM}` : "no Python has the Jupyter notebook server"}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-async function waitForServer(url: string, server: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`the notebook server exited (${server.exitCode}):\n${log()}`);
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`the notebook server did not answer at ${url}:\n${log()}`);
 }
 
 /** What the page shows of the training cell: its charts and the epochs drawn in each. */
@@ -105,12 +76,9 @@ async function watchTraining(page: Page, done: (v: TrainingView) => boolean, tim
 }
 
 describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
-  let server: ChildProcess;
+  let server: JupyterServer;
   let browser: Browser;
   let page: Page;
-  let serverLog = "";
-  let home: string;
-  const token = randomBytes(16).toString("hex");
 
   beforeAll(async () => {
     // A copy under build/ (inside the project, so the kernel still finds node_modules), so
@@ -118,30 +86,9 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
     const dir = join(BUILD_DIR, "frontend");
     mkdirSync(dir, { recursive: true });
     copyFileSync(join(NOTEBOOKS_DIR, NOTEBOOK), join(dir, NOTEBOOK));
-    const jupyterDir = join(BUILD_DIR, "jupyter");
-    writeKernelSpec(jupyterDir);
-    home = mkdtempSync(join(tmpdir(), "d2l-jupyter-"));
-    const port = await freePort();
-    server = spawn(
-      python!,
-      ["-m", "notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1", `--port=${port}`, `--NotebookApp.token=${token}`, `--notebook-dir=${dir}`],
-      {
-        env: {
-          ...process.env,
-          D2L_SEED: SEED, // the kernel inherits it; d2l.initBackend() in the first cell applies it
-          JUPYTER_PATH: jupyterDir,
-          JUPYTER_CONFIG_DIR: join(home, "config"),
-          JUPYTER_RUNTIME_DIR: join(home, "runtime"),
-          JUPYTER_DATA_DIR: join(home, "data"),
-          PYDEVD_DISABLE_FILE_VALIDATION: "1",
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    server.stdout!.on("data", (d) => (serverLog += d));
-    server.stderr!.on("data", (d) => (serverLog += d));
-    const base = `http://127.0.0.1:${port}`;
-    await waitForServer(`${base}/api/status?token=${token}`, server, () => serverLog);
+    // The kernel inherits D2L_SEED from the test's environment (test/setup.ts); d2l.initBackend() in the first cell applies it.
+    server = await startJupyterServer(python!, (port, token) => ["-m", "notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1", `--port=${port}`, `--NotebookApp.token=${token}`, `--notebook-dir=${dir}`]);
+    const { base, token } = server;
 
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
@@ -160,8 +107,7 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
 
   afterAll(async () => {
     await browser?.close();
-    server?.kill("SIGTERM");
-    if (home) rmSync(home, { recursive: true, force: true });
+    server?.stop();
   });
 
   it("runs every cell, drawing the training chart in place epoch by epoch up to 10", async () => {

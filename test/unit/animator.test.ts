@@ -77,6 +77,19 @@ describe("Animator", () => {
     expect(second[0].displayId).not.toBe([...ids][0]);
     expect(second[0].update).toBe(false);
   });
+
+  it("sends each update first without its Plotly JSON, so JupyterLab builds a fresh plotly renderer; the last word is the full chart", () => {
+    vi.spyOn(console, "log").mockImplementation(() => undefined);
+    const sent = inFakeKernel(() => {
+      const animator = new Animator({ legend: ["loss"] });
+      for (let epoch = 1; epoch <= 3; epoch++) animator.add(epoch, 1 / epoch);
+    }).filter((m) => m.displayId !== undefined);
+    const kinds = sent.map((m) => `${m.update ? "update" : "display"}:${"application/vnd.plotly.v1+json" in m.data ? "plotly+html" : "html"}`);
+    expect(kinds).toEqual(["display:plotly+html", "update:html", "update:plotly+html", "update:html", "update:plotly+html"]);
+    // The stand-in already shows the new epoch, so a front end drawing text/html shows no step back.
+    expect(sent[3].data["text/html"]).toBe(sent[4].data["text/html"]);
+    expect(String(sent[3].data["text/html"])).toContain('"x":[1,2,3]');
+  });
 });
 
 describe("panelsFigure", () => {
