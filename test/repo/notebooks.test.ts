@@ -13,6 +13,11 @@ const CHAPTER = [
   "3.5-image-classification-dataset",
   "3.6-softmax-regression-scratch",
   "3.7-softmax-regression-concise",
+  "4.2-mlp-scratch",
+  "4.3-mlp-concise",
+  "4.4-underfit-overfit",
+  "4.5-weight-decay",
+  "4.6-dropout",
 ];
 
 describe("notebooks as committed", () => {
