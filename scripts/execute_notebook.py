@@ -29,9 +29,12 @@ def main():
     ap.add_argument("--kernel", default="tslab")
     ap.add_argument("--template-dir", required=True)
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--seed", default="random", help='the D2L_SEED the kernel runs with, or "random" for none')
     args = ap.parse_args()
 
     nb = nbformat.read(args.notebook, as_version=4)
+    # Which seed made these outputs, for the executed notebook and its HTML (the d2l template shows it).
+    nb.metadata["d2l"] = {"seed": None if args.seed == "random" else int(args.seed)}
     client = NotebookClient(
         nb,
         kernel_name=args.kernel,

@@ -1,9 +1,13 @@
 /**
- * npm run notebooks [-- NAME ...] [--jobs N] [--timeout S]
+ * npm run notebooks [-- NAME ...] [--jobs N] [--timeout S] [--seed N|random]
  *
  * Executes the chapter's notebooks (all, or those named) in the real tslab kernel through
  * Jupyter, writing build/notebooks/NAME.ipynb (executed) and build/html/NAME.html.
  * Exits non-zero if any cell fails, naming the notebook and the cell.
+ *
+ * The kernel runs with D2L_SEED set (d2l.initBackend applies it), so the exported notes are
+ * reproducible: the seed is --seed's, else D2L_SEED's, else 0; `--seed random` runs unseeded.
+ * The executed notebook's metadata (`d2l.seed`) and the HTML's last line say which seed made them.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
@@ -19,10 +23,18 @@ const { values, positionals } = parseArgs({
   options: {
     jobs: { type: "string", default: "1" },
     timeout: { type: "string", default: "600" },
+    seed: { type: "string" },
   },
 });
 const jobs = Number(values.jobs);
 if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer; got ${values.jobs}`);
+const seedText = (values.seed ?? process.env.D2L_SEED ?? "0").trim() || "0";
+if (seedText !== "random" && !(/^\d+$/.test(seedText) && Number.isSafeInteger(Number(seedText)))) {
+  const source = values.seed === undefined ? "D2L_SEED" : "--seed";
+  console.error(`${source} must be a non-negative integer or "random" (no seed); got "${seedText}"`);
+  process.exit(2);
+}
+const seed = seedText === "random" ? undefined : String(Number(seedText));
 
 interface Summary {
   cells: { cell: number; seconds: number }[];
@@ -57,11 +69,14 @@ writeKernelSpec(jupyterDir);
 const templateDir = join(BUILD_DIR, "nbconvert-templates");
 writeHtmlTemplate(templateDir);
 mkdirSync(join(BUILD_DIR, "html"), { recursive: true });
-const env = {
+const env: NodeJS.ProcessEnv = {
   ...process.env,
   JUPYTER_PATH: [jupyterDir, process.env.JUPYTER_PATH].filter(Boolean).join(process.platform === "win32" ? ";" : ":"),
   PYDEVD_DISABLE_FILE_VALIDATION: "1",
 };
+// The kernel inherits this environment; d2l.initBackend() in each notebook's first cells seeds from it.
+if (seed === undefined) delete env.D2L_SEED;
+else env.D2L_SEED = seed;
 
 function firstLine(source: string): string {
   const line = source.split("\n").find((l) => l.trim() && !l.trim().startsWith("//")) ?? source.split("\n")[0];
@@ -77,6 +92,7 @@ function execute(name: string): Promise<boolean> {
     "--html", join(BUILD_DIR, "html", `${name}.html`),
     "--template-dir", templateDir,
     "--timeout", values.timeout!,
+    "--seed", seed ?? "random",
   ];
   return new Promise((resolvePromise) => {
     const child = spawn(python!, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -120,5 +136,6 @@ await Promise.all(
 );
 const failed = results.filter((ok) => !ok).length;
 const total = ((performance.now() - started) / 1000).toFixed(1);
-console.log(`notebooks: ${results.length - failed} passed, ${failed} failed in ${total} s; HTML in ${join("build", "html")}`);
+const seeded = seed === undefined ? "unseeded" : `seed ${seed}`;
+console.log(`notebooks: ${results.length - failed} passed, ${failed} failed in ${total} s (${seeded}); HTML in ${join("build", "html")}`);
 if (!existsSync(join(BUILD_DIR, "html")) || failed > 0) process.exit(1);

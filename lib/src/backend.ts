@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { useFixes, useSpeedups } from "./engine";
+import { seedFromEnv, setSeed } from "./seed";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -13,6 +14,8 @@ export interface BackendChoice {
   name: BackendName;
   /** Why it was chosen: forced by the caller or D2L_BACKEND, or why faster ones were skipped. */
   reason: string;
+  /** The seed applied from D2L_SEED (see {@link setSeed}), absent when D2L_SEED is unset. */
+  seed?: number;
 }
 
 /** How each backend is made available to tfjs, and how to get it when it is missing. */
@@ -60,7 +63,7 @@ async function activate(name: BackendName): Promise<void> {
   }
 }
 
-async function choose(requested: BackendName | undefined, log: boolean): Promise<BackendChoice> {
+async function choose(requested: BackendName | undefined, log: boolean, seed: number | undefined): Promise<BackendChoice> {
   let choice: BackendChoice;
   if (requested !== undefined) {
     try {
@@ -86,7 +89,8 @@ async function choose(requested: BackendName | undefined, log: boolean): Promise
     }
   }
   if (log) {
-    console.log(`d2l: backend ${choice.name}${choice.reason ? ` (${choice.reason})` : ""}`);
+    const seeded = seed === undefined ? "" : `, seed ${seed}`;
+    console.log(`d2l: backend ${choice.name}${choice.reason ? ` (${choice.reason})` : ""}${seeded}`);
   }
   return choice;
 }
@@ -96,6 +100,13 @@ async function choose(requested: BackendName | undefined, log: boolean): Promise
  * then plain JavaScript ("cpu"), and prints one line saying which. `D2L_BACKEND` or the
  * `backend` argument forces one; a forced backend that cannot load is an error saying how to
  * install it. Calling it again returns the first choice unless a different backend is asked for.
+ *
+ * `D2L_SEED=n` seeds every random number of tfjs and d2l with {@link setSeed}(n), and the line
+ * says so (`d2l: backend wasm (tfjs-node not installed), seed 0`). The seed is applied on every
+ * call, after the backend is ready, so a notebook that starts with `await d2l.initBackend()` prints
+ * the same numbers on each Run All in the same kernel. Without D2L_SEED the random numbers are left
+ * as they are (fresh each run, or following an earlier `setSeed`). A D2L_SEED that is not an
+ * integer in 0..2^53-1 is an error naming it.
  */
 export async function initBackend(
   backend: BackendName | undefined = undefined,
@@ -107,13 +118,17 @@ export async function initBackend(
     const source = backend !== undefined ? "initBackend(backend)" : "D2L_BACKEND";
     throw new Error(`d2l: ${source} must be one of ${BACKENDS.join(", ")}; got "${requested}"`);
   }
+  const seed = seedFromEnv();
   if (current === undefined || requested !== currentRequest) {
     currentRequest = requested;
-    current = choose(requested, !options.quiet);
+    current = choose(requested, !options.quiet, seed);
     current.catch(() => {
       current = undefined;
       currentRequest = undefined;
     });
   }
-  return current;
+  const choice = await current;
+  if (seed === undefined) return choice;
+  setSeed(seed);
+  return { ...choice, seed };
 }

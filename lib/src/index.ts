@@ -4,13 +4,14 @@
  * does `from d2l import torch as d2l`.
  */
 
-// Set-up: the backend, timing, argument checks, freeing what a re-run cell made.
+// Set-up: the backend, seeding, timing, argument checks, freeing what a re-run cell made.
 export { BACKENDS, initBackend } from "./backend";
 export { useSpeedups } from "./engine";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkInRange, checkNonNegative, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
 export { disposeOnRerun } from "./rerun";
+export { getSeed, setSeed } from "./seed";
 export type { Disposable } from "./rerun";
 
 // Charts and notebook output.

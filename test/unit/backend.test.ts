@@ -15,6 +15,8 @@ const hasTfjsNode = (() => {
 
 describe("initBackend", () => {
   const saved = process.env.D2L_BACKEND;
+  // test/setup.ts sets D2L_SEED for every test, so every choice reports it.
+  const seed = Number(process.env.D2L_SEED);
   afterAll(async () => {
     if (saved === undefined) delete process.env.D2L_BACKEND;
     else process.env.D2L_BACKEND = saved;
@@ -28,7 +30,7 @@ describe("initBackend", () => {
     if (hasTfjsNode) {
       expect(choice.name).toBe("tensorflow");
     } else {
-      expect(choice).toEqual({ name: "wasm", reason: "tfjs-node not installed" });
+      expect(choice).toEqual({ name: "wasm", reason: "tfjs-node not installed", seed });
     }
   });
 
@@ -39,11 +41,11 @@ describe("initBackend", () => {
     console.log = (...args: unknown[]) => lines.push(args.join(" "));
     try {
       const choice = await initBackend();
-      expect(choice).toEqual({ name: "cpu", reason: "requested" });
+      expect(choice).toEqual({ name: "cpu", reason: "requested", seed });
     } finally {
       console.log = log;
     }
-    expect(lines).toEqual(["d2l: backend cpu (requested)"]);
+    expect(lines).toEqual([`d2l: backend cpu (requested), seed ${seed}`]);
     expect(tf.getBackend()).toBe("cpu");
     // The cpu backend's multi-line "install tfjs-node" banner stays quiet.
     const warnings: string[] = [];
