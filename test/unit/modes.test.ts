@@ -9,8 +9,10 @@ import { softmaxCrossEntropy, squaredLoss } from "../../lib/src/losses";
 import { evaluateAccuracy, evaluateLoss } from "../../lib/src/metrics";
 import { type FunctionNet, forward, isTraining, linreg, setTraining } from "../../lib/src/models";
 import { dropoutLayer } from "../../lib/src/regularization";
-import { trainCh3, trainEpochCh3 } from "../../lib/src/train";
-import { blobs } from "./train-fixtures";
+import { loadDataFashionMnist } from "../../lib/src/fashion-mnist";
+import { predictCh3, trainCh3, trainEpochCh3 } from "../../lib/src/train";
+import { realDataDir } from "./fashion-mnist-fixtures";
+import { blobs, inFakeKernel } from "./train-fixtures";
 
 /** A classifier of the 4-D blobs with a dropout layer between its two dense layers. */
 function dropoutModel(rate: number) {
@@ -103,6 +105,21 @@ describe("the training loops set the mode", () => {
     expect(evaluateAccuracy(net, data)).toBe(first);
     dispose();
     tf.dispose([X, y]);
+  });
+
+  it("predictCh3 predicts in evaluation mode", async () => {
+    const [, testIter] = await loadDataFashionMnist(256, { root: realDataDir() });
+    const modes: boolean[] = [];
+    const net: FunctionNet = Object.assign(
+      (X: tf.Tensor): tf.Tensor => {
+        modes.push(net.training === true);
+        return tf.oneHot(tf.fill([X.shape[0]], 3, "int32"), 10);
+      },
+      { training: true },
+    );
+    inFakeKernel(() => predictCh3(net, testIter));
+    expect(modes).toEqual([false]);
+    expect(net.training).toBe(false);
   });
 
   it("a layers model with dropout: a training epoch's loss differs from the same data's loss evaluated; without dropout they agree", () => {
