@@ -1,12 +1,14 @@
 import { DisplayHandle, inKernel } from "./display";
 import { Figure, showFigure } from "./figure";
-import { DEFAULT_FMTS, PlotOptions, lineFigure } from "./plot";
+import { DEFAULT_FMTS, PlotOptions, layoutFor, lineFigure } from "./plot";
 
 /**
  * Plots data in animation: each `add` appends a point to every line and redraws one chart
  * in place (in a notebook), so a training run shows its curves growing epoch by epoch and
  * leaves a single chart behind. Outside a Jupyter kernel it prints one line per `add`.
- * Options are d2l's: xlabel, ylabel, legend, xlim, ylim, xscale, yscale, fmts, figsize.
+ * Options are d2l's: xlabel, ylabel, legend, xlim, ylim, xscale, yscale, fmts, figsize. As in
+ * d2l, a loop may add a point only every few epochs, and `xlim` may start anywhere:
+ * `new Animator({ yscale: "log", xlim: [5, 100], ylim: [1e-3, 1e2] })` with `add(epoch, ...)` every fifth epoch.
  * @see d2l.Animator (section 3.6.6, training)
  */
 export class Animator {
@@ -19,6 +21,7 @@ export class Animator {
 
   constructor(options: PlotOptions = {}) {
     this.options = { fmts: DEFAULT_FMTS, ...options, legend: options.legend ?? [] };
+    layoutFor(this.options); // a bad option (a log axis starting at 0, say) fails here, not at the first point
   }
 
   /**
@@ -59,3 +62,4 @@ export class Animator {
     return lineFigure(this.X, this.Y, this.options);
   }
 }
+

@@ -1,6 +1,7 @@
 /**
- * d2l for TensorFlow.js: the helpers of Dive into Deep Learning, chapter 3 (linear neural
- * networks), as `import * as d2l from "d2l"`, the way the book does `from d2l import torch as d2l`.
+ * d2l for TensorFlow.js: the helpers of Dive into Deep Learning, chapters 3 (linear neural
+ * networks) and 4 (multilayer perceptrons), as `import * as d2l from "d2l"`, the way the book
+ * does `from d2l import torch as d2l`.
  */
 
 // Set-up: the backend, seeding, timing, argument checks, freeing what a re-run cell made.
@@ -8,7 +9,7 @@ export { BACKENDS, initBackend } from "./backend";
 export { useSpeedups } from "./engine";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
-export { ArgumentError, checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
+export { ArgumentError, checkFinite, checkInRange, checkNonNegative, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
 export { disposeOnRerun } from "./rerun";
 export { getSeed, setSeed } from "./seed";
 export type { Disposable } from "./rerun";
@@ -41,11 +42,12 @@ export type { FashionMnistOptions } from "./fashion-mnist";
 export { imagesFigure, showImages } from "./show-images";
 
 // Models, losses, optimization, training.
-export { forward, linreg, softmax } from "./models";
-export type { Net } from "./models";
+export { forward, isTraining, linreg, setTraining, softmax } from "./models";
+export type { FunctionNet, Net } from "./models";
 export { crossEntropy, softmaxCrossEntropy, squaredLoss } from "./losses";
 export type { Loss } from "./losses";
 export { backward, gradOf, sgd, zeroGrad } from "./optim";
-export { Accumulator, accuracy, evaluateAccuracy } from "./metrics";
+export { Accumulator, accuracy, evaluateAccuracy, evaluateLoss } from "./metrics";
+export { dropoutLayer, l2Penalty } from "./regularization";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";

@@ -1,6 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { Batch } from "./batches";
-import { Net, forward } from "./models";
+import { Loss } from "./losses";
+import { Net, forward, setTraining } from "./models";
+import { ArgumentError } from "./validate";
 
 /**
  * Sums over n variables. A number is added at once; a tensor (a batch's loss, its count of
@@ -75,14 +77,40 @@ export function accuracy(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
 }
 
 /**
- * Computes the accuracy of a model on a dataset: the fraction of its examples whose
- * predicted class is the true one.
+ * Computes the accuracy of a model on a dataset, in evaluation mode (dropout off): the fraction
+ * of its examples whose predicted class is the true one.
  * @see d2l.evaluate_accuracy (section 3.6.5, classification accuracy)
  */
 export function evaluateAccuracy(net: Net, dataIter: Iterable<Batch>): number {
+  setTraining(net, false); // d2l's net.eval(): dropout keeps every unit while evaluating
   const metric = new Accumulator(2); // number of correct predictions, number of predictions
   for (const [X, y] of dataIter) {
     tf.tidy(() => metric.add(accuracy(forward(net, X), y), y.shape[0]));
+  }
+  return metric.get(0) / metric.get(1);
+}
+
+/**
+ * Computes the mean loss of a model on a dataset, in evaluation mode: the loss of each example,
+ * summed over the batches and divided by their number. Labels with one entry per output are
+ * reshaped to the model's output, as d2l does, so [n] labels fit [n, 1] predictions; class
+ * labels (one per row of scores) go to the loss as they are.
+ * @see d2l.evaluate_loss (section 4.4.4, polynomial regression)
+ */
+export function evaluateLoss(net: Net, dataIter: Iterable<Batch>, loss: Loss): number {
+  setTraining(net, false);
+  const metric = new Accumulator(2); // sum of losses, number of losses
+  for (const [X, y] of dataIter) {
+    tf.tidy(() => {
+      const out = forward(net, X);
+      const isClassLabels = y.rank === 1 && y.shape[0] === out.shape[0];
+      if (y.size !== out.size && !isClassLabels) {
+        const expected = `labels with one entry per output of the net (shape [${out.shape.join(", ")}]) or one class per row`;
+        throw new ArgumentError("evaluateLoss", "y", expected, y);
+      }
+      const l = loss(out, y.size === out.size ? y.reshape(out.shape) : y);
+      metric.add(l.sum(), l.size);
+    });
   }
   return metric.get(0) / metric.get(1);
 }

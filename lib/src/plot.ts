@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Axis, Figure, PIXELS_PER_INCH, Trace, showFigure } from "./figure";
+import { ArgumentError } from "./validate";
 
 /** Values to plot: an array, a typed array or a tensor (flattened). */
 export type Series = ArrayLike<number> | tf.Tensor;
@@ -80,7 +81,10 @@ function asSeriesList(v: Series | Series[], name: string): number[][] {
   return isSeriesList(v) ? v.map((s, i) => toNumbers(s, `${name}[${i}]`)) : [toNumbers(v, name)];
 }
 
-function axis(label: string | undefined, scale: "linear" | "log" | undefined, lim: [number, number] | undefined): Axis {
+function axis(name: "x" | "y", label: string | undefined, scale: "linear" | "log" | undefined, lim: [number, number] | undefined): Axis {
+  if (scale === "log" && lim && !(lim[0] > 0 && lim[1] > 0)) {
+    throw new ArgumentError("plot", `${name}lim`, `positive on a log axis (${name}scale "log")`, `[${lim.join(", ")}]`);
+  }
   const range = lim && (scale === "log" ? ([Math.log10(lim[0]), Math.log10(lim[1])] as [number, number]) : lim);
   return {
     title: label ? { text: label } : undefined,
@@ -102,8 +106,8 @@ export function layoutFor(options: PlotOptions) {
     title: options.title ? { text: options.title } : undefined,
     margin: { l: 60, r: 20, t: options.title ? 40 : 20, b: 50 },
     showlegend: options.legend !== undefined && options.legend.length > 0,
-    xaxis: axis(options.xlabel, options.xscale, options.xlim),
-    yaxis: axis(options.ylabel, options.yscale, options.ylim),
+    xaxis: axis("x", options.xlabel, options.xscale, options.xlim),
+    yaxis: axis("y", options.ylabel, options.yscale, options.ylim),
   };
 }
 

@@ -3,7 +3,7 @@ import { Animator } from "./animator";
 import { Batch } from "./batches";
 import { Loss } from "./losses";
 import { Accumulator, accuracy, evaluateAccuracy } from "./metrics";
-import { Net, forward } from "./models";
+import { Net, forward, setTraining } from "./models";
 import { backward } from "./optim";
 import { getFashionMnistLabels } from "./fashion-mnist";
 import { showImages } from "./show-images";
@@ -42,8 +42,8 @@ export function divergenceError(stepLosses: tf.Tensor[], epoch?: number): Error 
 }
 
 /**
- * Trains a model for one epoch and returns [average training loss, training accuracy].
- * Each step runs in `tf.tidy`; the metrics are summed on the device and read once at the end,
+ * Trains a model for one epoch, in training mode (dropout on), and returns
+ * [average training loss, training accuracy]. Each step runs in `tf.tidy`; the metrics are summed on the device and read once at the end,
  * when a non-finite loss stops training with an error naming the step (and `epoch`, if given).
  * @see d2l.train_epoch_ch3 (section 3.6.6, training)
  */
@@ -54,6 +54,7 @@ export function trainEpochCh3(net: Net, trainIter: Iterable<Batch>, loss: Loss, 
   if (typeof updater !== "function" && !(updater instanceof tf.Optimizer)) {
     throw new Error(`trainEpochCh3: updater must be a tfjs optimizer or a function (batchSize) => void; got ${updater}`);
   }
+  setTraining(net, true); // d2l's net.train(): dropout drops units while training
   const metric = new Accumulator(3); // sum of training loss, number of correct predictions, number of examples
   const stepLosses: tf.Tensor[] = []; // each step's summed loss, kept on the device until the epoch ends
   try {
@@ -133,11 +134,12 @@ export function trainCh3(
 }
 
 /**
- * Predicts labels for the first `n` images of the test set and shows them titled with the
- * true label above the predicted one.
+ * Predicts labels for the first `n` images of the test set, in evaluation mode, and shows them
+ * titled with the true label above the predicted one.
  * @see d2l.predict_ch3 (section 3.6.7, prediction)
  */
 export function predictCh3(net: Net, testIter: Iterable<Batch>, n = 6): void {
+  setTraining(net, false);
   for (const [X, y] of testIter) {
     tf.tidy(() => {
       const trues = getFashionMnistLabels(y);

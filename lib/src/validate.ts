@@ -35,6 +35,20 @@ export function checkFinite(fn: string, name: string, value: unknown): asserts v
   }
 }
 
+/** Checks that `value` is a number from `lo` to `hi`, both included. */
+export function checkInRange(fn: string, name: string, value: unknown, lo: number, hi: number): asserts value is number {
+  if (typeof value !== "number" || !(value >= lo && value <= hi)) {
+    throw new ArgumentError(fn, name, `a number in [${lo}, ${hi}]`, value);
+  }
+}
+
+/** Checks that `value` is a finite number >= 0. */
+export function checkNonNegative(fn: string, name: string, value: unknown): asserts value is number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new ArgumentError(fn, name, "a finite number >= 0", value);
+  }
+}
+
 /** Checks that `value` is a tensor of the given rank. */
 export function checkTensor(fn: string, name: string, value: unknown, rank?: number): asserts value is tf.Tensor {
   if (!(value instanceof tf.Tensor) || (rank !== undefined && value.rank !== rank)) {

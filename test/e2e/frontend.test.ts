@@ -136,7 +136,10 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
     expect(seen.filter((e) => e > 0 && e < 10).length).toBeGreaterThanOrEqual(2);
     await expect.poll(isIdle, { timeout: 120_000 }).toBe(true);
     // The first cell's line says the run was seeded.
-    const firstOutput = await page.evaluate(() => document.querySelector(".code_cell .output_area")?.textContent ?? "");
+    // The first cell's text outputs (it also carries plotly.js, as a script output of its own).
+    const firstOutput = await page.evaluate(() =>
+      Array.from(document.querySelector(".code_cell")?.querySelectorAll(".output_text") ?? [], (e) => e.textContent ?? "").join("\n"),
+    );
     expect(firstOutput).toContain(`, seed ${SEED}`);
   }, 420_000);
 

@@ -29,6 +29,28 @@ describe("Animator", () => {
     expect(fig.layout.width).toBe(525); // d2l's figsize 3.5 x 2.5 inches
   });
 
+  it("draws chapter 4's curves: a log loss axis, xlim from 5, a point every 5th epoch", () => {
+    vi.spyOn(console, "log").mockImplementation(() => undefined);
+    // d2l 4.5: Animator(xlabel='epochs', ylabel='loss', yscale='log', xlim=[5, num_epochs], legend=['train', 'test'])
+    const animator = new Animator({ xlabel: "epochs", ylabel: "loss", yscale: "log", xlim: [5, 100], ylim: [1e-3, 1e2], legend: ["train", "test"] });
+    for (let epoch = 0; epoch < 100; epoch++) {
+      if ((epoch + 1) % 5 === 0) animator.add(epoch + 1, [10 / (epoch + 1) ** 2, 1 + 10 / (epoch + 1)]);
+    }
+    const fig = animator.figure();
+    expect(fig.data[0].x).toEqual(Array.from({ length: 20 }, (_, i) => 5 * (i + 1)));
+    expect(fig.data[0].y?.[19]).toBeCloseTo(1e-3, 9);
+    expect(fig.layout.xaxis?.range).toEqual([5, 100]);
+    expect(fig.layout.yaxis?.type).toBe("log");
+    expect(fig.layout.yaxis?.range).toEqual([-3, 2]); // Plotly takes a log axis's range in powers of ten
+    expect(fig.layout.yaxis?.exponentformat).toBe("power");
+    expect(fig.layout.xaxis?.type).toBe("linear");
+  });
+
+  it("refuses a log axis whose limits are not positive, when it is made", () => {
+    expect(() => new Animator({ yscale: "log", ylim: [0, 10] })).toThrow('plot: ylim must be positive on a log axis (yscale "log"); got "[0, 10]"');
+    expect(() => new Animator({ xscale: "log", xlim: [-1, 10] })).toThrow('plot: xlim must be positive on a log axis (xscale "log"); got "[-1, 10]"');
+  });
+
   it("skips a missing value, and takes one x per line", () => {
     vi.spyOn(console, "log").mockImplementation(() => undefined);
     const animator = new Animator({ legend: ["a", "b"] });
