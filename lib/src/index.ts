@@ -5,7 +5,7 @@
 
 // Set-up: the backend, timing, argument checks, freeing what a re-run cell made.
 export { BACKENDS, initBackend } from "./backend";
-export { useSpeedups } from "./engine";
+export { recoverFromInterrupt, useInterruptRecovery, useSpeedups } from "./engine";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";

@@ -80,9 +80,11 @@ export function accuracy(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
  * @see d2l.evaluate_accuracy (section 3.6.5, classification accuracy)
  */
 export function evaluateAccuracy(net: Net, dataIter: Iterable<Batch>): number {
-  const metric = new Accumulator(2); // number of correct predictions, number of predictions
-  for (const [X, y] of dataIter) {
-    tf.tidy(() => metric.add(accuracy(forward(net, X), y), y.shape[0]));
-  }
-  return metric.get(0) / metric.get(1);
+  return tf.tidy(() => {
+    const metric = new Accumulator(2); // number of correct predictions, number of predictions
+    for (const [X, y] of dataIter) {
+      tf.tidy(() => metric.add(accuracy(forward(net, X), y), y.shape[0]));
+    }
+    return metric.get(0) / metric.get(1);
+  });
 }
