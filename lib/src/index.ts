@@ -9,7 +9,7 @@ export { recoverFromInterrupt, useInterruptRecovery, useSpeedups } from "./engin
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
-export { disposeOnRerun } from "./rerun";
+export { LeakCheck, disposeOnRerun } from "./rerun";
 export type { Disposable } from "./rerun";
 
 // Charts and notebook output.

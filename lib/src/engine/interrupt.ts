@@ -63,8 +63,17 @@ type Method = (this: EngineInternals, ...args: unknown[]) => unknown;
 /** tfjs-core's Engine, as far as this module uses it. */
 interface EngineInternals {
   state: EngineState;
-  backendInstance?: { numDataIds?: () => number; refCount?: (dataId: object) => number; wasm?: WasmStack } | null;
+  backendInstance?: Backend | null;
   incRef(t: tf.Tensor, backend: null): void;
+  [method: string]: unknown;
+}
+
+/** The parts of a tfjs backend this module uses. */
+interface Backend {
+  numDataIds?: () => number;
+  refCount?: (dataId: object) => number;
+  disposeData?: (dataId: object, force?: boolean) => boolean;
+  wasm?: WasmStack;
   [method: string]: unknown;
 }
 
@@ -87,6 +96,8 @@ class Recovery {
   checkedTurn = -1;
   /** Tensors (not variables) created in the current turn and not yet disposed. */
   created = new Set<tf.Tensor>();
+  /** Buffers the backend allocated in the current turn that no tensor owns yet (a kernel's output, mid-kernel). */
+  written = new Set<object>();
   /** Where the wasm stack pointer stands between calls, and how many backend buffers the engine does not know of. */
   stackTop: number | undefined;
   untrackedBuffers = 0;
@@ -97,12 +108,14 @@ class Recovery {
     this.checkedTurn = this.turn;
     queueMicrotask(() => this.turn++);
     const previous = this.created;
+    const written = this.written;
     this.created = new Set();
-    return this.repair(engine, previous);
+    this.written = new Set();
+    return this.repair(engine, previous, written);
   }
 
   /** Closes what an interrupted turn left open and frees what it made; returns the number of tensors freed. */
-  repair(engine: EngineInternals, previous: Set<tf.Tensor>): number {
+  repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>): number {
     const state = engine.state;
     const interrupted = state.scopeStack.length > 0 || state.gradientDepth > 0 || state.kernelDepth > 0;
     const backend = engine.backendInstance ?? undefined;
@@ -130,6 +143,8 @@ class Recovery {
     }
     const lostVariables = this.finishAssignments(engine, doomed);
     const freed = freeAll(doomed);
+    // A kernel cut off after allocating its output: no tensor was made of that buffer, so nothing else can hold it.
+    for (const dataId of written) if (!state.tensorInfo.has(dataId)) backend?.disposeData?.(dataId, true);
     const lost = untracked() - this.untrackedBuffers;
     const problems = [
       ...(lostVariables.length ? [`variable(s) ${lostVariables.join(", ")} lost their values`] : []),
@@ -204,6 +219,7 @@ export function useInterruptRecovery(enabled: boolean): void {
   const names = [...ENTRIES, "trackTensor", "disposeTensor"];
   if (!enabled) {
     for (const name of names) if ((engine[name] as { [MARK]?: boolean } | undefined)?.[MARK]) delete engine[name];
+    if ((engine.backendInstance?.write as { [MARK]?: boolean } | undefined)?.[MARK]) delete engine.backendInstance!.write;
     return;
   }
   if ((engine.startScope as { [MARK]?: boolean })[MARK]) return;
@@ -226,7 +242,10 @@ export function useInterruptRecovery(enabled: boolean): void {
     function (this: EngineInternals, ...args: unknown[]) {
       const result = own.apply(this, args);
       const t = args[0];
-      if (t instanceof tf.Tensor && !(t instanceof tf.Variable)) recovery.created.add(t);
+      if (t instanceof tf.Tensor) {
+        recovery.written.delete(t.dataId);
+        if (!(t instanceof tf.Variable)) recovery.created.add(t);
+      }
       return result;
     },
   );
@@ -236,6 +255,17 @@ export function useInterruptRecovery(enabled: boolean): void {
       return own.apply(this, args);
     },
   );
+  const backend = engine.backendInstance;
+  if (backend && typeof backend.write === "function" && !(backend.write as { [MARK]?: boolean })[MARK]) {
+    const write = backend.write as (...args: unknown[]) => object;
+    const wrapper = function (this: Backend, ...args: unknown[]) {
+      const dataId = write.apply(this, args);
+      recovery.written.add(dataId);
+      return dataId;
+    } as ((...args: unknown[]) => object) & { [MARK]?: boolean };
+    wrapper[MARK] = true;
+    backend.write = wrapper;
+  }
   // Whatever this turn did before the check was installed is not known to be the user's or not: start clean.
   recovery.checkedTurn = recovery.turn;
   queueMicrotask(() => recovery.turn++);
