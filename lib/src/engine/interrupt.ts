@@ -249,10 +249,12 @@ export function useInterruptRecovery(enabled: boolean): void {
       return result;
     },
   );
+  // Forgotten only once disposed: an interrupt at the entry of tfjs's disposeTensor leaves it to the repair.
   wrap("disposeTensor", (own) =>
     function (this: EngineInternals, ...args: unknown[]) {
+      const result = own.apply(this, args);
       recovery.created.delete(args[0] as tf.Tensor);
-      return own.apply(this, args);
+      return result;
     },
   );
   const backend = engine.backendInstance;
@@ -269,6 +271,14 @@ export function useInterruptRecovery(enabled: boolean): void {
   // Whatever this turn did before the check was installed is not known to be the user's or not: start clean.
   recovery.checkedTurn = recovery.turn;
   queueMicrotask(() => recovery.turn++);
+}
+
+/**
+ * Marks a buffer the backend allocated for `dataId` as held by a cache of d2l's, not by a tensor:
+ * the repair after an interrupt would otherwise free it as a kernel output no tensor received.
+ */
+export function keepBackendBuffer(dataId: object): void {
+  recovery.written.delete(dataId);
 }
 
 /**
