@@ -73,6 +73,7 @@ interface Backend {
   numDataIds?: () => number;
   refCount?: (dataId: object) => number;
   disposeData?: (dataId: object, force?: boolean) => boolean;
+  incRef?: (dataId: object) => void;
   wasm?: WasmStack;
   [method: string]: unknown;
 }
@@ -96,6 +97,8 @@ class Recovery {
   checkedTurn = -1;
   /** Tensors (not variables) created in the current turn and not yet disposed. */
   created = new Set<tf.Tensor>();
+  /** The tensor tfjs's trackTensor counted last (to tell how far a cut-off `Variable.assign` got). */
+  lastTracked: tf.Tensor | undefined;
   /** Buffers the backend allocated in the current turn that no tensor owns yet (a kernel's output, mid-kernel). */
   written = new Set<object>();
   /** Where the wasm stack pointer stands between calls, and how many backend buffers the engine does not know of. */
@@ -158,10 +161,10 @@ class Recovery {
   }
 
   /**
-   * `Variable.assign` releases the old value, then takes the new value's data, then counts a
-   * reference to it: an interrupt between the last two leaves the variable on data that only the
-   * interrupted turn's tensors hold, so freeing them would free the variable's value. Such an
-   * assignment is completed here (the reference counted). A variable whose data is already gone
+   * `Variable.assign` releases the old value, then takes the new value's data, then counts it
+   * (engine) and references it (backend): an interrupt after the second step leaves the variable on
+   * data that only the interrupted turn's tensors hold, so freeing them would free the variable's
+   * value. Such an assignment is completed here (whichever of the last two steps is missing). A variable whose data is already gone
    * (cut off between the first two) cannot be repaired: its name is returned.
    */
   private finishAssignments(engine: EngineInternals, doomed: Set<tf.Tensor>): string[] {
@@ -177,7 +180,10 @@ class Recovery {
         continue;
       }
       const doomedHolders = holders.get(v.dataId);
-      if (doomedHolders !== undefined && refCount && refCount(v.dataId) <= doomedHolders) engine.incRef(v, null);
+      if (doomedHolders === undefined || !refCount || refCount(v.dataId) > doomedHolders) continue;
+      // Cut off inside its incRef: counted already (the last tensor tracked), not yet referenced in the backend.
+      if (this.lastTracked === v) engine.backendInstance?.incRef?.(v.dataId);
+      else engine.incRef(v, null);
     }
     return lost;
   }
@@ -242,6 +248,7 @@ export function useInterruptRecovery(enabled: boolean): void {
     function (this: EngineInternals, ...args: unknown[]) {
       const result = own.apply(this, args);
       const t = args[0];
+      recovery.lastTracked = t as tf.Tensor;
       if (t instanceof tf.Tensor) {
         recovery.written.delete(t.dataId);
         if (!(t instanceof tf.Variable)) recovery.created.add(t);
