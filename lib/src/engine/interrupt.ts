@@ -290,10 +290,13 @@ export function keepBackendBuffer(dataId: object): void {
 
 /**
  * Repairs tfjs's engine if the previous cell was interrupted (see above) and says so in one line;
- * returns the number of tensors freed (0 when nothing was interrupted). d2l's helpers call it on
- * entry; tfjs's engine calls it too once {@link useInterruptRecovery} is on.
+ * returns the number of tensors freed (0 when nothing was interrupted, or with
+ * {@link useInterruptRecovery} off). d2l's helpers call it on entry; tfjs's engine calls it too.
  * Not in d2l.
  */
 export function recoverFromInterrupt(): number {
-  return recovery.enter(internals());
+  const engine = internals();
+  // Without the engine's hooks, turns are not counted and a check could land inside a running tf.tidy.
+  if (!(engine.startScope as { [MARK]?: boolean })[MARK]) return 0;
+  return recovery.enter(engine);
 }
