@@ -53,11 +53,12 @@ def main():
         record_timing=True,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
     )
-    cells, failure, passes = [], None, []
+    cells, failure, passes, exported = [], None, [], None
     with client.setup_kernel():
         for run in range(1, args.passes + 1):
-            # The first pass is the one exported; later passes run copies of the cells.
-            notebook_cells = nb.cells if run == 1 else copy.deepcopy(nb.cells)
+            # The first pass is the one exported; nbclient stores each executed cell back into nb.cells,
+            # so later passes (and the probe) run on copies and the first pass is put back at the end.
+            notebook_cells = nb.cells if run == 1 else copy.deepcopy(exported)
             for index, cell in enumerate(notebook_cells):
                 if cell.cell_type != "code":
                     continue
@@ -78,10 +79,14 @@ def main():
                     cells.append({"cell": index, "seconds": round(time.monotonic() - start, 3)})
                 if failure:
                     break
+            if run == 1:
+                exported = copy.deepcopy(nb.cells)
             if failure:
                 break
             if args.passes > 1:
                 passes.append({"numTensors": num_tensors(client)})
+    if exported is not None:
+        nb.cells = exported
     os.makedirs(os.path.dirname(args.executed), exist_ok=True)
     nbformat.write(nb, args.executed)
     exporter = HTMLExporter(template_name="d2l", extra_template_basedirs=[args.template_dir])
