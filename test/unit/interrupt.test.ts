@@ -129,7 +129,9 @@ describe("after an interrupted cell", () => {
     await nextTurn();
     const before = tf.memory().numTensors;
     const interrupted = interruptAfter(20, () => {
-      for (;;) backward(() => crossEntropy(net(X), y).sum());
+      tf.tidy(() => {
+        for (;;) backward(() => crossEntropy(net(X), y).sum()); // a scope is open whenever the interrupt lands
+      });
     });
     expect(interrupted).toBe(true);
     await nextTurn();
@@ -160,7 +162,9 @@ describe("after an interrupted cell", () => {
     try {
       await nextTurn();
       interruptAfter(20, () => {
-        for (;;) backward(() => crossEntropy(net(X), y).sum());
+        tf.tidy(() => {
+        for (;;) backward(() => crossEntropy(net(X), y).sum()); // a scope is open whenever the interrupt lands
+      });
       });
       await nextTurn();
       expect(state().scopeStack.length).toBeGreaterThan(0);
