@@ -1,9 +1,11 @@
 /**
- * npm run notebooks [-- NAME ...] [--jobs N] [--timeout S] [--seed N|random]
+ * npm run notebooks [-- NAME ...] [--jobs N] [--timeout S] [--seed N|random] [--passes 2]
  *
  * Executes the chapter's notebooks (all, or those named) in the real tslab kernel through
  * Jupyter, writing build/notebooks/NAME.ipynb (executed) and build/html/NAME.html.
- * Exits non-zero if any cell fails, naming the notebook and the cell.
+ * Exits non-zero if any cell fails, naming the notebook and the cell. `--passes 2` runs every
+ * notebook a second time in the same kernel (a second Run All, no restart; the first is exported)
+ * and fails unless it passes again leaving the same tf.memory().numTensors.
  *
  * The kernel runs with D2L_SEED set (d2l.initBackend applies it), so the exported notes are
  * reproducible: the seed is --seed's, else D2L_SEED's, else 0; `--seed random` runs unseeded.
@@ -24,6 +26,7 @@ const { values, positionals } = parseArgs({
     jobs: { type: "string", default: "1" },
     timeout: { type: "string", default: "600" },
     seed: { type: "string" },
+    passes: { type: "string", default: "1" },
   },
 });
 const jobs = Number(values.jobs);
@@ -35,10 +38,14 @@ if (seedText !== "random" && !(/^\d+$/.test(seedText) && Number.isSafeInteger(Nu
   process.exit(2);
 }
 const seed = seedText === "random" ? undefined : String(Number(seedText));
+const passes = Number(values.passes);
+if (!Number.isInteger(passes) || passes < 1) throw new Error(`--passes must be a positive integer; got ${values.passes}`);
 
 interface Summary {
   cells: { cell: number; seconds: number }[];
-  failure: { cell: number; source: string; error: string } | null;
+  failure: { cell: number; pass?: number; source: string; error: string } | null;
+  /** tf.memory().numTensors after each pass (with --passes 2 or more). */
+  passes?: { numTensors: number }[];
 }
 
 const all = notebookNames();
@@ -93,6 +100,7 @@ function execute(name: string): Promise<boolean> {
     "--template-dir", templateDir,
     "--timeout", values.timeout!,
     "--seed", seed ?? "random",
+    "--passes", String(passes),
   ];
   return new Promise((resolvePromise) => {
     const child = spawn(python!, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -117,10 +125,17 @@ function execute(name: string): Promise<boolean> {
       if (summary.failure) {
         const f = summary.failure;
         const error = f.error.split("\n").slice(0, 12).join("\n");
-        console.error(`✗ ${name}: cell ${f.cell} failed (${firstLine(f.source)})\n${error.replace(/^/gm, "    ")}`);
+        const pass = f.pass && f.pass > 1 ? ` on pass ${f.pass} (Run All again, same kernel)` : "";
+        console.error(`✗ ${name}: cell ${f.cell} failed${pass} (${firstLine(f.source)})\n${error.replace(/^/gm, "    ")}`);
         return resolvePromise(false);
       }
-      console.log(`✓ ${name}  ${seconds} s${slowest ? `  (slowest: cell ${slowest.cell}, ${slowest.seconds.toFixed(1)} s)` : ""}`);
+      const counts = (summary.passes ?? []).map((p) => p.numTensors);
+      if (counts.some((n) => n !== counts[0])) {
+        console.error(`✗ ${name}: tf.memory().numTensors after each Run All in one kernel: ${counts.join(", ")}; a second run must leave what the first left`);
+        return resolvePromise(false);
+      }
+      const twice = counts.length > 1 ? `, ${counts.length} passes leaving ${counts[0]} tensors each` : "";
+      console.log(`✓ ${name}  ${seconds} s${slowest ? `  (slowest: cell ${slowest.cell}, ${slowest.seconds.toFixed(1)} s)` : ""}${twice}`);
       resolvePromise(code === 0);
     });
   });

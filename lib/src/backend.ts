@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { useFixes, useSpeedups } from "./engine";
+import { recoverFromInterrupt, useFixes, useSpeedups } from "./engine";
 import { seedFromEnv, setSeed } from "./seed";
 import { sendPlotly } from "./display";
 
@@ -115,6 +115,7 @@ export async function initBackend(
   backend: BackendName | undefined = undefined,
   options: { quiet?: boolean } = {},
 ): Promise<BackendChoice> {
+  recoverFromInterrupt();
   const fromEnv = process.env.D2L_BACKEND?.trim();
   const requested = backend ?? (fromEnv ? fromEnv : undefined);
   if (requested !== undefined && !isBackendName(requested)) {

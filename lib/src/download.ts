@@ -1,9 +1,9 @@
 import { SingleBar } from "cli-progress";
 import { randomBytes } from "crypto";
-import { createWriteStream, mkdirSync, renameSync, rmSync } from "fs";
+import { createWriteStream, mkdirSync, readdirSync, renameSync, rmSync } from "fs";
 import * as http from "http";
 import * as https from "https";
-import { basename, dirname } from "path";
+import { basename, dirname, join } from "path";
 
 /** A download that failed: the message names the URL and what happened. */
 export class DownloadError extends Error {
@@ -172,10 +172,17 @@ function saveBody(res: http.IncomingMessage, url: string, path: string, progress
  */
 export async function downloadFile(url: string, dest: string, options: DownloadOptions = {}): Promise<void> {
   const { verify, progress = true, idleTimeoutSeconds = 30 } = options;
+  removeStaleParts(dest);
   const temp = `${dest}.${process.pid}-${randomBytes(4).toString("hex")}.part`;
   let bar: Progress | undefined;
+  let res: http.IncomingMessage | undefined;
+  // A kernel cell's synchronous part runs with the SIGINT listeners set aside (Node's breakOnSigint); they are back after it.
+  await Promise.resolve();
+  const stop = whenInterrupted(url, () => res?.destroy());
   try {
-    const res = await request(url, idleTimeoutSeconds * 1000);
+    const pending = request(url, idleTimeoutSeconds * 1000);
+    pending.then((r) => stop.interrupted && r.destroy(), () => undefined); // a response that comes too late
+    res = await Promise.race([pending, stop.promise]);
     try {
       mkdirSync(dirname(dest), { recursive: true }); // only now: a failed request leaves no empty folder
     } catch (error) {
@@ -185,7 +192,7 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     const length = Number(res.headers["content-length"]);
     const total = Number.isFinite(length) && length > 0 ? length : undefined;
     bar = new Progress(basename(dest), total, progress);
-    await saveBody(res, url, temp, bar, total);
+    await Promise.race([saveBody(res, url, temp, bar, total), stop.promise]);
     if (verify) {
       try {
         await verify(temp);
@@ -197,9 +204,61 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
     renameSync(temp, dest);
     bar.stop("done");
   } catch (error) {
-    bar?.stop("failed");
+    bar?.stop(stop.interrupted ? "interrupted" : "failed");
     throw error;
   } finally {
+    stop.release();
     rmSync(temp, { force: true });
+  }
+}
+
+/**
+ * Ends a download when the Jupyter kernel is interrupted (the Stop button). tslab ends the cell
+ * that awaits it, but the request would go on in the background and finish the file later; this
+ * rejects it instead, so nothing half-written stays and the next load starts afresh. Only where
+ * something already handles SIGINT (tslab's kernel): elsewhere Ctrl-C still ends the process.
+ */
+function whenInterrupted(url: string, abort: () => void) {
+  let reject: (error: Error) => void = () => undefined;
+  const promise = new Promise<never>((_, r) => (reject = r));
+  promise.catch(() => undefined);
+  const state = { promise, interrupted: false, release: () => {} };
+  if (process.listenerCount("SIGINT") > 0) {
+    const onSigint = () => {
+      state.interrupted = true;
+      abort();
+      reject(new DownloadError(url, `download: ${url}: interrupted; nothing was kept, the next load starts again`));
+    };
+    process.on("SIGINT", onSigint);
+    state.release = () => void process.off("SIGINT", onSigint);
+  }
+  return state;
+}
+
+/**
+ * Deletes the temporary files earlier downloads of `dest` left when their process was killed
+ * (`dest.<pid>-<random>.part` whose process no longer runs).
+ */
+function removeStaleParts(dest: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dirname(dest));
+  } catch {
+    return;
+  }
+  const prefix = `${basename(dest)}.`;
+  for (const name of names) {
+    const pid = Number(/^(\d+)-[0-9a-f]+\.part$/.exec(name.slice(prefix.length))?.[1]);
+    if (!name.startsWith(prefix) || !pid || pid === process.pid || isRunning(pid)) continue;
+    rmSync(join(dirname(dest), name), { force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

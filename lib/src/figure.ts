@@ -1,4 +1,5 @@
 import { DisplayHandle, MimeBundle, PLOTLY_MIME, displayBundle, inKernel, scriptSafe, sendPlotlyOnce } from "./display";
+import { recoverFromInterrupt } from "./engine/interrupt";
 
 /** One Plotly trace: the subset of Plotly's trace attributes d2l uses. */
 export interface Trace {
@@ -105,6 +106,7 @@ export function figureBundle(fig: Figure): MimeBundle {
  * plot shows the chart and not the figure's JSON.
  */
 export function showFigure(fig: Figure, handle?: DisplayHandle): void {
+  recoverFromInterrupt();
   if (!inKernel()) return;
   sendPlotlyOnce();
   const bundle = figureBundle(fig);

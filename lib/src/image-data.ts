@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch, BatchSource } from "./batches";
+import { recoverFromInterrupt } from "./engine/interrupt";
 import { UnitFloats } from "./engine/unit-floats";
 import { wasmImageBatch } from "./engine/wasm-batches";
 import { ArgumentError, checkPositiveInt } from "./validate";
@@ -179,6 +180,8 @@ class ImageBatches implements BatchSource {
   }
 
   *[Symbol.iterator](): Iterator<Batch> {
+    // Every epoch starts afresh: an epoch cut off by an interrupt leaves nothing this one depends on.
+    recoverFromInterrupt();
     const n = this.data.length;
     const order = this.shuffle ? permutation(n) : Uint32Array.from({ length: n }, (_, i) => i);
     const staging = new Float32Array(this.batchSize * this.data.pixels);

@@ -6,11 +6,11 @@
 
 // Set-up: the backend, seeding, timing, argument checks, freeing what a re-run cell made.
 export { BACKENDS, initBackend } from "./backend";
-export { useSpeedups } from "./engine";
+export { recoverFromInterrupt, useInterruptRecovery, useSpeedups } from "./engine";
 export type { BackendChoice, BackendName } from "./backend";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkInRange, checkNonNegative, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
-export { disposeOnRerun } from "./rerun";
+export { LeakCheck, disposeOnRerun } from "./rerun";
 export { getSeed, setSeed } from "./seed";
 export type { Disposable } from "./rerun";
 

@@ -83,11 +83,13 @@ export function accuracy(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
  */
 export function evaluateAccuracy(net: Net, dataIter: Iterable<Batch>): number {
   setTraining(net, false); // d2l's net.eval(): dropout keeps every unit while evaluating
-  const metric = new Accumulator(2); // number of correct predictions, number of predictions
-  for (const [X, y] of dataIter) {
-    tf.tidy(() => metric.add(accuracy(forward(net, X), y), y.shape[0]));
-  }
-  return metric.get(0) / metric.get(1);
+  return tf.tidy(() => {
+    const metric = new Accumulator(2); // number of correct predictions, number of predictions
+    for (const [X, y] of dataIter) {
+      tf.tidy(() => metric.add(accuracy(forward(net, X), y), y.shape[0]));
+    }
+    return metric.get(0) / metric.get(1);
+  });
 }
 
 /**

@@ -55,42 +55,45 @@ export function trainEpochCh3(net: Net, trainIter: Iterable<Batch>, loss: Loss, 
     throw new Error(`trainEpochCh3: updater must be a tfjs optimizer or a function (batchSize) => void; got ${updater}`);
   }
   setTraining(net, true); // d2l's net.train(): dropout drops units while training
-  const metric = new Accumulator(3); // sum of training loss, number of correct predictions, number of examples
-  const stepLosses: tf.Tensor[] = []; // each step's summed loss, kept on the device until the epoch ends
-  try {
-    for (const [X, y] of trainIter) {
-      tf.tidy(() => {
-        // The forward pass runs inside the function whose gradient is taken; it keeps its outputs for the metrics.
-        let yHat: tf.Tensor | undefined;
-        let l: tf.Tensor | undefined;
-        const objective = (): tf.Scalar => {
-          yHat = tf.keep(forward(net, X));
-          l = tf.keep(loss(yHat, y));
-          return updater instanceof tf.Optimizer ? l.mean() : l.sum();
-        };
-        try {
-          if (updater instanceof tf.Optimizer) {
-            updater.minimize(objective); // the gradient of the mean loss, then the optimizer's step
-          } else {
-            backward(objective); // the gradients of the summed loss, kept for the updater
-            updater(X.shape[0]);
+  // The whole epoch runs in one tf.tidy: a run cut off by an interrupt leaves it open, which tells d2l to clean up.
+  return tf.tidy((): [number, number] => {
+    const metric = new Accumulator(3); // sum of training loss, number of correct predictions, number of examples
+    const stepLosses: tf.Tensor[] = []; // each step's summed loss, kept on the device until the epoch ends
+    try {
+      for (const [X, y] of trainIter) {
+        tf.tidy(() => {
+          // The forward pass runs inside the function whose gradient is taken; it keeps its outputs for the metrics.
+          let yHat: tf.Tensor | undefined;
+          let l: tf.Tensor | undefined;
+          const objective = (): tf.Scalar => {
+            yHat = tf.keep(forward(net, X));
+            l = tf.keep(loss(yHat, y));
+            return updater instanceof tf.Optimizer ? l.mean() : l.sum();
+          };
+          try {
+            if (updater instanceof tf.Optimizer) {
+              updater.minimize(objective); // the gradient of the mean loss, then the optimizer's step
+            } else {
+              backward(objective); // the gradients of the summed loss, kept for the updater
+              updater(X.shape[0]);
+            }
+            // The metrics, computed after the gradients so that autodiff does not record them
+            const lSum = tf.keep(l!.sum());
+            stepLosses.push(lSum);
+            metric.add(lSum, accuracy(yHat!, y), y.shape[0]);
+          } finally {
+            tf.dispose([yHat, l].filter((t) => t !== undefined));
           }
-          // The metrics, computed after the gradients so that autodiff does not record them
-          const lSum = tf.keep(l!.sum());
-          stepLosses.push(lSum);
-          metric.add(lSum, accuracy(yHat!, y), y.shape[0]);
-        } finally {
-          tf.dispose([yHat, l].filter((t) => t !== undefined));
-        }
-      });
+        });
+      }
+      const [lossSum, correct, n] = [metric.get(0), metric.get(1), metric.get(2)];
+      if (!Number.isFinite(lossSum)) throw divergenceError(stepLosses, epoch);
+      return [lossSum / n, correct / n];
+    } finally {
+      tf.dispose(stepLosses);
+      metric.reset();
     }
-    const [lossSum, correct, n] = [metric.get(0), metric.get(1), metric.get(2)];
-    if (!Number.isFinite(lossSum)) throw divergenceError(stepLosses, epoch);
-    return [lossSum / n, correct / n];
-  } finally {
-    tf.dispose(stepLosses);
-    metric.reset();
-  }
+  });
 }
 
 /**

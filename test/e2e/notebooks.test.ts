@@ -1,6 +1,7 @@
 /**
- * Every notebook executed by the real tslab kernel through Jupyter (`npm run notebooks`),
- * then every exported HTML page opened offline in headless Chromium: each chart must have
+ * Every notebook executed by the real tslab kernel through Jupyter (`npm run notebooks`), twice
+ * in one kernel as a reader's second Run All does (every cell must pass both times and leave the
+ * same tf.memory().numTensors; the first pass is exported), then every exported HTML page opened offline in headless Chromium: each chart must have
  * drawn its SVG, the math must have rendered, and the page must log no error and request
  * nothing from the network. Screenshots of each chart go to build/screenshots/.
  */
@@ -30,7 +31,7 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
 
   beforeAll(async () => {
     // Asynchronously: a worker blocked for minutes in spawnSync misses vitest's RPC deadline.
-    const child = spawn(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "scripts/run-notebooks.ts"], {
+    const child = spawn(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), "scripts/run-notebooks.ts", "--passes", "2"], {
       cwd: ROOT,
       env: { ...process.env, FORCE_COLOR: "0" },
     });
@@ -42,9 +43,10 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
     console.log(output.trim());
   });
 
-  it("all execute without a failing cell", () => {
+  it("all execute without a failing cell, twice in one kernel, the second Run All leaving the tensors the first left", () => {
     expect(run.output).toMatch(new RegExp(`notebooks: ${names.length} passed, 0 failed`));
     expect(run.status).toBe(0);
+    for (const name of names) expect(run.output).toMatch(new RegExp(`✓ ${name.replace(/\./g, "\\.")} .*, 2 passes leaving \\d+ tensors each`));
   });
 
   for (const name of names) {

@@ -1,4 +1,4 @@
-import { readFileSync } from "fs";
+import { mkdirSync, readFileSync, writeFileSync } from "fs";
 import { createServer, Server } from "http";
 import { join } from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +14,8 @@ import { NAMES, gz, listing, realDataDir, realGz, realRaw, tempDir } from "./fas
 let server: Server;
 let base = "";
 const requests: string[] = [];
+/** Called when a /stall/ response has sent half its body (and then sends nothing more). */
+const stalled: (() => void)[] = [];
 const work = tempDir("fm-download");
 
 function wrongLabels(): Buffer {
@@ -33,6 +35,9 @@ beforeAll(async () => {
       res.writeHead(302, { location: `/ok/${name}` }).end();
     } else if (mode === "missing" || !body) {
       res.writeHead(404, { "content-type": "text/plain" }).end("no such file");
+    } else if (mode === "stall") {
+      res.writeHead(200, { "content-length": body.length });
+      res.write(body.subarray(0, body.length >> 1), () => stalled.forEach((f) => f()));
     } else if (mode === "cut") {
       res.writeHead(200, { "content-length": body.length });
       res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 20));
@@ -165,3 +170,36 @@ describe("downloadFile", () => {
 it("serves the same bytes as Debian's copy (sanity check of the fixture server)", () => {
   expect(realGz(NAMES.testLabels).equals(readFileSync(join(realDataDir(), NAMES.testLabels)))).toBe(true);
 });
+
+describe("downloadFile and the kernel's Stop button", () => {
+  it("ends on SIGINT where something handles it (tslab's kernel): rejects, keeps nothing, the next download works", async () => {
+    const dir = join(work.dir, "stop");
+    const dest = join(dir, NAMES.testLabels);
+    const kernelListener = () => undefined; // tslab's own listener, which keeps SIGINT from ending the process
+    process.on("SIGINT", kernelListener);
+    try {
+      stalled.push(() => setTimeout(() => process.kill(process.pid, "SIGINT"), 50));
+      const stop = downloadFile(`${base}/stall/${NAMES.testLabels}`, dest, { progress: false });
+      await expect(stop).rejects.toThrow(/interrupted; nothing was kept/);
+    } finally {
+      stalled.length = 0;
+      process.off("SIGINT", kernelListener);
+    }
+    expect(listing(dir)).toEqual([]);
+    await downloadFile(`${base}/ok/${NAMES.testLabels}`, dest, { progress: false });
+    expect(listing(dir)).toEqual([NAMES.testLabels]);
+  });
+
+  it("deletes the temporary files of a killed process, not those of a running one", async () => {
+    const dir = join(work.dir, "stale");
+    mkdirSync(dir, { recursive: true });
+    const dest = join(dir, NAMES.testLabels);
+    const dead = `${NAMES.testLabels}.2147483646-0badc0de.part`; // no such process
+    const running = `${NAMES.testLabels}.${process.ppid}-0badc0de.part`; // another live process: it may still be writing
+    writeFileSync(join(dir, dead), "half");
+    writeFileSync(join(dir, running), "half");
+    await downloadFile(`${base}/ok/${NAMES.testLabels}`, dest, { progress: false });
+    expect(listing(dir)).toEqual([NAMES.testLabels, running].sort());
+  });
+});
+

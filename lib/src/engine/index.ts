@@ -3,6 +3,9 @@ import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "./fused-matmul-g
 import { restoreWasmBuffers, useSharedWasmBuffers } from "./wasm-share";
 import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
 import { useWasmOneHotFix } from "./wasm-onehot";
+import { useInterruptRecovery } from "./interrupt";
+
+export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 
 /**
  * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
@@ -28,8 +31,12 @@ export function useSpeedups(enabled: boolean): void {
   }
 }
 
-/** Installs the fixes of wrong results for the active backend; they stay on whatever {@link useSpeedups} says. */
+/**
+ * Installs the fixes of wrong results for the active backend, and the repair of the engine after a
+ * kernel interrupt (interrupt.ts); they stay on whatever {@link useSpeedups} says.
+ */
 export function useFixes(): void {
+  useInterruptRecovery(true);
   if (tf.getBackend() === "wasm") {
     // Its OneHot writes int32 bits whatever the dtype: a float32 mask (the losses' targets) came out as zeros.
     useWasmOneHotFix();

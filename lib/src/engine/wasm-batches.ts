@@ -1,5 +1,6 @@
 /// <reference lib="es2021.weakref" />
 import * as tf from "@tensorflow/tfjs";
+import { keepBackendBuffer } from "./interrupt";
 import { GATHER_UNIT_WASM } from "./simd-kernels";
 import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
 
@@ -60,14 +61,18 @@ export function wasmImageBatch(source: PixelRows, order: Uint32Array, from: numb
   if (g === undefined) return undefined;
   let images = g.resident.get(source);
   if (images === undefined) {
-    images = backend.makeOutput([source.images.length], "bool"); // one byte per element
-    backend.wasm!.HEAPU8!.set(source.images, backend.getMemoryOffset(images.dataId));
+    const made = backend.makeOutput([source.images.length], "bool"); // one byte per element
+    backend.wasm!.HEAPU8!.set(source.images, backend.getMemoryOffset(made.dataId));
+    keepBackendBuffer(made.dataId); // cached, not a tensor's: an interrupt must not free it
+    images = made;
     g.resident.set(source, images);
     g.freed.register(source, images.dataId);
   }
   if (g.rows === undefined || g.rows.shape[0] < count) {
     if (g.rows !== undefined) backend.disposeData(g.rows.dataId);
-    g.rows = backend.makeOutput([Math.max(count, 256)], "int32");
+    const rows = backend.makeOutput([Math.max(count, 256)], "int32");
+    keepBackendBuffer(rows.dataId);
+    g.rows = rows;
   }
   const out = backend.makeOutput(shape, "float32");
   // Offsets stay valid when an allocation grows the memory; views of it must be made afresh.

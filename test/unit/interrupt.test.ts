@@ -1,0 +1,180 @@
+import * as tf from "@tensorflow/tfjs";
+import { runInThisContext } from "vm";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { loadArray } from "../../lib/src/data";
+import { recoverFromInterrupt, useInterruptRecovery } from "../../lib/src/engine/interrupt";
+import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
+import { softmax } from "../../lib/src/models";
+import { backward, sgd } from "../../lib/src/optim";
+import { trainCh3 } from "../../lib/src/train";
+import { blobs } from "./train-fixtures";
+
+/**
+ * An interrupt as tslab's kernel delivers one: Node's vm stops the script on the spot without
+ * running catch or finally blocks. tslab uses `breakOnSigint`; the `timeout` option terminates a
+ * script the same way (V8's TerminateExecution), at a moment the test chooses. The kernel test
+ * (test/e2e/interrupt.test.ts) presses the real Stop button.
+ */
+function interruptAfter(ms: number, job: () => void): boolean {
+  const g = globalThis as { __d2lJob?: () => void };
+  g.__d2lJob = job;
+  try {
+    runInThisContext("__d2lJob()", { timeout: ms });
+    return false;
+  } catch (error) {
+    expect(String(error)).toMatch(/timed out/);
+    return true;
+  } finally {
+    delete g.__d2lJob;
+  }
+}
+
+/** The next cell: a later turn of the event loop. */
+const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+const state = () => tf.engine().state as unknown as { scopeStack: unknown[]; gradientDepth: number; kernelDepth: number; activeTape: unknown };
+
+function scratch(numInputs: number) {
+  const W = tf.tidy(() => tf.variable(tf.randomNormal([numInputs, 3], 0, 0.01)));
+  const b = tf.tidy(() => tf.variable(tf.zeros([3])));
+  const net = (X: tf.Tensor) => softmax(tf.matMul(X.reshape([-1, numInputs]), W).add(b));
+  return { W, b, net };
+}
+
+let log: ReturnType<typeof vi.spyOn>;
+beforeEach(() => {
+  log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+});
+afterEach(() => vi.restoreAllMocks());
+
+const messages = () => log.mock.calls.map((c) => String(c[0])).filter((m) => m.startsWith("d2l: the previous run"));
+
+describe("after an interrupted cell", () => {
+  it("trainCh3 cut off at many moments: the next one trains, and only the user's tensors remain", async () => {
+    const [X, y] = blobs(3000);
+    const data = loadArray([X, y], 32);
+    const { W, b, net } = scratch(4);
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    let interrupted = 0;
+    for (const ms of [5, 13, 29, 41, 67, 90]) {
+      tf.tidy(() => W.assign(tf.randomNormal([4, 3], 0, 0.01)));
+      if (interruptAfter(ms, () => trainCh3(net, data, data, crossEntropy, 50, (n) => sgd([W, b], 0.1, n)))) interrupted++;
+      await nextTurn();
+      const metrics = trainCh3(net, data, data, crossEntropy, 2, (n) => sgd([W, b], 0.1, n));
+      expect(metrics.testAcc).toBeGreaterThan(0.9);
+      expect(state().scopeStack).toEqual([]);
+      // Known window (see the report): about one interrupt in a hundred leaves one tensor uncounted by the repair.
+      expect(tf.memory().numTensors - before).toBeLessThanOrEqual(1);
+      await nextTurn();
+    }
+    expect(interrupted).toBe(6);
+    expect(messages()).toHaveLength(6);
+    expect(messages()[0]).toMatch(/^d2l: the previous run was interrupted; freed \d+ tensors? it left behind($|; )/);
+    tf.dispose([X, y, W, b]);
+  });
+
+  it("a layers model with a tfjs optimizer trains after an interrupt; its weights and the optimizer's state survive", async () => {
+    const [X, y] = blobs(3000);
+    const data = loadArray([X, y], 32);
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [4] })] });
+    const optimizer = tf.train.momentum(0.05, 0.9);
+    trainCh3(model, data, data, softmaxCrossEntropy, 1, optimizer); // builds the momentum accumulators
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    expect(interruptAfter(40, () => trainCh3(model, data, data, softmaxCrossEntropy, 50, optimizer))).toBe(true);
+    await nextTurn();
+    const kernel = model.getWeights()[0];
+    expect(kernel.isDisposed).toBe(false);
+    expect(trainCh3(model, data, data, softmaxCrossEntropy, 2, optimizer).testAcc).toBeGreaterThan(0.9);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+    optimizer.dispose();
+    tf.dispose([X, y]);
+  });
+
+  it("a learner's plain tf.tidy cell: the dead scope is closed before the next cell's tensors could fall into it", async () => {
+    const kept = tf.tensor1d([1, 2, 3]);
+    const w = tf.variable(tf.zeros([200, 200]));
+    tf.tidy(() => tf.randomNormal([200, 200]).matMul(tf.ones([200, 200])).dataSync()); // warm up the kernels
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    let last = 0;
+    const interrupted = interruptAfter(100, () =>
+      tf.tidy(() => {
+        for (let i = 1; ; i++) {
+          const a = tf.randomNormal([200, 200]).matMul(tf.ones([200, 200]));
+          w.assign(a.mul(0).add(i)); // the user's variable, assigned a value made inside the scope
+          last = i;
+        }
+      }),
+    );
+    expect(interrupted).toBe(true);
+    expect(last).toBeGreaterThan(0);
+    expect(state().scopeStack.length).toBeGreaterThan(0); // what tfjs is left with, before any repair
+    await nextTurn();
+    const next = tf.tensor1d([4, 5]); // the next cell's first tensor: the repair runs before it is tracked
+    expect(state().scopeStack).toEqual([]);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(Array.from(next.dataSync())).toEqual([4, 5]);
+    expect(Array.from(kept.dataSync())).toEqual([1, 2, 3]);
+    expect(w.isDisposed).toBe(false);
+    expect([last, last + 1]).toContain(w.dataSync()[0]); // the last value assigned survives the repair
+    expect(messages()).toHaveLength(1);
+    tf.dispose([kept, w, next]);
+  });
+
+  it("a gradient cut off mid-way: the tape and kernel depth are reset, so the next gradient finds its variables", async () => {
+    const [X, y] = blobs(20000);
+    const { W, b, net } = scratch(4);
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    const interrupted = interruptAfter(20, () => {
+      tf.tidy(() => {
+        for (;;) backward(() => crossEntropy(net(X), y).sum()); // a scope is open whenever the interrupt lands
+      });
+    });
+    expect(interrupted).toBe(true);
+    await nextTurn();
+    expect(recoverFromInterrupt()).toBeGreaterThan(0);
+    const s = state();
+    expect([s.scopeStack.length, s.gradientDepth, s.kernelDepth, s.activeTape]).toEqual([0, 0, 0, null]);
+    backward(() => crossEntropy(net(X.slice(0, 64)), y.slice(0, 64)).sum());
+    sgd([W, b], 0.1, 64);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([X, y, W, b]);
+  });
+
+  it("does nothing between ordinary cells, nor to tensors and tidies that span awaits", async () => {
+    const a = tf.tensor1d([1, 2]);
+    await nextTurn();
+    const b = tf.tidy(() => a.mul(2));
+    await nextTurn();
+    expect(recoverFromInterrupt()).toBe(0);
+    expect(Array.from(b.dataSync())).toEqual([2, 4]);
+    expect(messages()).toEqual([]);
+    tf.dispose([a, b]);
+  });
+
+  it("can be switched off, which leaves tfjs's engine broken after an interrupt (what the repair is for)", async () => {
+    const [X, y] = blobs(20000);
+    const { W, b, net } = scratch(4);
+    useInterruptRecovery(false);
+    try {
+      await nextTurn();
+      interruptAfter(20, () => {
+        tf.tidy(() => {
+        for (;;) backward(() => crossEntropy(net(X), y).sum()); // a scope is open whenever the interrupt lands
+      });
+      });
+      await nextTurn();
+      expect(state().scopeStack.length).toBeGreaterThan(0);
+    } finally {
+      useInterruptRecovery(true);
+    }
+    await nextTurn();
+    expect(recoverFromInterrupt()).toBeGreaterThan(0);
+    expect(state().scopeStack).toEqual([]);
+    tf.dispose([X, y, W, b]);
+  });
+});
