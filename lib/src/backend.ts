@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { recoverFromInterrupt, useFixes, useSpeedups } from "./engine";
+import { useIopubQueue } from "./engine/iopub-queue";
 import { seedFromEnv, setSeed } from "./seed";
 import { sendPlotly } from "./display";
 
@@ -123,6 +124,7 @@ export async function initBackend(
     throw new Error(`d2l: ${source} must be one of ${BACKENDS.join(", ")}; got "${requested}"`);
   }
   const seed = seedFromEnv();
+  useIopubQueue(); // in a tslab kernel: many outputs in a row no longer kill it (engine/iopub-queue.ts)
   sendPlotly();
   if (current === undefined || requested !== currentRequest) {
     currentRequest = requested;
