@@ -17,12 +17,15 @@ const gradients = new Map<string, tf.Tensor>();
  * @see d2l section 3.2.7 (training): `l.sum().backward()`
  */
 export function backward(f: () => tf.Scalar, params?: tf.Variable[]): void {
-  const { value, grads } = tf.variableGrads(f, params);
-  value.dispose();
-  for (const [name, grad] of Object.entries(grads)) {
-    gradients.get(name)?.dispose();
-    gradients.set(name, tf.keep(grad));
-  }
+  // In one tf.tidy: a run cut off by an interrupt, even while storing the gradients, leaves it open, which tells d2l to clean up.
+  tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(f, params);
+    value.dispose();
+    for (const [name, grad] of Object.entries(grads)) {
+      gradients.get(name)?.dispose();
+      gradients.set(name, tf.keep(grad));
+    }
+  });
 }
 
 /**

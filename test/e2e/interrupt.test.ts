@@ -32,7 +32,7 @@ interface After {
   stderr: string;
 }
 interface Report {
-  training: { before: number; runs: { delay: number; interrupted: Cut; next: After }[] };
+  training: { before: number; runs: { delay: { epochsDrawn: number; seconds: number }; interrupted: Cut; next: After }[] };
   tidy: { before: number; interrupted: Cut; next: After };
   download: {
     interrupted: { status: string; alive: boolean; message: string };
@@ -50,10 +50,11 @@ function expectTrained(next: After, before: number) {
   expect(next.metrics!.trainLoss).toBeLessThan(0.5);
   expect(next.metrics!.trainAcc).toBeGreaterThan(0.7);
   expect(next.metrics!.testAcc).toBeGreaterThan(0.7);
-  // The user holds W and b, as before the interrupted cell. Known open defect (issue 15): in a rare
-  // window (about one interrupt in fifty to a hundred) the count ends one off, one more or one fewer
-  // (CI saw -1 once); the bound says how far off it may be until that is found.
-  expect(Math.abs(next.metrics!.numTensors - before)).toBeLessThanOrEqual(1);
+  // The user holds W and b, as before the interrupted cell. Open (issue 15): in the real kernel one run
+  // in some tens still ends one tensor above (seen once in 10 + 22 runs here after the engine's windows were
+  // closed; test/unit/interrupt-stress.test.ts finds none in thousands), so one more is allowed until it is found.
+  expect(next.metrics!.numTensors - before).toBeGreaterThanOrEqual(0);
+  expect(next.metrics!.numTensors - before).toBeLessThanOrEqual(1);
   expect(next.charts).toHaveLength(1); // its own chart
 }
 
@@ -80,7 +81,7 @@ describe.runIf(python)("Stop (kernel interrupt) in the real tslab kernel", () =>
     const { before, runs } = report.training;
     expect(runs).toHaveLength(10);
     for (const { delay, interrupted, next } of runs) {
-      const where = `interrupted after ${delay} s`;
+      const where = `interrupted at ${JSON.stringify(delay)}`;
       expect(interrupted.status, where).toBe("error");
       expect(interrupted.alive, where).toBe(true);
       expect(interrupted.message, where).toMatch(/interrupted/i);
@@ -90,8 +91,8 @@ describe.runIf(python)("Stop (kernel interrupt) in the real tslab kernel", () =>
       // An interrupted chart stays as drawn; the next run draws a chart of its own.
       expect(next.charts.some((id) => interrupted.charts.includes(id)), where).toBe(false);
     }
-    // The later interrupts fall after an epoch or more: those charts kept their points.
-    expect(runs.filter((r) => r.interrupted.pointsDrawn.some((n) => n > 0)).length).toBeGreaterThanOrEqual(3);
+    // The last four interrupts fall after the chart drew an epoch (kernel_interrupt.py waits for it): those charts kept their points.
+    expect(runs.slice(6).map((r) => r.interrupted.pointsDrawn.some((n) => n > 0))).toEqual([true, true, true, true]);
     expect(runs.filter((r) => Number(/freed (\d+)/.exec(r.next.notes[0])?.[1]) > 0).length).toBe(10);
   });
 

@@ -5,13 +5,14 @@ The kernel is started and interrupted through jupyter_client's KernelManager (in
 sends the kernel SIGINT, what the Stop button does). Scenarios:
 
 - training: d2l.trainCh3 on Fashion-MNIST (scratch softmax regression), interrupted at each of
-  the given delays (fractions of an epoch, measured first) (forward pass, gradient, update, evaluation, chart redraw fall at different
-  moments); after each, the same trainCh3 with 2 epochs, and tf.memory().numTensors;
+  the given moments (a fraction of an epoch, measured first, after the chart drew so many epochs:
+  forward pass, gradient, update, evaluation, chart redraw fall at different moments); after each,
+  the same trainCh3 with 2 epochs, and tf.memory().numTensors;
 - tidy: a learner's plain cell looping inside tf.tidy, interrupted, then trainCh3 again;
 - download: a fresh kernel loading Fashion-MNIST from an HTTP server on 127.0.0.1 that stalls
   halfway through a file, interrupted, then loading again from a server that answers.
 
-usage: kernel_interrupt.py --notebooks DIR --data DIR [--fractions 0.05,0.2,...]
+usage: kernel_interrupt.py --notebooks DIR --data DIR [--moments 0:0.05,1:0.4,...]
 """
 import argparse
 import http.server
@@ -33,9 +34,10 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
 
-    def run(self, code, timeout=300, interrupt_after=None, interrupt_when=None):
+    def run(self, code, timeout=300, interrupt_after=None, interrupt_when=None, after_points=0):
         """Executes `code`; optionally presses Stop once an event is set, or `interrupt_after` seconds
-        after the cell printed START (tslab compiles a cell before running it, which takes a while)."""
+        after the cell printed START (tslab compiles a cell before running it, which takes a while)
+        and its chart shows `after_points` points per line (epochs drawn)."""
         msg_id = self.kc.execute(code)
         if interrupt_when is not None:
             interrupt_when.wait(timeout=60)
@@ -43,8 +45,9 @@ class Kernel:
             self.km.interrupt_kernel()
         pending = interrupt_after
         out = {"stdout": "", "stderr": "", "displays": [], "status": None}
+        drawn = 0
         while True:
-            if pending is not None and "START" in out["stdout"]:
+            if pending is not None and "START" in out["stdout"] and drawn >= after_points:
                 time.sleep(pending)
                 self.km.interrupt_kernel()
                 pending = None
@@ -57,6 +60,7 @@ class Kernel:
             elif kind in ("display_data", "update_display_data"):
                 figure = content["data"].get("application/vnd.plotly.v1+json")
                 if figure is not None:
+                    drawn = max([drawn] + [len(trace.get("x", [])) for trace in figure.get("data", [])])
                     out["displays"].append({
                         "id": content.get("transient", {}).get("display_id"),
                         "points": [len(trace.get("x", [])) for trace in figure.get("data", [])],
@@ -134,13 +138,14 @@ def interrupted(out):
             "charts": sorted({d["id"] for d in out["displays"]}), "pointsDrawn": last}
 
 
-def training(kernel, fractions, epoch):
-    """Interrupts at the given fractions of an epoch (training and evaluation), measured before."""
-    delays = [round(f * epoch, 3) for f in fractions]
+def training(kernel, moments, epoch):
+    """Interrupts at the given moments: (epochs drawn in the chart, then a fraction of an epoch,
+    measured before), so that each falls where it is meant to on a busy machine too."""
     results = []
     before = kernel.value("tf.memory().numTensors")
-    for delay in delays:
-        cut = interrupted(kernel.run(TRAIN_LONG, interrupt_after=delay))
+    for points, fraction in moments:
+        delay = {"epochsDrawn": points, "seconds": round(fraction * epoch, 3)}
+        cut = interrupted(kernel.run(TRAIN_LONG, interrupt_after=delay["seconds"], after_points=points))
         nxt = after(kernel.run(TRAIN_NEXT))
         results.append({"delay": delay, "interrupted": cut, "next": nxt})
     return {"before": before, "runs": results}
@@ -218,10 +223,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--notebooks", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--fractions", default="0.05,0.2,0.4,0.6,0.8,1.0,1.2,1.5,1.9,2.4",
-                    help="when to interrupt, in epochs (an epoch of training and evaluation, as measured)")
+    ap.add_argument("--moments", default="0:0.05,0:0.2,0:0.4,0:0.6,0:0.8,0:1.0,1:0.1,1:0.4,1:0.7,2:0.2",
+                    help="when to interrupt: E:F is F of an epoch (training and evaluation, as measured) "
+                         "after the chart drew E epochs")
     args = ap.parse_args()
-    fractions = [float(d) for d in args.fractions.split(",")]
+    moments = [(int(m.split(":")[0]), float(m.split(":")[1])) for m in args.moments.split(",")]
     report = {}
     kernel = Kernel(args.notebooks)
     try:
@@ -230,7 +236,7 @@ def main():
             raise RuntimeError("setup failed: " + setup["stderr"])
         epoch = float(setup["stdout"].split("EPOCH=")[-1].split()[0])
         report["epochSeconds"] = epoch
-        report["training"] = training(kernel, fractions, epoch)
+        report["training"] = training(kernel, moments, epoch)
         report["tidy"] = plain_tidy(kernel)
     finally:
         kernel.close()

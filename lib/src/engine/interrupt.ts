@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { type EmscriptenHeap, refreshViews, staleViews } from "./wasm-views";
 
 /**
  * Repairs tfjs's engine after a kernel interrupt (Jupyter's Stop button).
@@ -19,8 +20,9 @@ import * as tf from "@tensorflow/tfjs";
  * empty, and survives a terminated script), and check the engine at the first call of every turn:
  * anything still open then was left by a script that never finished. That check sits at the entry
  * of the engine methods every computation goes through (`startScope`, which every op and
- * `tf.tidy` calls, `startTape`, `track`, `runKernel`), so it covers a learner's plain `tf.*` cell
- * as well as d2l's helpers, which also call {@link recoverFromInterrupt} on entry.
+ * `tf.tidy` calls, `startTape`, `track`, `runKernel`, `trackTensor`, `disposeTensor`, the backend's
+ * `write`), so it covers a learner's plain `tf.*` cell as well as d2l's helpers, which also call
+ * {@link recoverFromInterrupt} on entry.
  *
  * The repair, and why it is safe: it closes the dead scopes, tape and kernel calls (resets those
  * counters and stacks to their idle values, which they always hold between turns), and frees the
@@ -29,9 +31,21 @@ import * as tf from "@tensorflow/tfjs";
  * are never freed (the user's parameters, a model's weights, an optimizer's state), and a variable
  * assigned a value made in the interrupted turn keeps it (tfjs counts references to the data).
  * Tensors made by earlier cells are untouched. On the wasm backend, the module's stack pointer is
- * put back where it stands between calls (a C++ kernel cut off mid-call never pops its frame).
- * What cannot be repaired: data a backend allocated for a kernel whose output tensor was never
- * made; the message then says to restart the kernel to reclaim that memory.
+ * put back where it stands between calls (a C++ kernel cut off mid-call never pops its frame), and
+ * its views of memory are made anew if a grow was cut off (./wasm-views).
+ *
+ * The cut can also fall inside tfjs's own bookkeeping, between two of its statements: in
+ * trackTensor (counted, not yet in its scope), disposeTensor (counted down, not yet marked
+ * disposed: disposing it again would count it down twice), a backend's disposeData (its buffer
+ * counted down, freed or not), `Variable.assign` (old value released, new one not yet taken). Each
+ * of these calls is noted with the engine's counts before it and a `done` flag set by the first
+ * statement after it, where no interrupt can fall (V8 delivers one at a function's entry or a
+ * loop's back edge), and the repair finishes what the cut-off call left undone (finishAssign,
+ * finishDisposal, finishRelease, finishTracking): tf.memory().numTensors ends exactly where it
+ * would have been (test/unit/interrupt-stress.test.ts cuts loops of small ops at hundreds of
+ * moments). What cannot be repaired: a cut inside the wasm module's `free` (the heap may be
+ * corrupt) and a buffer the backend listed before any note of it; the message then says to
+ * restart the kernel.
  *
  * Not in d2l: PyTorch's autograd needs no repair after a KeyboardInterrupt. Switch it off with
  * {@link useInterruptRecovery}(false).
@@ -54,11 +68,18 @@ interface EngineState {
   activeTape: TapeNode[] | null;
   numDataMovesStack: number[];
   numDataBuffers: number;
+  numTensors: number;
+  numBytes: number;
   registeredVariables: Record<string, tf.Variable>;
   tensorInfo: WeakMap<object, unknown>;
 }
 
 type Method = (this: EngineInternals, ...args: unknown[]) => unknown;
+type BackendMethod = (this: Backend, ...args: unknown[]) => unknown;
+/** The wasm module's `_free`; our wrapper holds the module's own under MARK. */
+type FreeFunction = ((pointer: number) => void) & { [MARK]?: FreeFunction };
+/** Variable.prototype.assign; our wrapper holds tfjs's own under MARK. */
+type AssignMethod = ((this: tf.Variable, value: tf.Tensor) => void) & { [MARK]?: AssignMethod };
 
 /** tfjs-core's Engine, as far as this module uses it. */
 interface EngineInternals {
@@ -78,14 +99,52 @@ interface Backend {
   [method: string]: unknown;
 }
 
-/** The Emscripten stack of tfjs's wasm module. */
-interface WasmStack {
+/** The Emscripten stack of tfjs's wasm module (its views: see ./wasm-views). */
+interface WasmStack extends EmscriptenHeap {
   stackSave?: () => number;
   stackRestore?: (top: number) => void;
 }
 
+/**
+ * A call of tfjs's engine under way: its tensor, the engine's counts when it began, and whether
+ * tfjs's part has returned (set by the first statement after it, where no interrupt can fall).
+ */
+interface InFlight {
+  tensor: tf.Tensor;
+  numTensors: number;
+  numBytes: number;
+  done: boolean;
+}
+
+/** A backend's disposeData under way: its buffer, the buffer's reference count when it began, what it returned. */
+interface Release {
+  dataId: object;
+  refCount: number;
+  done: boolean;
+  freed: boolean;
+  /** The wasm module's `_free` it called, if it got that far. */
+  free?: { pointer: number; done: boolean };
+}
+
+/** A `Variable.assign` under way: the variable and its new value. */
+interface Assignment {
+  variable: tf.Variable;
+  value: tf.Tensor;
+  done: boolean;
+}
+
+/** The last calls of the previous turn (one cut off in the middle has `done` false). */
+interface CutCalls {
+  tracking: InFlight | undefined;
+  disposing: InFlight | undefined;
+  releasing: Release | undefined;
+  assigning: Assignment | undefined;
+}
+
 /** Engine methods at whose entry the check runs. */
 const ENTRIES = ["startScope", "startTape", "track", "runKernel"] as const;
+/** Backend methods wrapped (on the instance) to note buffers made and releases under way. */
+const BACKEND_WRAPPED = ["write", "move", "disposeData"] as const;
 /** Marks our wrappers; `Symbol.for` so that a second copy of this module (lib/src and lib/dist) sees them. */
 const MARK = Symbol.for("d2l.interruptRecovery");
 
@@ -97,10 +156,19 @@ class Recovery {
   checkedTurn = -1;
   /** Tensors (not variables) created in the current turn and not yet disposed. */
   created = new Set<tf.Tensor>();
-  /** The tensor tfjs's trackTensor counted last (to tell how far a cut-off `Variable.assign` got). */
-  lastTracked: tf.Tensor | undefined;
   /** Buffers the backend allocated in the current turn that no tensor owns yet (a kernel's output, mid-kernel). */
   written = new Set<object>();
+  /** The turn's last trackTensor, disposeTensor, backend disposeData and Variable.assign (`done` once they return). */
+  tracking: InFlight | undefined;
+  disposing: InFlight | undefined;
+  releasing: Release | undefined;
+  assigning: Assignment | undefined;
+  /** A pointer the wasm module's `_free` is to skip once (freed already by a release that was cut off). */
+  skipFree: number | undefined;
+  /** The release whose `_free` call the wasm module's `_free` wrapper notes. */
+  freeing: Release | undefined;
+  /** Set when a release was cut off inside the wasm module's `free`: the heap may be corrupt. */
+  heapCut = false;
   /** Where the wasm stack pointer stands between calls, and how many backend buffers the engine does not know of. */
   stackTop: number | undefined;
   untrackedBuffers = 0;
@@ -108,21 +176,25 @@ class Recovery {
   /** Runs the check if this is the first engine call of a turn; returns the number of tensors freed. */
   enter(engine: EngineInternals): number {
     if (this.checkedTurn === this.turn) return 0;
+    queueMicrotask(() => this.turn++); // first: cut off before it, the check would never run again
     this.checkedTurn = this.turn;
-    queueMicrotask(() => this.turn++);
     const previous = this.created;
     const written = this.written;
+    const cut: CutCalls = { tracking: this.tracking, disposing: this.disposing, releasing: this.releasing, assigning: this.assigning };
     this.created = new Set();
     this.written = new Set();
-    return this.repair(engine, previous, written);
+    this.tracking = this.disposing = this.releasing = this.assigning = this.freeing = undefined;
+    return this.repair(engine, previous, written, cut);
   }
 
   /** Closes what an interrupted turn left open and frees what it made; returns the number of tensors freed. */
-  repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>): number {
+  repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>, cut: CutCalls): number {
     const state = engine.state;
-    const interrupted = state.scopeStack.length > 0 || state.gradientDepth > 0 || state.kernelDepth > 0;
     const backend = engine.backendInstance ?? undefined;
     const wasm = backend?.wasm;
+    const viewsCut = staleViews(wasm);
+    const callCut = [cut.tracking, cut.disposing, cut.releasing, cut.assigning].some((call) => call?.done === false);
+    const interrupted = viewsCut || callCut || state.scopeStack.length > 0 || state.gradientDepth > 0 || state.kernelDepth > 0;
     const untracked = () => (backend?.numDataIds ? backend.numDataIds() - state.numDataBuffers : 0);
     if (!interrupted) {
       // A gradient that threw leaves its tape behind (tfjs drops it at the next gradient, leaking what it saved).
@@ -144,14 +216,24 @@ class Recovery {
     if (this.stackTop !== undefined && wasm?.stackSave && wasm.stackRestore && wasm.stackSave() !== this.stackTop) {
       wasm.stackRestore(this.stackTop);
     }
-    const lostVariables = this.finishAssignments(engine, doomed);
+    const viewsLost = viewsCut && !refreshViews(wasm!);
+    this.finishAssign(engine, cut);
+    this.finishDisposal(engine, cut);
+    this.finishTracking(engine, cut, doomed);
+    const lostVariables = Object.values(state.registeredVariables)
+      .filter((v) => !v.isDisposed && !state.tensorInfo.has(v.dataId))
+      .map((v) => v.name);
     const freed = freeAll(doomed);
     // A kernel cut off after allocating its output: no tensor was made of that buffer, so nothing else can hold it.
-    for (const dataId of written) if (!state.tensorInfo.has(dataId)) backend?.disposeData?.(dataId, true);
+    // (Unless its release was cut off with the count at 0: it may be freed already, and freeing twice corrupts the heap.)
+    for (const dataId of written) if (!state.tensorInfo.has(dataId)) this.release(engine, dataId, cut.releasing, true);
     const lost = untracked() - this.untrackedBuffers;
+    this.heapCut = false;
     const problems = [
       ...(lostVariables.length ? [`variable(s) ${lostVariables.join(", ")} lost their values`] : []),
       ...(lost > 0 ? [`${lost} buffer(s) of the backend could not be freed`] : []),
+      ...(viewsLost ? ["the wasm memory was cut off while growing"] : []),
+      ...(this.heapCut ? ["the wasm memory was cut off while freeing a buffer"] : []),
     ];
     console.log(
       `d2l: the previous run was interrupted; freed ${freed} tensor${freed === 1 ? "" : "s"} it left behind` +
@@ -161,31 +243,108 @@ class Recovery {
   }
 
   /**
-   * `Variable.assign` releases the old value, then takes the new value's data, then counts it
-   * (engine) and references it (backend): an interrupt after the second step leaves the variable on
-   * data that only the interrupted turn's tensors hold, so freeing them would free the variable's
-   * value. Such an assignment is completed here (whichever of the last two steps is missing). A variable whose data is already gone
-   * (cut off between the first two) cannot be repaired: its name is returned.
+   * `Variable.assign` disposes the old value (counts the variable down, releases the old buffer),
+   * takes the new value's buffer, then counts the variable again and references that buffer. When
+   * it was cut off, the steps it did not take are taken here, so the variable holds the new value.
    */
-  private finishAssignments(engine: EngineInternals, doomed: Set<tf.Tensor>): string[] {
+  private finishAssign(engine: EngineInternals, cut: CutCalls): void {
+    const assignment = cut.assigning;
+    if (assignment === undefined || assignment.done) return;
+    const { variable: v, value } = assignment;
     const state = engine.state;
-    const refCount = engine.backendInstance?.refCount?.bind(engine.backendInstance);
-    const holders = new Map<object, number>();
-    for (const t of doomed) if (!t.isDisposed) holders.set(t.dataId, (holders.get(t.dataId) ?? 0) + 1);
-    const lost: string[] = [];
-    for (const v of Object.values(state.registeredVariables)) {
-      if (v.isDisposed) continue;
-      if (!state.tensorInfo.has(v.dataId)) {
-        lost.push(v.name);
-        continue;
-      }
-      const doomedHolders = holders.get(v.dataId);
-      if (doomedHolders === undefined || !refCount || refCount(v.dataId) > doomedHolders) continue;
-      // Cut off inside its incRef: counted already (the last tensor tracked), not yet referenced in the backend.
-      if (this.lastTracked === v) engine.backendInstance?.incRef?.(v.dataId);
+    const track = cut.tracking?.tensor === v ? cut.tracking : undefined;
+    if (track !== undefined) {
+      // In the count-up (tfjs's incRef: trackTensor, then the backend's incRef).
+      const counted = track.done || state.numTensors === track.numTensors + 1;
+      if (counted) engine.backendInstance?.incRef?.(v.dataId);
       else engine.incRef(v, null);
+      return;
     }
-    return lost;
+    const disposal = cut.disposing?.tensor === v ? cut.disposing : undefined;
+    if (disposal === undefined || (!disposal.done && state.numTensors === disposal.numTensors)) {
+      v.assign(value); // nothing changed yet
+      return;
+    }
+    if (!disposal.done) this.finishRelease(engine, v.dataId, cut.releasing);
+    (v as { dataId: object }).dataId = value.dataId;
+    engine.incRef(v, null);
+  }
+
+  /**
+   * A disposeTensor cut off after tfjs counted the tensor down (`numTensors`) but before it was
+   * marked disposed: disposing it again would count it down twice. The disposal is finished instead
+   * (a variable's too, when `dispose` was cut off, and not `assign`: see {@link finishAssign}).
+   */
+  private finishDisposal(engine: EngineInternals, cut: CutCalls): void {
+    const state = engine.state;
+    const call = cut.disposing;
+    if (call === undefined || cut.assigning?.variable === call.tensor) return; // an assignment's: finishAssign's
+    const t = call.tensor;
+    if (!call.done && state.numTensors === call.numTensors) return; // not begun: disposed with the rest, if it is the turn's
+    if (!call.done) this.finishRelease(engine, t.dataId, cut.releasing);
+    if (t instanceof tf.Variable && state.registeredVariables[t.name] === t) delete state.registeredVariables[t.name];
+    (t as unknown as { isDisposedInternal: boolean }).isDisposedInternal = true;
+  }
+
+  /**
+   * The rest of tfjs's disposeTensor once it counted a tensor down: the backend's release of the
+   * buffer, then tfjs's record of it, unless the backend keeps it for other tensors.
+   */
+  private finishRelease(engine: EngineInternals, dataId: object, releasing: Release | undefined): void {
+    if (!engine.state.tensorInfo.has(dataId)) return; // tfjs got as far as forgetting the buffer: done
+    if (this.release(engine, dataId, releasing, false)) (engine.removeDataId as Method).call(engine, dataId, engine.backendInstance);
+  }
+
+  /**
+   * Releases a buffer in the backend (`force`: whatever its count), taking up where a release that
+   * was cut off stopped: not begun, counted down and kept, counted down to 0 and not yet freed,
+   * freed and not yet forgotten (the backend forgets it without freeing it twice, which would
+   * corrupt the heap), or cut off inside the wasm module's `free` (left, and reported: the heap may
+   * be corrupt). Returns whether the backend no longer holds it.
+   */
+  private release(engine: EngineInternals, dataId: object, releasing: Release | undefined, force: boolean): boolean {
+    const backend = engine.backendInstance;
+    const call = releasing?.dataId === dataId ? releasing : undefined;
+    const refCount = backend?.refCount?.(dataId) ?? 0;
+    if (call === undefined || (!call.done && refCount === call.refCount)) return backend?.disposeData?.(dataId, force) ?? true;
+    if (call.done) return call.freed;
+    if (refCount > 0 && !force) return false;
+    if (call.free === undefined) return backend?.disposeData?.(dataId, true) ?? true;
+    if (!call.free.done) {
+      this.heapCut = true;
+      return true;
+    }
+    this.skipFree = call.free.pointer;
+    try {
+      return backend?.disposeData?.(dataId, true) ?? true;
+    } finally {
+      this.skipFree = undefined;
+    }
+  }
+
+  /**
+   * A trackTensor cut off after tfjs counted the tensor but before its scope or this module's note
+   * took it: it is freed with the rest, or, if tfjs had not yet recorded its buffer (so that dispose
+   * would not count it down), uncounted. A variable's is finished by {@link finishAssign}, or, cut
+   * off while `tf.variable` made it (so it never reached the user), disposed.
+   */
+  private finishTracking(engine: EngineInternals, cut: CutCalls, doomed: Set<tf.Tensor>): void {
+    const state = engine.state;
+    const call = cut.tracking;
+    if (call === undefined || (cut.assigning?.done === false && cut.assigning.variable === call.tensor)) return;
+    const t = call.tensor;
+    const counted = call.done || state.numTensors === call.numTensors + 1;
+    if (t instanceof tf.Variable) {
+      if (call.done) return; // a variable made earlier in the turn (a cut after its count, before its reference, is not told apart: it stays)
+      if (counted) engine.backendInstance?.incRef?.(t.dataId);
+      if (counted) t.dispose();
+      else if (state.registeredVariables[t.name] === t) delete state.registeredVariables[t.name];
+    } else if (counted && state.tensorInfo.has(t.dataId)) {
+      doomed.add(t);
+    } else if (counted) {
+      state.numTensors = call.numTensors;
+      state.numBytes = call.numBytes;
+    }
   }
 }
 
@@ -225,7 +384,14 @@ export function useInterruptRecovery(enabled: boolean): void {
   const names = [...ENTRIES, "trackTensor", "disposeTensor"];
   if (!enabled) {
     for (const name of names) if ((engine[name] as { [MARK]?: boolean } | undefined)?.[MARK]) delete engine[name];
-    if ((engine.backendInstance?.write as { [MARK]?: boolean } | undefined)?.[MARK]) delete engine.backendInstance!.write;
+    const assign = tf.Variable.prototype.assign as AssignMethod;
+    if (assign[MARK]) tf.Variable.prototype.assign = assign[MARK];
+    const wasm = engine.backendInstance?.wasm;
+    const free = wasm?._free as FreeFunction | undefined;
+    if (wasm && free?.[MARK]) wasm._free = free[MARK];
+    for (const name of BACKEND_WRAPPED) {
+      if ((engine.backendInstance?.[name] as { [MARK]?: boolean } | undefined)?.[MARK]) delete engine.backendInstance![name];
+    }
     return;
   }
   if ((engine.startScope as { [MARK]?: boolean })[MARK]) return;
@@ -242,38 +408,102 @@ export function useInterruptRecovery(enabled: boolean): void {
       },
     );
   }
-  // Not checked here: in the middle of makeTensor, the backend already holds the new buffer. `track`, which
-  // trackTensor calls for every tensor but a variable, runs the check once the bookkeeping is done.
+  // How far a cut-off trackTensor or disposeTensor got is read from the engine's counts (finishTracking,
+  // finishDisposal); both check at entry too, which a tensor made of values reaches after the backend's write.
   wrap("trackTensor", (own) =>
     function (this: EngineInternals, ...args: unknown[]) {
+      recovery.enter(this);
+      const t = args[0] as tf.Tensor;
+      // Known before the call: after it, nothing may call a function (tf.Variable's instanceof does), where an interrupt could fall.
+      const isVariable = t instanceof tf.Variable;
+      const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
+      recovery.tracking = call;
       const result = own.apply(this, args);
-      const t = args[0];
-      recovery.lastTracked = t as tf.Tensor;
-      if (t instanceof tf.Tensor) {
-        recovery.written.delete(t.dataId);
-        if (!(t instanceof tf.Variable)) recovery.created.add(t);
-      }
+      call.done = true;
+      recovery.written.delete(t.dataId);
+      if (!isVariable) recovery.created.add(t);
       return result;
     },
   );
   // Forgotten only once disposed: an interrupt at the entry of tfjs's disposeTensor leaves it to the repair.
   wrap("disposeTensor", (own) =>
     function (this: EngineInternals, ...args: unknown[]) {
+      recovery.enter(this);
+      const t = args[0] as tf.Tensor;
+      if (t.isDisposed) return undefined; // freed just now by the repair (a tensor the interrupted cell made)
+      const isVariable = t instanceof tf.Variable; // before the call, as in trackTensor
+      const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
+      recovery.disposing = call;
+      recovery.releasing = undefined;
       const result = own.apply(this, args);
-      recovery.created.delete(args[0] as tf.Tensor);
+      call.done = true;
+      // What Tensor.dispose does once this returns, done here so that no interrupt falls in between (a tensor
+      // whose buffer others share is still listed by tfjs, and disposing it again would count it down twice).
+      if (!isVariable) (t as unknown as { isDisposedInternal: boolean }).isDisposedInternal = true;
+      recovery.created.delete(t);
       return result;
     },
   );
   const backend = engine.backendInstance;
-  if (backend && typeof backend.write === "function" && !(backend.write as { [MARK]?: boolean })[MARK]) {
-    const write = backend.write as (...args: unknown[]) => object;
-    const wrapper = function (this: Backend, ...args: unknown[]) {
-      const dataId = write.apply(this, args);
-      recovery.written.add(dataId);
-      return dataId;
-    } as ((...args: unknown[]) => object) & { [MARK]?: boolean };
+  const wrapBackend = (name: string, body: (own: BackendMethod) => BackendMethod) => {
+    if (!backend || typeof backend[name] !== "function" || (backend[name] as { [MARK]?: boolean })[MARK]) return;
+    const wrapper = body(backend[name] as BackendMethod) as BackendMethod & { [MARK]?: boolean };
     wrapper[MARK] = true;
-    backend.write = wrapper;
+    backend[name] = wrapper;
+  };
+  // Checked at its entry too: a tensor made from values (`tf.tensor`) reaches the backend before any engine entry above.
+  wrapBackend("write", (own) =>
+    function (this: Backend, ...args: unknown[]) {
+      recovery.enter(engine);
+      return own.apply(this, args);
+    },
+  );
+  // Noted before the backend allocates (write calls move with the new dataId): a cut inside leaves nothing unnoted.
+  wrapBackend("move", (own) =>
+    function (this: Backend, ...args: unknown[]) {
+      recovery.written.add(args[0] as object);
+      return own.apply(this, args);
+    },
+  );
+  wrapBackend("disposeData", (own) =>
+    function (this: Backend, ...args: unknown[]) {
+      const dataId = args[0] as object;
+      const release: Release = { dataId, refCount: this.refCount?.(dataId) ?? 0, done: false, freed: false };
+      recovery.releasing = release;
+      recovery.freeing = release;
+      const result = own.apply(this, args);
+      release.done = true;
+      release.freed = result === true;
+      recovery.freeing = undefined;
+      return result;
+    },
+  );
+  const wasm = backend?.wasm;
+  // The module's own free (Emscripten's `_free` is a stub that replaces itself with it on its first call).
+  const free = ((wasm?._free as FreeFunction | undefined)?.[MARK] ? undefined : (wasm?.asm as { free?: FreeFunction } | undefined)?.free);
+  if (wasm && free) {
+    const wrapper: FreeFunction = (pointer: number) => {
+      if (pointer === recovery.skipFree) return;
+      const call = { pointer, done: false };
+      if (recovery.freeing) recovery.freeing.free = call;
+      free(pointer);
+      call.done = true;
+    };
+    wrapper[MARK] = free;
+    wasm._free = wrapper;
+  }
+  const assign = tf.Variable.prototype.assign as AssignMethod;
+  if (!assign[MARK]) {
+    const wrapper: AssignMethod = function (this: tf.Variable, value: tf.Tensor) {
+      recovery.enter(engine);
+      const call: Assignment = { variable: this, value, done: false };
+      recovery.assigning = call;
+      recovery.tracking = recovery.disposing = undefined; // what finishAssign finds of them is this assignment's
+      assign.call(this, value);
+      call.done = true;
+    };
+    wrapper[MARK] = assign;
+    tf.Variable.prototype.assign = wrapper;
   }
   // Whatever this turn did before the check was installed is not known to be the user's or not: start clean.
   recovery.checkedTurn = recovery.turn;

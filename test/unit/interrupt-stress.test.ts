@@ -1,0 +1,126 @@
+/**
+ * Interrupts at hundreds of moments, a few milliseconds apart, in loops of small ops, where a cut
+ * falls inside tfjs's bookkeeping (trackTensor, disposeTensor, Variable.assign, the backend's
+ * release of a buffer) as often as between ops. After each repair tf.memory().numTensors is exactly
+ * where it was (no tensor left, none counted down twice), and training still works. What is not
+ * asserted: the backend's own buffer count, which still drifts by about one buffer in a hundred
+ * interrupts here (printed; the repair's message then asks for a restart when it can tell).
+ * (The kernel test, test/e2e/interrupt.test.ts, presses the real Stop button at ten moments.)
+ */
+import * as tf from "@tensorflow/tfjs";
+import { runInThisContext } from "vm";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { recoverFromInterrupt } from "../../lib/src/engine/interrupt";
+import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
+import { softmax } from "../../lib/src/models";
+import { backward, sgd, zeroGrad } from "../../lib/src/optim";
+import { blobs } from "./train-fixtures";
+
+const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** Runs `job` (an endless loop) and stops it after `ms` as tslab's Stop does (see interrupt.test.ts). */
+function cutAfter(ms: number, job: () => void): void {
+  const g = globalThis as { __d2lStress?: () => void };
+  g.__d2lStress = job;
+  try {
+    runInThisContext("__d2lStress()", { timeout: ms });
+    throw new Error("the job returned");
+  } catch (error) {
+    expect(String(error)).toMatch(/timed out/);
+  } finally {
+    delete g.__d2lStress;
+  }
+}
+
+/** The buffers the backend holds, besides the tensors' count. */
+const buffers = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+
+let log: ReturnType<typeof vi.spyOn>;
+beforeEach(() => {
+  log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+});
+afterEach(() => vi.restoreAllMocks());
+
+/** Cuts `job` off `times` times, 1 to 7 ms in; after each repair, the counts must be back where they were. */
+async function stress(times: number, job: () => void, after: () => void) {
+  await nextTurn();
+  const before = { tensors: tf.memory().numTensors, buffers: buffers() };
+  const off: string[] = [];
+  for (let i = 0; i < times; i++) {
+    cutAfter(1 + (i % 7), job);
+    await nextTurn();
+    recoverFromInterrupt();
+    after(); // what the next cell does first (drops a stored gradient, say)
+    const now = { tensors: tf.memory().numTensors, buffers: buffers() };
+    if (now.tensors !== before.tensors) off.push(`#${i}: ${JSON.stringify(now)}`);
+    await nextTurn();
+  }
+  const notes = log.mock.calls.map((c) => String(c[0])).filter((m) => m.startsWith("d2l: the previous run"));
+  console.warn(`${times} interrupts: backend buffers ${before.buffers} -> ${buffers()}; ${notes.filter((n) => n.includes("restart")).length} told to restart`);
+  return { off, before, notes };
+}
+
+describe("interrupts at hundreds of moments", () => {
+  it("d2l's backward inside tf.tidy: every count back where it was, each time", async () => {
+    const [X, y] = blobs(2000);
+    const W = tf.tidy(() => tf.variable(tf.randomNormal([4, 3], 0, 0.01)));
+    const b = tf.tidy(() => tf.variable(tf.zeros([3])));
+    const net = (X: tf.Tensor) => softmax(tf.matMul(X, W).add(b));
+    const { off, before, notes } = await stress(
+      400,
+      () => tf.tidy(() => {
+        for (;;) backward(() => crossEntropy(net(X), y).sum());
+      }),
+      () => [W, b].forEach(zeroGrad),
+    );
+    expect(off, `counts before: ${JSON.stringify(before)}`).toEqual([]);
+    expect(notes.length).toBeGreaterThan(300); // the rest were cut off before their first op
+    tf.dispose([X, y, W, b]);
+  });
+
+  it("a training loop of backward and sgd (Variable.assign) with no scope around it: the counts hold, the variables train", async () => {
+    const [X, y] = blobs(2000);
+    const W = tf.tidy(() => tf.variable(tf.randomNormal([4, 3], 0, 0.01)));
+    const b = tf.tidy(() => tf.variable(tf.zeros([3])));
+    const net = (X: tf.Tensor) => softmax(tf.matMul(X, W).add(b));
+    const { off, before, notes } = await stress(
+      400,
+      () => {
+        for (;;) {
+          backward(() => crossEntropy(net(X), y).sum());
+          sgd([W, b], 0.1, 2000);
+        }
+      },
+      () => [W, b].forEach(zeroGrad),
+    );
+    expect(off, `counts before: ${JSON.stringify(before)}`).toEqual([]);
+    expect(notes.length).toBeGreaterThan(300);
+    const accuracy = tf.tidy(() => net(X).argMax(1).equal(y).mean().dataSync()[0]);
+    expect(accuracy).toBeGreaterThan(0.9);
+    tf.dispose([X, y, W, b]);
+  });
+
+  it("a layers model under a tfjs optimizer (momentum): the counts hold, and its weights and slots survive", async () => {
+    const [X, y] = blobs(2000);
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [4] })] });
+    const optimizer = tf.train.momentum(0.05, 0.9);
+    const step = () => {
+      optimizer.minimize(() => softmaxCrossEntropy(model.apply(X) as tf.Tensor, y).mean() as tf.Scalar);
+    };
+    tf.tidy(step); // makes the momentum slots
+    const { off, before, notes } = await stress(
+      400,
+      () => {
+        for (;;) tf.tidy(step);
+      },
+      () => undefined,
+    );
+    expect(off, `counts before: ${JSON.stringify(before)}`).toEqual([]);
+    expect(notes.length).toBeGreaterThan(300);
+    const accuracy = tf.tidy(() => (model.predict(X) as tf.Tensor).argMax(1).equal(y).mean().dataSync()[0]);
+    expect(accuracy).toBeGreaterThan(0.9);
+    model.dispose();
+    optimizer.dispose();
+    tf.dispose([X, y]);
+  });
+});
