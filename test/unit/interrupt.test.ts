@@ -167,6 +167,22 @@ describe("after an interrupted cell", () => {
     tf.dispose([X, y, W, b]);
   });
 
+  it("does nothing after a cell whose tfjs call threw an error (a wrong assign, a disposed tensor): that is not an interrupt", async () => {
+    const v = tf.variable(tf.zeros([2]));
+    await nextTurn();
+    const x = tf.ones([3]); // the failing cell's own tensor, which it keeps
+    expect(() => v.assign(x)).toThrow(/shape/);
+    const gone = tf.ones([2]);
+    gone.dispose();
+    expect(() => gone.add(1)).toThrow(/disposed/);
+    await nextTurn();
+    expect(recoverFromInterrupt()).toBe(0);
+    expect(x.isDisposed).toBe(false);
+    expect(Array.from(v.dataSync())).toEqual([0, 0]);
+    expect(messages()).toEqual([]);
+    tf.dispose([v, x]);
+  });
+
   it("does nothing between ordinary cells, nor to tensors and tidies that span awaits", async () => {
     const a = tf.tensor1d([1, 2]);
     await nextTurn();

@@ -38,9 +38,9 @@ import { type EmscriptenHeap, refreshViews, staleViews } from "./wasm-views";
  * trackTensor (counted, not yet in its scope), disposeTensor (counted down, not yet marked
  * disposed: disposing it again would count it down twice), a backend's disposeData (its buffer
  * counted down, freed or not), `Variable.assign` (old value released, new one not yet taken). Each
- * of these calls is noted with the engine's counts before it and a `done` flag set by the first
- * statement after it, where no interrupt can fall (V8 delivers one at a function's entry or a
- * loop's back edge), and the repair finishes what the cut-off call left undone (finishAssign,
+ * of these calls is noted with the engine's counts before it and a `done` flag set in a `finally`
+ * when it returns or throws (an interrupt runs none, and V8 delivers one only at a function's entry
+ * or a loop's back edge, never between a return and its `finally`), and the repair finishes what the cut-off call left undone (finishAssign,
  * finishDisposal, finishRelease, finishTracking): tf.memory().numTensors ends exactly where it
  * would have been (test/unit/interrupt-stress.test.ts cuts loops of small ops at hundreds of
  * moments). What cannot be repaired: a cut inside the wasm module's `free` (the heap may be
@@ -107,7 +107,7 @@ interface WasmStack extends EmscriptenHeap {
 
 /**
  * A call of tfjs's engine under way: its tensor, the engine's counts when it began, and whether
- * tfjs's part has returned (set by the first statement after it, where no interrupt can fall).
+ * tfjs's part has returned or thrown (set in a `finally`, which an interrupt never runs, and where none can fall).
  */
 interface InFlight {
   tensor: tf.Tensor;
@@ -348,6 +348,18 @@ class Recovery {
   }
 }
 
+/**
+ * Runs a noted call and marks it done when it returns or throws: an error is not a cut (its turn was
+ * not interrupted), while an interrupt runs no `finally`, so a cut-off call stays not done.
+ */
+function finish<T>(call: { done: boolean }, run: () => T): T {
+  try {
+    return run();
+  } finally {
+    call.done = true;
+  }
+}
+
 function tapeTensors(tape: TapeNode[]): tf.Tensor[] {
   return tape.flatMap((node) => node.saved ?? []);
 }
@@ -418,8 +430,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       const isVariable = t instanceof tf.Variable;
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.tracking = call;
-      const result = own.apply(this, args);
-      call.done = true;
+      const result = finish(call, () => own.apply(this, args));
       recovery.written.delete(t.dataId);
       if (!isVariable) recovery.created.add(t);
       return result;
@@ -435,8 +446,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.disposing = call;
       recovery.releasing = undefined;
-      const result = own.apply(this, args);
-      call.done = true;
+      const result = finish(call, () => own.apply(this, args));
       // What Tensor.dispose does once this returns, done here so that no interrupt falls in between (a tensor
       // whose buffer others share is still listed by tfjs, and disposing it again would count it down twice).
       if (!isVariable) (t as unknown as { isDisposedInternal: boolean }).isDisposedInternal = true;
@@ -471,8 +481,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       const release: Release = { dataId, refCount: this.refCount?.(dataId) ?? 0, done: false, freed: false };
       recovery.releasing = release;
       recovery.freeing = release;
-      const result = own.apply(this, args);
-      release.done = true;
+      const result = finish(release, () => own.apply(this, args));
       release.freed = result === true;
       recovery.freeing = undefined;
       return result;
@@ -486,8 +495,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       if (pointer === recovery.skipFree) return;
       const call = { pointer, done: false };
       if (recovery.freeing) recovery.freeing.free = call;
-      free(pointer);
-      call.done = true;
+      finish(call, () => free(pointer));
     };
     wrapper[MARK] = free;
     wasm._free = wrapper;
@@ -499,8 +507,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       const call: Assignment = { variable: this, value, done: false };
       recovery.assigning = call;
       recovery.tracking = recovery.disposing = undefined; // what finishAssign finds of them is this assignment's
-      assign.call(this, value);
-      call.done = true;
+      finish(call, () => assign.call(this, value));
     };
     wrapper[MARK] = assign;
     tf.Variable.prototype.assign = wrapper;
