@@ -50,11 +50,8 @@ function expectTrained(next: After, before: number) {
   expect(next.metrics!.trainLoss).toBeLessThan(0.5);
   expect(next.metrics!.trainAcc).toBeGreaterThan(0.7);
   expect(next.metrics!.testAcc).toBeGreaterThan(0.7);
-  // The user holds W and b, as before the interrupted cell. Open (issue 15): in the real kernel one run
-  // in some tens still ends one tensor above (seen once in 10 + 22 runs here after the engine's windows were
-  // closed; test/unit/interrupt-stress.test.ts finds none in thousands), so one more is allowed until it is found.
-  expect(next.metrics!.numTensors - before).toBeGreaterThanOrEqual(0);
-  expect(next.metrics!.numTensors - before).toBeLessThanOrEqual(1);
+  // The user holds W and b, as before the interrupted cell: not one tensor more or fewer.
+  expect(next.metrics!.numTensors).toBe(before);
   expect(next.charts).toHaveLength(1); // its own chart
 }
 

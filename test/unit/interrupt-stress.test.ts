@@ -60,12 +60,18 @@ async function stress(times: number, job: () => void, after: () => void) {
   return { off, before, notes };
 }
 
+/** 2,000 examples of three blobs and softmax regression's parameters, as in d2l 3.6. */
+function softmaxScratch() {
+  const [X, y] = blobs(2000);
+  const W = tf.tidy(() => tf.variable(tf.randomNormal([4, 3], 0, 0.01)));
+  const b = tf.tidy(() => tf.variable(tf.zeros([3])));
+  const net = (input: tf.Tensor) => softmax(tf.matMul(input, W).add(b));
+  return { X, y, W, b, net };
+}
+
 describe("interrupts at hundreds of moments", () => {
   it("d2l's backward inside tf.tidy: every count back where it was, each time", async () => {
-    const [X, y] = blobs(2000);
-    const W = tf.tidy(() => tf.variable(tf.randomNormal([4, 3], 0, 0.01)));
-    const b = tf.tidy(() => tf.variable(tf.zeros([3])));
-    const net = (X: tf.Tensor) => softmax(tf.matMul(X, W).add(b));
+    const { X, y, W, b, net } = softmaxScratch();
     const { off, before, notes } = await stress(
       400,
       () => tf.tidy(() => {
@@ -79,10 +85,7 @@ describe("interrupts at hundreds of moments", () => {
   });
 
   it("a training loop of backward and sgd (Variable.assign) with no scope around it: the counts hold, the variables train", async () => {
-    const [X, y] = blobs(2000);
-    const W = tf.tidy(() => tf.variable(tf.randomNormal([4, 3], 0, 0.01)));
-    const b = tf.tidy(() => tf.variable(tf.zeros([3])));
-    const net = (X: tf.Tensor) => softmax(tf.matMul(X, W).add(b));
+    const { X, y, W, b, net } = softmaxScratch();
     const { off, before, notes } = await stress(
       400,
       () => {
