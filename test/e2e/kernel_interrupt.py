@@ -60,10 +60,11 @@ class Kernel:
             elif kind in ("display_data", "update_display_data"):
                 figure = content["data"].get("application/vnd.plotly.v1+json")
                 if figure is not None:
-                    drawn = max([drawn] + [len(trace.get("x", [])) for trace in figure.get("data", [])])
+                    points = [len(trace.get("x", [])) for trace in figure.get("data", [])]
+                    drawn = max([drawn] + points)
                     out["displays"].append({
                         "id": content.get("transient", {}).get("display_id"),
-                        "points": [len(trace.get("x", [])) for trace in figure.get("data", [])],
+                        "points": points,
                     })
             elif kind == "error":
                 out["stderr"] += content.get("ename", "") + ": " + content.get("evalue", "")

@@ -33,8 +33,9 @@ if (!hasJupyter) console.warn("SKIPPING notebook tests: no Python with Jupyter (
 const PASSES = process.env.D2L_TEST_NOTEBOOK_PASSES?.trim() || "2";
 if (PASSES !== "1" && PASSES !== "2") throw new Error(`D2L_TEST_NOTEBOOK_PASSES must be 1 or 2; got "${PASSES}"`);
 /**
- * How many notebooks run at once, each in its own kernel: 2 by default, since the other test files
- * are done long before the notebooks and would leave a core idle; D2L_TEST_NOTEBOOK_JOBS=1 for one.
+ * How many notebooks run at once, each in its own kernel: 2 by default, since one kernel at a time
+ * leaves the second core mostly idle (vitest runs one test file at a time on two cores);
+ * D2L_TEST_NOTEBOOK_JOBS=1 for one.
  */
 const JOBS = process.env.D2L_TEST_NOTEBOOK_JOBS?.trim() || "2";
 if (!/^[1-9]\d*$/.test(JOBS)) throw new Error(`D2L_TEST_NOTEBOOK_JOBS must be a positive integer; got "${JOBS}"`);

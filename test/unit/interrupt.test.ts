@@ -146,6 +146,29 @@ describe("after an interrupted cell", () => {
     tf.dispose([kept, next, big]);
   });
 
+  it("a release cut off inside the wasm module's free: the tensor is disposed once, and the message asks for a restart", async () => {
+    const t = tf.tensor1d([1, 2, 3]);
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    // What such a cut leaves (set by hand: an interrupt cannot be aimed at it): tfjs counted the tensor down,
+    // the backend counted its buffer down to 0 and entered free, and none of the three returned.
+    const backend = tf.backend() as unknown as { dataIdMap: { get(id: object): { refCount: number; memoryOffset: number } }; disposeData(id: object, force: boolean): boolean };
+    const data = backend.dataIdMap.get(t.dataId);
+    const recovery = (globalThis as Record<symbol, Record<string, unknown>>)[Symbol.for("d2l.interruptRecovery")];
+    tf.scalar(0).dispose(); // this turn's first engine call, so that the notes below are this turn's
+    recovery.disposing = { tensor: t, numTensors: before, numBytes: 0, done: false };
+    recovery.releasing = { dataId: t.dataId, refCount: 1, done: false, freed: false, free: { pointer: data.memoryOffset, done: false } };
+    (tf.engine().state as unknown as { numTensors: number }).numTensors--;
+    data.refCount--;
+    await nextTurn();
+    recoverFromInterrupt();
+    expect(t.isDisposed).toBe(true);
+    expect(tf.memory().numTensors).toBe(before - 1);
+    expect(messages()).toHaveLength(1);
+    expect(messages()[0]).toMatch(/the wasm memory was cut off while freeing a buffer.*restart the kernel/);
+    backend.disposeData(t.dataId, true); // the buffer left behind (here it was never freed)
+  });
+
   it("a gradient cut off mid-way: the tape and kernel depth are reset, so the next gradient finds its variables", async () => {
     const [X, y] = blobs(20000);
     const { W, b, net } = scratch(4);

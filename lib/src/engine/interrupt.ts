@@ -165,8 +165,6 @@ class Recovery {
   assigning: Assignment | undefined;
   /** A pointer the wasm module's `_free` is to skip once (freed already by a release that was cut off). */
   skipFree: number | undefined;
-  /** The release whose `_free` call the wasm module's `_free` wrapper notes. */
-  freeing: Release | undefined;
   /** Set when a release was cut off inside the wasm module's `free`: the heap may be corrupt. */
   heapCut = false;
   /** Where the wasm stack pointer stands between calls, and how many backend buffers the engine does not know of. */
@@ -183,7 +181,7 @@ class Recovery {
     const cut: CutCalls = { tracking: this.tracking, disposing: this.disposing, releasing: this.releasing, assigning: this.assigning };
     this.created = new Set();
     this.written = new Set();
-    this.tracking = this.disposing = this.releasing = this.assigning = this.freeing = undefined;
+    this.tracking = this.disposing = this.releasing = this.assigning = undefined;
     return this.repair(engine, previous, written, cut);
   }
 
@@ -228,12 +226,13 @@ class Recovery {
     // (Unless its release was cut off with the count at 0: it may be freed already, and freeing twice corrupts the heap.)
     for (const dataId of written) if (!state.tensorInfo.has(dataId)) this.release(engine, dataId, cut.releasing, true);
     const lost = untracked() - this.untrackedBuffers;
+    const heapCut = this.heapCut;
     this.heapCut = false;
     const problems = [
       ...(lostVariables.length ? [`variable(s) ${lostVariables.join(", ")} lost their values`] : []),
       ...(lost > 0 ? [`${lost} buffer(s) of the backend could not be freed`] : []),
       ...(viewsLost ? ["the wasm memory was cut off while growing"] : []),
-      ...(this.heapCut ? ["the wasm memory was cut off while freeing a buffer"] : []),
+      ...(heapCut ? ["the wasm memory was cut off while freeing a buffer"] : []),
     ];
     console.log(
       `d2l: the previous run was interrupted; freed ${freed} tensor${freed === 1 ? "" : "s"} it left behind` +
@@ -336,12 +335,16 @@ class Recovery {
     const counted = call.done || state.numTensors === call.numTensors + 1;
     if (t instanceof tf.Variable) {
       if (call.done) return; // a variable made earlier in the turn (a cut after its count, before its reference, is not told apart: it stays)
-      if (counted) engine.backendInstance?.incRef?.(t.dataId);
-      if (counted) t.dispose();
-      else if (state.registeredVariables[t.name] === t) delete state.registeredVariables[t.name];
+      if (counted) {
+        engine.backendInstance?.incRef?.(t.dataId);
+        t.dispose();
+      } else if (state.registeredVariables[t.name] === t) {
+        delete state.registeredVariables[t.name];
+      }
     } else if (counted && state.tensorInfo.has(t.dataId)) {
       doomed.add(t);
-    } else if (counted) {
+    } else if (counted && !call.done) {
+      // Cut off before tfjs recorded its buffer. (Once the call returned, a missing record means it was disposed since.)
       state.numTensors = call.numTensors;
       state.numBytes = call.numBytes;
     }
@@ -480,10 +483,8 @@ export function useInterruptRecovery(enabled: boolean): void {
       const dataId = args[0] as object;
       const release: Release = { dataId, refCount: this.refCount?.(dataId) ?? 0, done: false, freed: false };
       recovery.releasing = release;
-      recovery.freeing = release;
       const result = finish(release, () => own.apply(this, args));
       release.freed = result === true;
-      recovery.freeing = undefined;
       return result;
     },
   );
@@ -494,7 +495,8 @@ export function useInterruptRecovery(enabled: boolean): void {
     const wrapper: FreeFunction = (pointer: number) => {
       if (pointer === recovery.skipFree) return;
       const call = { pointer, done: false };
-      if (recovery.freeing) recovery.freeing.free = call;
+      const release = recovery.releasing;
+      if (release && !release.done) release.free = call; // the free of a disposeData under way
       finish(call, () => free(pointer));
     };
     wrapper[MARK] = free;
