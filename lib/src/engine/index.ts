@@ -2,6 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "./fused-matmul-grad";
 import { restoreWasmBuffers, useSharedWasmBuffers } from "./wasm-share";
 import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
+import { restoreWasmCompare, useFastWasmCompare } from "./wasm-compare";
+import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useInterruptRecovery } from "./interrupt";
 
@@ -14,7 +16,9 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * these well: products with a transpose flag (every matMul gradient) avoid the backend's scalar
  * loop, 7-16x slower than its XNNPACK path, and products run our own SIMD kernels, faster than
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
- * instead of copying it, as cpu does (wasm-share.ts). Fixes of wrong results stay on either way.
+ * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
+ * loop instead of a per-element broadcast (wasm-compare.ts), and a sum over axis 0 skips its
+ * transpose (wasm-column-sum.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -22,12 +26,16 @@ export function useSpeedups(enabled: boolean): void {
     restoreFusedMatMul();
     restoreWasmMatMul();
     restoreWasmBuffers();
+    restoreWasmCompare();
+    restoreWasmColumnSum();
     return;
   }
   useLazyFusedMatMulGradient();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
+    useFastWasmCompare();
+    useFastWasmColumnSum();
   }
 }
 
