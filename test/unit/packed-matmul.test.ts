@@ -98,3 +98,79 @@ describe.skipIf(!onWasm)("packedMatMul (wasm backend)", () => {
     tf.dispose([i, a, b, c]);
   });
 });
+
+describe.skipIf(!onWasm)("packedMatMul skipping op(A)'s zeros (wasm backend)", () => {
+  const backend = () => tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
+  const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+
+  /** Values in [-1, 1) with runs of zeros (a plain background), scattered zeros and -0, and NaN at `nanAt`. */
+  function sparse(n: number, seed: number, nanAt = -1): Float32Array {
+    const out = values(n, seed);
+    for (let i = 0; i < n; i++) {
+      if (i % 37 < 15 || out[i] > 0.6) out[i] = 0;
+      else if (out[i] < -0.9) out[i] = -0;
+    }
+    if (nanAt >= 0 && nanAt < n) out[nanAt] = NaN;
+    return out;
+  }
+
+  /** Every float of the product with zeros skipped and without, as strings (NaN equal to NaN, -0 unequal to 0). */
+  function both(a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean, block: { rows?: number; panels?: number },
+    epilogue: { bias?: tf.Tensor; relu?: boolean } = {}): [string[], string[]] {
+    const run = (skipZeros: boolean) => {
+      const out = packedMatMul(backend(), info(a), info(b), tA, tB, { bias: epilogue.bias && info(epilogue.bias), relu: epilogue.relu },
+        { relaxed: true, skipZeros, ...block });
+      expect(out).toBeDefined();
+      const t = tf.engine().makeTensorFromTensorInfo(out!);
+      const floats = Array.from(t.dataSync(), (v) => (Object.is(v, -0) ? "-0" : String(v)));
+      t.dispose();
+      return floats;
+    };
+    return [run(true), run(false)];
+  }
+
+  it("gives the dense kernel's floats bit for bit: every transpose, odd sizes, row remainders, both register blocks, bias and relu", () => {
+    let cases = 0;
+    for (const [m, k, n] of [[1, 1, 1], [7, 37, 19], [13, 9, 8], [5, 64, 33], [6, 50, 17], [32, 100, 40]]) {
+      for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+        for (const block of [{ rows: 4, panels: 1 }, { rows: 2, panels: 2 }, { rows: 3, panels: 1 }, {}]) {
+          const a = tf.tensor(sparse(m * k, 3, m * k > 20 ? 11 : -1), tA ? [k, m] : [m, k]);
+          const b = tf.tensor(values(k * n, 4), tB ? [n, k] : [k, n]);
+          const bias = tf.tensor1d(values(n, 5));
+          const [skipped, dense] = both(a, b, tA, tB, block, { bias: m % 2 ? bias : undefined, relu: n % 2 === 1 });
+          expect(skipped, `${m}x${k}x${n} ${tA} ${tB} ${JSON.stringify(block)}`).toEqual(dense);
+          tf.dispose([a, b, bias]);
+          cases++;
+        }
+      }
+    }
+    expect(cases).toBe(6 * 4 * 4);
+  });
+
+  it("computes every step where op(B) holds an infinity or NaN (0 × ∞ is NaN), and gives +0 for all-zero rows", () => {
+    const a = tf.tensor(sparse(9 * 20, 7), [9, 20]);
+    const bValues = values(20 * 12, 8);
+    bValues[5 * 12 + 3] = Infinity;
+    const b = tf.tensor(bValues, [20, 12]);
+    const [skipped, dense] = both(a, b, false, false, {});
+    expect(skipped).toEqual(dense);
+    expect(dense.filter((v) => v === "NaN").length).toBeGreaterThan(0); // a zero of A met the infinity
+    const zeros = tf.zeros([5, 20]);
+    const [fromZeros, denseZeros] = both(zeros, tf.tensor(values(20 * 12, 9), [20, 12]), false, false, {});
+    expect(fromZeros).toEqual(denseZeros);
+    expect(new Set(fromZeros)).toEqual(new Set(["0"]));
+    tf.dispose([a, b, zeros]);
+  });
+
+  it("is chosen by \"auto\" for a quarter zeros or more, and leaves no buffer behind", () => {
+    const a = tf.tensor(sparse(40 * 30, 11), [40, 30]);
+    const b = tf.tensor(values(30 * 24, 12), [30, 24]);
+    const buffers = tf.engine().backend.numDataIds();
+    const auto = packedMatMul(backend(), info(a), info(b), false, false, {}, { relaxed: true })!;
+    expect(tf.engine().backend.numDataIds()).toBe(buffers + 1); // the output; the scratch and the list are freed
+    const [skipped] = both(a, b, false, false, {});
+    const t = tf.engine().makeTensorFromTensorInfo(auto);
+    expect(Array.from(t.dataSync(), String)).toEqual(skipped);
+    tf.dispose([a, b, t]);
+  });
+});

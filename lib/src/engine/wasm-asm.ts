@@ -98,3 +98,18 @@ export const NE = 0x47;
 export const F32X4_MAX = [0xfd, 0xe9, 0x01];
 /** f32x4.relaxed_madd(a, b, c) = a·b + c, fused or not as the machine does it (relaxed SIMD proposal, opcode 0x105). */
 export const F32X4_RELAXED_MADD = [0xfd, 0x85, 0x02];
+export const GE_U = 0x4f;
+export const OR = 0x72;
+export const F32_NE = 0x5c;
+/** else, between the arms of an `if`. */
+export const ELSE = 0x05;
+/** i32.store of an aligned word at the address on the stack. */
+export const STORE_I32 = [0x36, 0x02, 0x00];
+export const F32X4_SUB = [0xfd, 0xe5, 0x01];
+export const F32X4_EQ = [0xfd, 0x41];
+export const F32X4_NE = [0xfd, 0x42];
+export const V128_AND = [0xfd, 0x4e];
+export const V128_ANY_TRUE = [0xfd, 0x53];
+export const I32X4_ALL_TRUE = [0xfd, 0xa3, 0x01];
+/** v128.const with every bit set. */
+export const ALL_ONES = [0xfd, 0x0c, ...Array<number>(16).fill(0xff)];

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { TRANSPOSE_WASM } from "./simd-kernels";
-import { DEFAULT_ROWS, packedMatMul } from "./packed-matmul";
+import { packedMatMul } from "./packed-matmul";
 import { SKINNY_MAX_COLUMNS, skinnyMatMul } from "./skinny-matmul";
 import {
   type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, singleBatch, wasmFunction,
@@ -56,6 +56,8 @@ export interface FastMatMulOptions {
   packed?: boolean;
   /** Whether the packed kernel uses relaxed SIMD's fused multiply-add where Node has it (default true). */
   relaxed?: boolean;
+  /** Whether the packed kernel skips op(A)'s zeros: "auto" (default) where A is a quarter zeros or more, or always, or never. */
+  skipZeros?: boolean | "auto";
 }
 
 interface KernelArgs {
@@ -73,7 +75,7 @@ const MARK = Symbol.for("d2l.useFastWasmMatMul");
 
 const BACKEND = "wasm";
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
-const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true, packed: true, relaxed: true };
+const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true, packed: true, relaxed: true, skipZeros: "auto" };
 
 /**
  * XNNPACK packs the right operand (its weights) with a strided gather: per element about
@@ -176,7 +178,7 @@ function tryPacked(
   const k = a.shape[a.shape.length - (transposeA ? 2 : 1)];
   const n = b.shape[b.shape.length - (transposeB ? 2 : 1)];
   if (!usePacked(m, k, n)) return undefined;
-  return packedMatMul(backend, a, b, transposeA, transposeB, epilogue, { relaxed: settings.relaxed, rows: DEFAULT_ROWS });
+  return packedMatMul(backend, a, b, transposeA, transposeB, epilogue, { relaxed: settings.relaxed, skipZeros: settings.skipZeros });
 }
 
 function fastBatchMatMul(original: Kernel, settings: Settings): Kernel {
