@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/src/backend";
+import { loadDataFashionMnist } from "../lib/src/fashion-mnist";
 import { DEFAULT_ROWS, packedMatMul } from "../lib/src/engine/packed-matmul";
 import { relaxedSimdAvailable } from "../lib/src/engine/relaxed-simd";
 import { restoreWasmMatMul, useFastWasmMatMul, type FastMatMulOptions } from "../lib/src/engine/wasm-matmul";
@@ -86,6 +87,8 @@ interface MatMulCase {
   b: number[];
   tA: boolean;
   tB: boolean;
+  /** A is a batch of Fashion-MNIST images (half their pixels are 0) instead of uniform values. */
+  images?: boolean;
 }
 
 const CASES: MatMulCase[] = [
@@ -137,9 +140,25 @@ const GENERAL: MatMulCase[] = [
   { name: "MLP dX=dH·W1ᵀ   256x256·(784x256)ᵀ", a: [256, 256], b: [784, 256], tA: false, tB: true },
   { name: "MLP dH=dY·W2ᵀ   256x10·(256x10)ᵀ", a: [256, 10], b: [256, 10], tA: false, tB: true },
   { name: "square          512x512·512x512", a: [512, 512], b: [512, 512], tA: false, tB: false },
+  { name: "MLP X·W1, images", a: [256, 784], b: [784, 256], tA: false, tB: false, images: true },
+  { name: "MLP dW1=Xᵀ·dH, images", a: [256, 784], b: [256, 256], tA: true, tB: false, images: true },
 ];
 
-function benchGeneral(rowChoices: number[]): void {
+/** 256 Fashion-MNIST training images as [256, 784] floats in [0, 1], or undefined where the dataset is not found. */
+async function imageBatch(): Promise<Float32Array | undefined> {
+  try {
+    const [train] = await loadDataFashionMnist(256);
+    const [X, y] = train[Symbol.iterator]().next().value as [tf.Tensor, tf.Tensor];
+    const pixels = X.dataSync() as Float32Array;
+    tf.dispose([X, y]);
+    return pixels;
+  } catch (error) {
+    console.log(`(no Fashion-MNIST, so no "images" rows: ${(error as Error).message.split("\n")[0]})`);
+    return undefined;
+  }
+}
+
+async function benchGeneral(rowChoices: number[]): Promise<void> {
   const relaxed = relaxedSimdAvailable();
   console.log(`\n## General products: GFLOP/s of CPU time (median of ${REPS} interleaved repetitions, fresh operands each time)`);
   console.log(`relaxed SIMD ${relaxed ? "available" : `unavailable: the "relaxed" columns repeat mul+add`}; ` +
@@ -149,17 +168,24 @@ function benchGeneral(rowChoices: number[]): void {
   type Run = { name: string; run: (a: tf.Tensor, b: tf.Tensor, c: MatMulCase) => tf.Tensor };
   const ours = (rows: number, fma: boolean): Run => ({
     name: `${fma ? "relaxed" : "mul+add"} rows ${rows}`,
-    run: (a, b, c) => tf.engine().makeTensorFromTensorInfo(packedMatMul(backend, info(a), info(b), c.tA, c.tB, {}, { relaxed: fma, rows })!),
+    // rows 4 is the default block, with its choice of another where zeros are skipped
+    run: (a, b, c) => tf.engine().makeTensorFromTensorInfo(
+      packedMatMul(backend, info(a), info(b), c.tA, c.tB, {}, { relaxed: fma, ...(rows === DEFAULT_ROWS ? {} : { rows }) })!),
   });
   const runs: Run[] = [
     { name: "xnnpack", run: (a, b, c) => tf.matMul(a, b, c.tA, c.tB) },
     ...rowChoices.flatMap((rows) => [ours(rows, false), ours(rows, true)]),
   ];
+  const images = await imageBatch();
+  const cases = GENERAL.filter((c) => !c.images || images !== undefined);
   useFastWasmMatMul({ skinny: false, packed: false });
-  const times = GENERAL.map(() => runs.map(() => [] as number[]));
-  const operands = GENERAL.map((c, i) => [tf.tensor(uniform(c.a[0] * c.a[1], 2 * i + 1), c.a), tf.tensor(uniform(c.b[0] * c.b[1], 2 * i + 2), c.b)]);
+  const times = cases.map(() => runs.map(() => [] as number[]));
+  const operands = cases.map((c, i) => [
+    tf.tensor(c.images ? images! : uniform(c.a[0] * c.a[1], 2 * i + 1), c.a),
+    tf.tensor(uniform(c.b[0] * c.b[1], 2 * i + 2), c.b),
+  ]);
   for (let rep = 0; rep < REPS + 5; rep++) {
-    for (const [ci, c] of GENERAL.entries()) {
+    for (const [ci, c] of cases.entries()) {
       for (const [ri, r] of runs.entries()) {
         const [a, b] = operands[ci].map((t) => t.clone());
         // CPU time, not wall time: on a shared machine the wall clock counts other processes' turns
@@ -181,11 +207,15 @@ function benchGeneral(rowChoices: number[]): void {
   };
   table(
     ["case (GFLOP/s; ms of xnnpack)", ...runs.map((r) => r.name)],
-    GENERAL.map((c, ci) => [`${c.name} (${fmt(median(times[ci][0]))} ms)`, ...times[ci].map((t) => gflops(c, median(t)).toFixed(1))]),
+    cases.map((c, ci) => [`${c.name} (${fmt(median(times[ci][0]))} ms)`, ...times[ci].map((t) => gflops(c, median(t)).toFixed(1))]),
   );
+  if (images !== undefined) {
+    console.log(`\n"images" rows: A is a Fashion-MNIST batch, whose zeros the packed kernel skips (same floats as computing them); ` +
+      `GFLOP/s count the dense product's 2mkn operations`);
+  }
 }
 
 await initBackend("wasm", { quiet: true });
 console.log(`tfjs ${tf.version_core}, backend wasm, Node ${process.version}, ${new Date().toISOString()}`);
 if (!values.general) benchKernels();
-benchGeneral(values.rows!.split(",").map(Number));
+await benchGeneral(values.rows!.split(",").map(Number));
