@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "./fused-matmul-grad";
 import { restoreWasmBuffers, useSharedWasmBuffers } from "./wasm-share";
 import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
-import { restoreWasmCompare, useFastWasmCompare } from "./wasm-compare";
+import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useInterruptRecovery } from "./interrupt";
@@ -17,7 +17,7 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * loop, 7-16x slower than its XNNPACK path, and products run our own SIMD kernels, faster than
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
- * loop instead of a per-element broadcast (wasm-compare.ts), and a sum over axis 0 skips its
+ * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
  * transpose (wasm-column-sum.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
@@ -26,7 +26,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreFusedMatMul();
     restoreWasmMatMul();
     restoreWasmBuffers();
-    restoreWasmCompare();
+    restoreWasmBinary();
     restoreWasmColumnSum();
     return;
   }
@@ -34,7 +34,7 @@ export function useSpeedups(enabled: boolean): void {
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
-    useFastWasmCompare();
+    useFastWasmBinary();
     useFastWasmColumnSum();
   }
 }

@@ -1,0 +1,188 @@
+import * as tf from "@tensorflow/tfjs";
+import {
+  ADD, BLOCK, BR_IF_0, END, GT_S, I32, LOOP, LT_U, MUL, SUB, V128, brIf, get, i32, load, loadSplat, locals,
+  moduleWithImportedMemory, set, store, storeF32, tee, voidType,
+} from "./wasm-asm";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
+
+/**
+ * The wasm backend (4.x) computes Maximum, Minimum and the six comparisons with a generic C++
+ * loop that works out the broadcast index of every element: 0.45-0.6 ms for max(X, 0) on a
+ * 256×256 matrix (7 ns an element) and 0.24 ms for X >= 0, where Add takes 13 µs. Chapter 4's
+ * scratch MLP spends about 0.2 s an epoch there (its relu is `tf.maximum(X, 0)`, and the gradient
+ * of maximum compares). Add, Sub, Multiply and RealDiv are fast on operands of one shape or with
+ * a scalar, but a row broadcast (X + b, a bias) takes 36 µs on 256×256. This module re-registers
+ * those twelve kernels: float32 or int32 operands of the same shape, one of them a single value,
+ * or one of them a row repeated over the other's leading axes run a WebAssembly SIMD loop (16
+ * elements a turn); other shapes and dtypes run the original kernel (and Add, Sub, Multiply and
+ * RealDiv keep it for all but rows). The results are the original's bit for bit: maximum is
+ * `a < b ? b : a` and minimum `b < a ? b : a`, as its std::max and std::min (WebAssembly's pmax
+ * and pmin, so NaN and -0 come out as before), arithmetic and comparisons are IEEE's, and a
+ * comparison writes one byte per element, 0 or 1, as tfjs stores bool.
+ */
+
+/**
+ * The kernels replaced: their SIMD opcode for float32 and for int32 operands (none: keep the
+ * original), whether they compare, and whether only a row broadcast is taken.
+ */
+const OPS: Record<string, { f32: number; i32?: number; compare: boolean; rowsOnly: boolean }> = {
+  [tf.Maximum]: { f32: 0xeb, i32: 0xb8, compare: false, rowsOnly: false }, // f32x4.pmax, i32x4.max_s
+  [tf.Minimum]: { f32: 0xea, i32: 0xb6, compare: false, rowsOnly: false }, // f32x4.pmin, i32x4.min_s
+  [tf.Equal]: { f32: 0x41, i32: 0x37, compare: true, rowsOnly: false },
+  [tf.NotEqual]: { f32: 0x42, i32: 0x38, compare: true, rowsOnly: false },
+  [tf.Less]: { f32: 0x43, i32: 0x39, compare: true, rowsOnly: false },
+  [tf.Greater]: { f32: 0x44, i32: 0x3b, compare: true, rowsOnly: false },
+  [tf.LessEqual]: { f32: 0x45, i32: 0x3d, compare: true, rowsOnly: false },
+  [tf.GreaterEqual]: { f32: 0x46, i32: 0x3f, compare: true, rowsOnly: false },
+  [tf.Add]: { f32: 0xe4, i32: 0xae, compare: false, rowsOnly: true },
+  [tf.Sub]: { f32: 0xe5, i32: 0xb1, compare: false, rowsOnly: true },
+  [tf.Multiply]: { f32: 0xe6, i32: 0xb5, compare: false, rowsOnly: true },
+  [tf.RealDiv]: { f32: 0xe7, compare: false, rowsOnly: true },
+};
+
+const KERNELS = Object.keys(OPS);
+const MARK = Symbol.for("d2l.useFastWasmBinary");
+
+/** Which operand, if any, is one value repeated, or one row (of `row` values) repeated. */
+export type Operands = "same" | "scalar-a" | "scalar-b" | "row-a" | "row-b";
+
+/** The SIMD instruction (its opcode after the 0xfd prefix, as LEB128). */
+const simd = (opcode: number) => (opcode < 0x80 ? [0xfd, opcode] : [0xfd, opcode & 0x7f | 0x80, opcode >> 7]);
+
+/**
+ * `f(a, b, out, n, row)`: out[i] = op(a[i], b[i]) for i < n, a or b read as one value repeated
+ * or as a row of `row` values repeated, as `operands` says; 4-byte elements in, 4-byte
+ * (arithmetic, max, min) or 1-byte 0/1 (comparisons) out.
+ */
+export function binaryWasm(opcode: number, compare: boolean, operands: Operands): number[] {
+  const [A, B, OUT, N, ROW] = [0, 1, 2, 3, 4];
+  const [END_OUT, LEFT, START] = [5, 6, 7];
+  const [SA, SB] = [8, 9]; // the scalar operand, splatted
+  const outBytes = compare ? 1 : 4;
+  const repeated = operands === "row-a" ? A : operands === "row-b" ? B : undefined;
+  /** op(a, b) of the 4 elements at A + offset, B + offset. */
+  const vector = (offset: number) => [
+    ...(operands === "scalar-a" ? get(SA) : [...get(A), ...load(offset)]),
+    ...(operands === "scalar-b" ? get(SB) : [...get(B), ...load(offset)]),
+    ...simd(opcode),
+  ];
+  /** A, B (unless scalar) and OUT forward by `elements`. */
+  const advance = (elements: number) => [
+    ...(operands === "scalar-a" ? [] : [...get(A), ...i32(4 * elements), ADD, ...set(A)]),
+    ...(operands === "scalar-b" ? [] : [...get(B), ...i32(4 * elements), ADD, ...set(B)]),
+    ...get(OUT), ...i32(outBytes * elements), ADD, ...set(OUT),
+  ];
+  // 16 elements a turn: 4 vectors stored as they are, or their masks narrowed to 16 bytes of 0/1
+  const turn = compare
+    ? [
+        ...get(OUT),
+        ...vector(0), ...vector(16), ...simd(0x85), // i16x8.narrow_i32x4_s: -1 stays -1
+        ...vector(32), ...vector(48), ...simd(0x85),
+        ...simd(0x65), ...simd(0x60), // i8x16.narrow_i16x8_s, i8x16.abs: -1 → 1
+        ...store(0),
+      ]
+    : [0, 16, 32, 48].flatMap((offset) => [...get(OUT), ...vector(offset), ...store(offset)]);
+  // then one element a turn, through lane 0 of the same vector operation (so the same results)
+  const one = [
+    ...get(OUT),
+    ...(operands === "scalar-a" ? get(SA) : [...get(A), ...loadSplat(0)]),
+    ...(operands === "scalar-b" ? get(SB) : [...get(B), ...loadSplat(0)]),
+    ...simd(opcode),
+    ...(compare ? [...simd(0x1b), 0, ...i32(1), 0x71, 0x3a, 0x00, 0x00] : [...simd(0x1f), 0, ...storeF32(0)]), // lane & 1 → i32.store8; f32 lane → f32.store
+  ];
+  /** LEFT elements from A, B to OUT: 16 a turn, then one at a time. */
+  const run = [
+    ...BLOCK, ...get(LEFT), ...i32(16), 0x48, ...brIf(0), // i32.lt_s
+    ...LOOP, ...turn, ...advance(16),
+    ...get(LEFT), ...i32(16), SUB, ...tee(LEFT), ...i32(15), GT_S, ...BR_IF_0,
+    END, END,
+    ...BLOCK, ...get(LEFT), 0x45, ...brIf(0), // i32.eqz
+    ...LOOP, ...one, ...advance(1),
+    ...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...BR_IF_0,
+    END, END,
+  ];
+  const body = [
+    ...locals([3, I32], [2, V128]),
+    ...(operands === "scalar-a" ? [...get(A), ...loadSplat(0), ...set(SA)] : []),
+    ...(operands === "scalar-b" ? [...get(B), ...loadSplat(0), ...set(SB)] : []),
+    ...(repeated === undefined
+      ? [...get(N), ...set(LEFT), ...run]
+      : [
+          // a row at a time, the repeated operand back at its start after each
+          ...get(OUT), ...get(N), ...i32(outBytes), MUL, ADD, ...set(END_OUT), ...get(repeated), ...set(START),
+          ...LOOP, ...get(ROW), ...set(LEFT), ...run, ...get(START), ...set(repeated),
+          ...get(OUT), ...get(END_OUT), LT_U, ...BR_IF_0, END,
+        ]),
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(5), "f", body);
+}
+
+type Binary = (a: number, b: number, out: number, n: number, row: number) => void;
+
+/** Whether `row`'s shape, without leading 1s, is the trailing part of `full`'s (so row repeats over full's leading axes). */
+function isTrailingRow(full: number[], row: number[]): boolean {
+  const dims = row.slice(row.findIndex((d) => d !== 1));
+  return dims.length <= full.length && dims.every((d, i) => d === full[full.length - dims.length + i]) && row.length <= full.length;
+}
+
+/** How the fast loop reads op(a, b), or undefined where it does not apply. */
+function operandsOf(a: number[], b: number[], rowsOnly: boolean): Operands | undefined {
+  const sizeA = tf.util.sizeFromShape(a);
+  const sizeB = tf.util.sizeFromShape(b);
+  if (sizeA === 0 || sizeB === 0) return undefined;
+  if (!rowsOnly) {
+    if (tf.util.arraysEqual(a, b)) return "same";
+    if (sizeB === 1) return "scalar-b";
+    if (sizeA === 1) return "scalar-a";
+  }
+  if (sizeB > 1 && sizeB < sizeA && isTrailingRow(a, b)) return "row-b";
+  if (sizeA > 1 && sizeA < sizeB && isTrailingRow(b, a)) return "row-a";
+  return undefined;
+}
+
+/** The fast loop's answer for op(a, b), or undefined where it does not apply (the caller runs the original). */
+function fastBinary(name: string, backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo | undefined {
+  const dtype = a.dtype;
+  if (dtype !== b.dtype || (dtype !== "float32" && dtype !== "int32")) return undefined;
+  const { f32, i32: int, compare, rowsOnly } = OPS[name];
+  const opcode = dtype === "float32" ? f32 : int;
+  if (opcode === undefined) return undefined;
+  const operands = operandsOf(a.shape, b.shape, rowsOnly);
+  if (operands === undefined) return undefined;
+  const f = wasmFunction<Binary>(backend, `binary ${opcode} ${+compare} ${operands}`, () => binaryWasm(opcode, compare, operands), "f");
+  if (f === undefined) return undefined;
+  const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  const row = operands === "row-a" ? tf.util.sizeFromShape(a.shape) : tf.util.sizeFromShape(b.shape);
+  const out = backend.makeOutput(shape, compare ? "bool" : dtype);
+  // offsets after the allocation, which may move the memory's buffer (not the offsets)
+  f(backend.getMemoryOffset(a.dataId), backend.getMemoryOffset(b.dataId), backend.getMemoryOffset(out.dataId), tf.util.sizeFromShape(shape), row);
+  return out;
+}
+
+function wrap(name: string): (original: tf.KernelFunc) => tf.KernelFunc {
+  return (original) => (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    return fastBinary(name, args.backend as unknown as WasmBackendLike, a, b) ?? original(args);
+  };
+}
+
+/**
+ * Makes the wasm backend's Maximum, Minimum, Equal, NotEqual, Less, Greater, LessEqual and
+ * GreaterEqual kernels run a SIMD loop when both operands have the same shape or one is a single
+ * value, and those and Add, Sub, Multiply and RealDiv when one is a row repeated over the other
+ * (float32 or int32); same results. Idempotent; false when the wasm kernels are not registered.
+ * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/wasm-binary.ts.
+ */
+export function useFastWasmBinary(): boolean {
+  for (const name of KERNELS) {
+    if (findWasmReplacement(name, MARK) !== undefined) continue;
+    if (!replaceWasmKernel(name, MARK, undefined, wrap(name))) return false;
+  }
+  return true;
+}
+
+/** Puts the original twelve kernels back (for tests and benchmarks); returns whether anything changed. */
+export function restoreWasmBinary(): boolean {
+  return KERNELS.map((name) => restoreWasmKernel(name, MARK)).some(Boolean);
+}
