@@ -2,9 +2,11 @@
  * Interrupts at hundreds of moments, a few milliseconds apart, in loops of small ops, where a cut
  * falls inside tfjs's bookkeeping (trackTensor, disposeTensor, Variable.assign, the backend's
  * release of a buffer) as often as between ops. After each repair tf.memory().numTensors is exactly
- * where it was (no tensor left, none counted down twice), and training still works. What is not
- * asserted: the backend's own buffer count, which still drifts by about one buffer in a hundred
- * interrupts here (printed; the repair's message then asks for a restart when it can tell).
+ * where it was (no tensor left, none counted down twice), and training still works. The backend's
+ * own buffer count may drift where the repair cannot finish the cut (inside the wasm module's free,
+ * a buffer the engine does not know), and then its message asks for a restart: over 400 cuts, at
+ * most 2 buffers may be left that no message owned up to (measured: none in 15 runs of 400; before
+ * the repair counted kernels' references, 1 to 9).
  * (The kernel test, test/e2e/interrupt.test.ts, presses the real Stop button at ten moments.)
  */
 import * as tf from "@tensorflow/tfjs";
@@ -56,7 +58,10 @@ async function stress(times: number, job: () => void, after: () => void) {
     await nextTurn();
   }
   const notes = log.mock.calls.map((c) => String(c[0])).filter((m) => m.startsWith("d2l: the previous run"));
-  console.warn(`${times} interrupts: backend buffers ${before.buffers} -> ${buffers()}; ${notes.filter((n) => n.includes("restart")).length} told to restart`);
+  const restarts = notes.filter((n) => n.includes("restart")).length;
+  const drift = buffers() - before.buffers;
+  console.warn(`${times} interrupts: backend buffers ${before.buffers} -> ${buffers()}; ${restarts} told to restart`);
+  expect(drift - restarts, "backend buffers left without a message asking for a restart").toBeLessThanOrEqual(2);
   return { off, before, notes };
 }
 

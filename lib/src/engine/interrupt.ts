@@ -37,8 +37,9 @@ import { type EmscriptenHeap, refreshViews, staleViews } from "./wasm-views";
  * The cut can also fall inside tfjs's own bookkeeping, between two of its statements: in
  * trackTensor (counted, not yet in its scope), disposeTensor (counted down, not yet marked
  * disposed: disposing it again would count it down twice), a backend's disposeData (its buffer
- * counted down, freed or not), `Variable.assign` (old value released, new one not yet taken). Each
- * of these calls is noted with the engine's counts before it and a `done` flag set in a `finally`
+ * counted down, freed or not), `Variable.assign` (old value released, new one not yet taken), a
+ * kernel's backend incRef (a Reshape's or shared Identity's output, an operand BatchMatMul reshapes)
+ * before a tensor owns the reference or the kernel gives it back. Each of these calls is noted with the engine's counts before it and a `done` flag set in a `finally`
  * when it returns or throws (an interrupt runs none, and V8 delivers one only at a function's entry
  * or a loop's back edge, never between a return and its `finally`), and the repair finishes what the cut-off call left undone (finishAssign,
  * finishDisposal, finishRelease, finishTracking): tf.memory().numTensors ends exactly where it
@@ -133,18 +134,26 @@ interface Assignment {
   done: boolean;
 }
 
+/** A kernel's backend incRef under way: the buffer and its reference count before. */
+interface Reference {
+  dataId: object;
+  refCount: number;
+  done: boolean;
+}
+
 /** The last calls of the previous turn (one cut off in the middle has `done` false). */
 interface CutCalls {
   tracking: InFlight | undefined;
   disposing: InFlight | undefined;
   releasing: Release | undefined;
   assigning: Assignment | undefined;
+  referencing: Reference | undefined;
 }
 
 /** Engine methods at whose entry the check runs. */
 const ENTRIES = ["startScope", "startTape", "track", "runKernel"] as const;
-/** Backend methods wrapped (on the instance) to note buffers made and releases under way. */
-const BACKEND_WRAPPED = ["write", "move", "disposeData"] as const;
+/** Backend methods wrapped (on the instance) to note buffers made, references taken and releases under way. */
+const BACKEND_WRAPPED = ["write", "move", "disposeData", "incRef"] as const;
 /** Marks our wrappers; `Symbol.for` so that a second copy of this module (lib/src and lib/dist) sees them. */
 const MARK = Symbol.for("d2l.interruptRecovery");
 
@@ -158,11 +167,18 @@ class Recovery {
   created = new Set<tf.Tensor>();
   /** Buffers the backend allocated in the current turn that no tensor owns yet (a kernel's output, mid-kernel). */
   written = new Set<object>();
-  /** The turn's last trackTensor, disposeTensor, backend disposeData and Variable.assign (`done` once they return). */
+  /**
+   * References kernels took in the current turn on a buffer (a Reshape's or shared Identity's output,
+   * a reshaped operand inside BatchMatMul), by buffer, until a tensor owns the output or the kernel
+   * releases its operand: a cut in between leaves the buffer counted once too often, never freed.
+   */
+  kernelRefs = new Map<object, number>();
+  /** The turn's last trackTensor, disposeTensor, backend disposeData, Variable.assign and kernel incRef (`done` once they return). */
   tracking: InFlight | undefined;
   disposing: InFlight | undefined;
   releasing: Release | undefined;
   assigning: Assignment | undefined;
+  referencing: Reference | undefined;
   /** A pointer the wasm module's `_free` is to skip once (freed already by a release that was cut off). */
   skipFree: number | undefined;
   /** Set when a release was cut off inside the wasm module's `free`: the heap may be corrupt. */
@@ -178,20 +194,31 @@ class Recovery {
     this.checkedTurn = this.turn;
     const previous = this.created;
     const written = this.written;
-    const cut: CutCalls = { tracking: this.tracking, disposing: this.disposing, releasing: this.releasing, assigning: this.assigning };
+    const kernelRefs = this.kernelRefs;
+    const cut: CutCalls = {
+      tracking: this.tracking, disposing: this.disposing, releasing: this.releasing, assigning: this.assigning, referencing: this.referencing,
+    };
     this.created = new Set();
     this.written = new Set();
-    this.tracking = this.disposing = this.releasing = this.assigning = undefined;
-    return this.repair(engine, previous, written, cut);
+    this.kernelRefs = new Map();
+    this.tracking = this.disposing = this.releasing = this.assigning = this.referencing = undefined;
+    return this.repair(engine, previous, written, kernelRefs, cut);
+  }
+
+  /** Counts (`by` 1) or uncounts (-1) a kernel's reference to a buffer; see {@link kernelRefs}. */
+  countKernelRef(dataId: object, by: 1 | -1, refs = this.kernelRefs): void {
+    const count = (refs.get(dataId) ?? 0) + by;
+    if (count > 0) refs.set(dataId, count);
+    else refs.delete(dataId);
   }
 
   /** Closes what an interrupted turn left open and frees what it made; returns the number of tensors freed. */
-  repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>, cut: CutCalls): number {
+  repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>, kernelRefs: Map<object, number>, cut: CutCalls): number {
     const state = engine.state;
     const backend = engine.backendInstance ?? undefined;
     const wasm = backend?.wasm;
     const viewsCut = staleViews(wasm);
-    const callCut = [cut.tracking, cut.disposing, cut.releasing, cut.assigning].some((call) => call?.done === false);
+    const callCut = [cut.tracking, cut.disposing, cut.releasing, cut.assigning, cut.referencing].some((call) => call?.done === false);
     const interrupted = viewsCut || callCut || state.scopeStack.length > 0 || state.gradientDepth > 0 || state.kernelDepth > 0;
     const untracked = () => (backend?.numDataIds ? backend.numDataIds() - state.numDataBuffers : 0);
     if (!interrupted) {
@@ -217,11 +244,15 @@ class Recovery {
     const viewsLost = viewsCut && !refreshViews(wasm!);
     this.finishAssign(engine, cut);
     this.finishDisposal(engine, cut);
-    this.finishTracking(engine, cut, doomed);
+    // an incRef cut off counts if it raised the count (read before any release below lowers it)
+    const ref = cut.referencing;
+    if (ref !== undefined && !ref.done && (backend?.refCount?.(ref.dataId) ?? 0) > ref.refCount) this.countKernelRef(ref.dataId, 1, kernelRefs);
+    this.finishTracking(engine, cut, doomed, kernelRefs);
     const lostVariables = Object.values(state.registeredVariables)
       .filter((v) => !v.isDisposed && !state.tensorInfo.has(v.dataId))
       .map((v) => v.name);
     const freed = freeAll(doomed);
+    this.dropKernelRefs(engine, kernelRefs, cut);
     // A kernel cut off after allocating its output: no tensor was made of that buffer, so nothing else can hold it.
     // (Unless its release was cut off with the count at 0: it may be freed already, and freeing twice corrupts the heap.)
     for (const dataId of written) if (!state.tensorInfo.has(dataId)) this.release(engine, dataId, cut.releasing, true);
@@ -322,17 +353,41 @@ class Recovery {
   }
 
   /**
+   * Drops the references kernels of the interrupted turn took and nothing owns: a forwarded output
+   * (Reshape, a shared Identity or Cast) cut off before tfjs counted its tensor, or an operand a
+   * kernel reshaped and was cut off before releasing (an incRef cut off itself was counted by the
+   * repair if it got as far as raising the count). A buffer whose last reference this drops is freed
+   * and forgotten.
+   */
+  private dropKernelRefs(engine: EngineInternals, kernelRefs: Map<object, number>, cut: CutCalls): void {
+    const backend = engine.backendInstance;
+    // a release cut off is taken up once, by the first release of its buffer (one that returned was counted)
+    let releasing = cut.releasing?.done === false ? cut.releasing : undefined;
+    for (const [dataId, count] of kernelRefs) {
+      for (let i = 0; i < count; i++) {
+        const call = releasing?.dataId === dataId ? releasing : undefined;
+        if (call !== undefined) releasing = undefined;
+        if (this.release(engine, dataId, call, false) && engine.state.tensorInfo.has(dataId)) {
+          (engine.removeDataId as Method).call(engine, dataId, backend);
+        }
+      }
+    }
+  }
+
+  /**
    * A trackTensor cut off after tfjs counted the tensor but before its scope or this module's note
    * took it: it is freed with the rest, or, if tfjs had not yet recorded its buffer (so that dispose
    * would not count it down), uncounted. A variable's is finished by {@link finishAssign}, or, cut
-   * off while `tf.variable` made it (so it never reached the user), disposed.
+   * off while `tf.variable` made it (so it never reached the user), disposed. A counted tensor owns
+   * the reference its kernel took (see {@link dropKernelRefs}); an uncounted one leaves it to be dropped.
    */
-  private finishTracking(engine: EngineInternals, cut: CutCalls, doomed: Set<tf.Tensor>): void {
+  private finishTracking(engine: EngineInternals, cut: CutCalls, doomed: Set<tf.Tensor>, kernelRefs: Map<object, number>): void {
     const state = engine.state;
     const call = cut.tracking;
     if (call === undefined || (cut.assigning?.done === false && cut.assigning.variable === call.tensor)) return;
     const t = call.tensor;
     const counted = call.done || state.numTensors === call.numTensors + 1;
+    if (counted && !call.done && !(t instanceof tf.Variable)) this.countKernelRef(t.dataId, -1, kernelRefs);
     if (t instanceof tf.Variable) {
       if (call.done) return; // a variable made earlier in the turn (a cut after its count, before its reference, is not told apart: it stays)
       if (counted) {
@@ -433,7 +488,11 @@ export function useInterruptRecovery(enabled: boolean): void {
       const isVariable = t instanceof tf.Variable;
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.tracking = call;
-      const result = finish(call, () => own.apply(this, args));
+      const result = finish(call, () => {
+        const tracked = own.apply(this, args);
+        if (!isVariable) recovery.countKernelRef(t.dataId, -1); // the tensor now owns its kernel's reference, if any
+        return tracked;
+      });
       recovery.written.delete(t.dataId);
       if (!isVariable) recovery.created.add(t);
       return result;
@@ -481,11 +540,31 @@ export function useInterruptRecovery(enabled: boolean): void {
   wrapBackend("disposeData", (own) =>
     function (this: Backend, ...args: unknown[]) {
       const dataId = args[0] as object;
+      // inside a kernel, the release of a reference the kernel took (an operand it reshaped)
+      const kernelRef = engine.state.kernelDepth > 0 && recovery.kernelRefs.has(dataId);
       const release: Release = { dataId, refCount: this.refCount?.(dataId) ?? 0, done: false, freed: false };
       recovery.releasing = release;
-      const result = finish(release, () => own.apply(this, args));
+      const result = finish(release, () => {
+        const released = own.apply(this, args);
+        if (kernelRef) recovery.countKernelRef(dataId, -1);
+        return released;
+      });
       release.freed = result === true;
       return result;
+    },
+  );
+  // Only a kernel's (a forwarded output, a reshaped operand): tfjs's own incRef, a variable's, is finished by finishAssign and finishTracking.
+  wrapBackend("incRef", (own) =>
+    function (this: Backend, ...args: unknown[]) {
+      if (engine.state.kernelDepth === 0) return own.apply(this, args);
+      const dataId = args[0] as object;
+      const call: Reference = { dataId, refCount: this.refCount?.(dataId) ?? 0, done: false };
+      recovery.referencing = call;
+      return finish(call, () => {
+        const result = own.apply(this, args);
+        recovery.countKernelRef(dataId, 1);
+        return result;
+      });
     },
   );
   const wasm = backend?.wasm;
