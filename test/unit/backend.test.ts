@@ -85,23 +85,30 @@ describe("initBackend", () => {
 describe("useSpeedups", () => {
   it("turns d2l's kernel speed-ups off and on again; the one-hot fix stays either way", () => {
     const kernel = (name: string) => tf.getKernel(name, "wasm")?.kernelFunc;
-    const installed = { matMul: kernel(tf.BatchMatMul), identity: kernel(tf.Identity), fused: tf.fused.matMul };
+    const installed = {
+      matMul: kernel(tf.BatchMatMul), identity: kernel(tf.Identity), maximum: kernel(tf.Maximum), sum: kernel(tf.Sum), fused: tf.fused.matMul,
+    };
     const oneHot = () => tf.tidy(() => Array.from(tf.oneHot(tf.tensor1d([1, 0], "int32"), 2, 0.9, 0.1, "float32").dataSync()));
-    let off: { matMul?: tf.KernelFunc; fused: typeof tf.fused.matMul } | undefined;
+    let off: { matMul?: tf.KernelFunc; maximum?: tf.KernelFunc; fused: typeof tf.fused.matMul } | undefined;
     try {
       useSpeedups(false);
-      off = { matMul: kernel(tf.BatchMatMul), fused: tf.fused.matMul };
+      off = { matMul: kernel(tf.BatchMatMul), maximum: kernel(tf.Maximum), fused: tf.fused.matMul };
       expect(tf.fused.matMul).not.toBe(installed.fused);
       if (tf.getBackend() === "wasm") {
         expect(kernel(tf.BatchMatMul)).not.toBe(installed.matMul);
         expect(kernel(tf.Identity)).not.toBe(installed.identity);
+        expect(kernel(tf.Maximum)).not.toBe(installed.maximum);
+        expect(kernel(tf.Sum)).not.toBe(installed.sum);
         oneHot().forEach((v, i) => expect(v).toBeCloseTo([0.1, 0.9, 0.9, 0.1][i], 6));
       }
     } finally {
       useSpeedups(true);
     }
     expect(tf.fused.matMul).not.toBe(off!.fused);
-    if (tf.getBackend() === "wasm") expect(kernel(tf.BatchMatMul)).not.toBe(off!.matMul);
+    if (tf.getBackend() === "wasm") {
+      expect(kernel(tf.BatchMatMul)).not.toBe(off!.matMul);
+      expect(kernel(tf.Maximum)).not.toBe(off!.maximum);
+    }
     oneHot().forEach((v, i) => expect(v).toBeCloseTo([0.1, 0.9, 0.9, 0.1][i], 6));
   });
 });
