@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MAX, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
   F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, IF, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
-  STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
+  STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
@@ -67,10 +67,10 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   const R = shape.rows;
   if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= 2)) throw new Error(`packedMatMulWasm: bad shape ${JSON.stringify(shape)}`);
   const [A, B, BIAS, C, M, T, LIST] = [0, 1, 2, 3, 4, 5, 6];
-  const [I, PA0, PC0, PA, PB, PEND, PC, PANEL, SRC, DST, LEFT, STRIDE, SPARSE, PL, PLEND, KK] =
-    [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
+  const [I, PA0, PC0, PA, PB, PEND, PC, PANEL, SRC, DST, LEFT, STRIDE, SPARSE, PL, PLEND, KK, PREV, RUN_END] =
+    [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
   const W = shape.panels;
-  const V = 23; // v128 locals: a splat, two for the finiteness scan, 2W panel vectors, then R × 2W accumulators
+  const V = 25; // v128 locals: a splat, two for the finiteness scan, 2W panel vectors, then R × 2W accumulators
   const [SPLAT, FIN, TMP, BV] = [V, V + 1, V + 2, V + 3];
   const ACC = BV + 2 * W;
   const bv = (w: number, v: number) => BV + 2 * w + v;
@@ -116,6 +116,12 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     relaxed ? [...get(a), ...get(b), ...get(c), ...F32X4_RELAXED_MADD] : [...get(c), ...get(a), ...get(b), ...F32X4_MUL, ...F32X4_ADD];
   const aOffset = (r: number) => (transposeA ? 4 * r : 4 * k * r);
 
+  /**
+   * With A plain, a block's rows are images and the steps pixels, whose zeros come in long runs
+   * (the background): the list holds runs [start, end) of steps, walked as the dense loop walks.
+   * With A transposed, the steps are images, in no order: the list holds single steps.
+   */
+  const runs = !transposeA;
   /** Vectors of a panel `width` columns wide. */
   const vectorsOf = (width: number) => (width > 4 ? 2 : 1);
   /** One step of the inner dimension: the panels' rows at PB (panel w at PB + w·panelBytes) times op(A)'s `rows` values at PA. */
@@ -144,7 +150,20 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
         for (let v = 0; v < vectorsOf(width); v++) out.push(...ZERO_F32X4, ...set(acc(r, w, v)));
       });
     }
-    if (listed) {
+    if (listed && runs) {
+      // each run [start, end): PA and PB at its start, then every step up to its end as the dense loop does
+      out.push(...get(PB), ...set(PEND), ...get(LIST), ...set(PL));
+      out.push(...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP);
+      out.push(...get(PL), ...LOAD_I32, ...tee(KK), ...i32(2), SHL, ...get(PA0), ADD, ...set(PA));
+      out.push(...get(KK), ...i32(5), SHL, ...get(PEND), ADD, ...set(PB));
+      out.push(...get(PL), 0x28, 0x02, 0x04, ...i32(5), SHL, ...get(PEND), ADD, ...set(RUN_END)); // i32.load offset 4
+      out.push(...LOOP, ...step(rows, widths));
+      out.push(...get(PA), ...i32(4), ADD, ...set(PA));
+      out.push(...get(PB), ...i32(32), ADD, ...tee(PB), ...get(RUN_END), LT_U, ...BR_IF_0, END);
+      out.push(...get(PL), ...i32(8), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0);
+      out.push(END, END);
+      out.push(...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB));
+    } else if (listed) {
       // PB and PA at step kk: the panel's base + 32·kk, op(A)'s rows + kk·(4 or the row stride)
       out.push(...get(PB), ...set(PEND), ...get(LIST), ...set(PL));
       out.push(...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP);
@@ -193,7 +212,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    * (NaN and infinities count as nonzero, -0 as zero).
    */
   const listSteps = (rows: number) => {
-    const out: number[] = [...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK)];
+    const out: number[] = [...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK), ...i32(0), ...set(PREV)];
     out.push(...LOOP, ...get(PLEND), ...get(KK), ...STORE_I32);
     if (transposeA && rows === 4) {
       // the 4 rows' values at kk are consecutive: one vector
@@ -204,9 +223,16 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
         if (r > 0) out.push(OR);
       }
     }
-    out.push(...i32(2), SHL, ...get(PLEND), ADD, ...set(PLEND));
+    if (runs) {
+      // a run's bounds: kk is kept where the flag changes (a run starts or ends)
+      out.push(...tee(LEFT), ...get(PREV), XOR, ...i32(2), SHL, ...get(PLEND), ADD, ...set(PLEND), ...get(LEFT), ...set(PREV));
+    } else {
+      out.push(...i32(2), SHL, ...get(PLEND), ADD, ...set(PLEND));
+    }
     out.push(...get(PA), ...(transposeA ? get(STRIDE) : i32(4)), ADD, ...set(PA));
     out.push(...get(KK), ...i32(1), ADD, ...tee(KK), ...i32(k), LT_U, ...BR_IF_0, END);
+    // a run still open ends at k
+    if (runs) out.push(...get(PLEND), ...i32(k), ...STORE_I32, ...get(PREV), ...i32(2), SHL, ...get(PLEND), ADD, ...set(PLEND));
     return out;
   };
 
@@ -256,7 +282,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   ];
 
   const body = [
-    ...locals([16, I32], [3 + 2 * W + 2 * R * W, V128]),
+    ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]),
     ...(shape.skipZeros ? scanFinite() : []),
     ...pack,
     ...get(M), ...i32(4), MUL, ...set(STRIDE),
