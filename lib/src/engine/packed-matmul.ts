@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MAX, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
   F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, IF, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
-  STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
+  SELECT, STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
@@ -60,7 +60,7 @@ export const DEFAULT_ROWS = 4;
 
 /**
  * `f(a, b, bias, c, m, t, list)`: C = op(A)·op(B) (+ bias) (relu), C m×n, op(A) m×k, op(B) k×n,
- * row-major float32; t is scratch for the packed op(B) (⌈n/8⌉·8·k floats), list for k i32s (skipZeros).
+ * row-major float32; t is scratch for the packed op(B) (⌈n/8⌉·8·k floats), list for 5k i32s (skipZeros).
  */
 export function packedMatMulWasm(shape: PackedShape): number[] {
   const { k, n, transposeA, transposeB, relaxed } = shape;
@@ -122,6 +122,13 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    * With A transposed, the steps are images, in no order: the list holds single steps.
    */
   const runs = !transposeA;
+  /**
+   * With A transposed, a block of 4 rows reads 4 neighbouring floats of A per step, one row of A
+   * (a stride of 4m bytes) apart: the list copies them into its entries, [panel offset, 4 floats],
+   * so the micro-kernel reads one entry after another.
+   */
+  const copiesA = (rows: number) => transposeA && rows === 4;
+  const ENTRY = ENTRY_BYTES;
   /** Vectors of a panel `width` columns wide. */
   const vectorsOf = (width: number) => (width > 4 ? 2 : 1);
   /** One step of the inner dimension: the panels' rows at PB (panel w at PB + w·panelBytes) times op(A)'s `rows` values at PA. */
@@ -161,6 +168,15 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       out.push(...get(PA), ...i32(4), ADD, ...set(PA));
       out.push(...get(PB), ...i32(32), ADD, ...tee(PB), ...get(RUN_END), LT_U, ...BR_IF_0, END);
       out.push(...get(PL), ...i32(8), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0);
+      out.push(END, END);
+      out.push(...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB));
+    } else if (listed && copiesA(rows)) {
+      // each entry: PB at the panel's base (PEND) + its offset, op(A)'s 4 values right after it
+      out.push(...get(PB), ...set(PEND), ...get(LIST), ...set(PL));
+      out.push(...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP);
+      out.push(...get(PL), ...LOAD_I32, ...get(PEND), ADD, ...set(PB), ...get(PL), ...i32(4), ADD, ...set(PA));
+      out.push(...step(rows, widths));
+      out.push(...get(PL), ...i32(ENTRY), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0);
       out.push(END, END);
       out.push(...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB));
     } else if (listed) {
@@ -212,6 +228,18 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    * (NaN and infinities count as nonzero, -0 as zero).
    */
   const listSteps = (rows: number) => {
+    if (copiesA(rows)) {
+      // entries [32·kk, op(A)[0..3][kk]], written for every kk, kept where one of the 4 is nonzero
+      return [
+        ...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK),
+        ...LOOP,
+        ...get(PLEND), ...get(PA), ...load(0), ...tee(TMP), ...store(4),
+        ...get(PLEND), ...get(KK), ...i32(5), SHL, ...STORE_I32,
+        ...i32(ENTRY), ...i32(0), ...get(TMP), ...ZERO_F32X4, ...F32X4_NE, ...V128_ANY_TRUE, SELECT, ...get(PLEND), ADD, ...set(PLEND),
+        ...get(PA), ...get(STRIDE), ADD, ...set(PA),
+        ...get(KK), ...i32(1), ADD, ...tee(KK), ...i32(k), LT_U, ...BR_IF_0, END,
+      ];
+    }
     const out: number[] = [...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK), ...i32(0), ...set(PREV)];
     out.push(...LOOP, ...get(PLEND), ...get(KK), ...STORE_I32);
     if (transposeA && rows === 4) {
@@ -344,6 +372,9 @@ function zeroShare(backend: WasmBackendLike, offset: number, size: number): numb
   return zeros / count;
 }
 
+/** The largest list entry (a panel offset and 4 floats of A), in bytes. */
+const ENTRY_BYTES = 20;
+
 type Packed = (a: number, b: number, bias: number, c: number, m: number, t: number, list: number) => void;
 
 /** The batch dimensions of a product's operands, if they match (or one is a single matrix); else undefined. */
@@ -390,7 +421,7 @@ export function packedMatMul(
   const count = Math.max(batch.a, batch.b);
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
   const scratch = backend.makeOutput([Math.ceil(n / NR) * NR * k], "float32");
-  const list = skipZeros ? backend.makeOutput([k], "int32") : undefined;
+  const list = skipZeros ? backend.makeOutput([(ENTRY_BYTES / 4) * k], "int32") : undefined;
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
   const [pa, pb, pc, pt] = [offset(a), offset(b), offset(out), offset(scratch)];

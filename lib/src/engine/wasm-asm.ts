@@ -113,3 +113,4 @@ export const V128_ANY_TRUE = [0xfd, 0x53];
 export const I32X4_ALL_TRUE = [0xfd, 0xa3, 0x01];
 /** v128.const with every bit set. */
 export const ALL_ONES = [0xfd, 0x0c, ...Array<number>(16).fill(0xff)];
+export const SELECT = 0x1b;
