@@ -22,8 +22,10 @@ import { relaxedSimdAvailable } from "./relaxed-simd";
  * peak for 128-bit multiply-adds (58 GFLOP/s, two FMAs a cycle), so the one way left to be faster
  * is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
  * first layer), each row block first lists the steps of the inner dimension where its rows are
- * not all zero, and the micro-kernel walks that list. The floats are the dense kernel's, bit for
- * bit, since the steps left out add exact zeros (when op(B) is finite, which the module checks).
+ * not all zero, and the micro-kernel walks that list: runs of steps when A is plain (pixels of two
+ * images), single steps carrying a copy of their 4 floats of A when A is transposed (4 pixels of
+ * one image). The floats are the dense kernel's, bit for bit, since the steps left out add exact
+ * zeros (when op(B) is finite, which the module checks).
  */
 
 /** The product a module computes (its constants). */

@@ -98,6 +98,7 @@ export const NE = 0x47;
 export const F32X4_MAX = [0xfd, 0xe9, 0x01];
 /** f32x4.relaxed_madd(a, b, c) = a·b + c, fused or not as the machine does it (relaxed SIMD proposal, opcode 0x105). */
 export const F32X4_RELAXED_MADD = [0xfd, 0x85, 0x02];
+/** What packed-matmul.ts's zero skipping uses besides: comparisons, bitwise ops, select, the SIMD tests of a vector. */
 export const GE_U = 0x4f;
 export const OR = 0x72;
 export const F32_NE = 0x5c;
