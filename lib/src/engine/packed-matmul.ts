@@ -366,7 +366,7 @@ const SAMPLE = 256;
 /** The share of zeros among {@link SAMPLE} values spread evenly over the `size` floats at `offset`. */
 function zeroShare(backend: WasmBackendLike, offset: number, size: number): number {
   const heap = backend.wasm?.HEAPU8;
-  if (heap === undefined) return 0;
+  if (heap === undefined || heap.buffer.byteLength === 0) return 0; // no view, or a detached one: compute every step
   const values = new Float32Array(heap.buffer, offset, size);
   const count = Math.min(SAMPLE, size);
   let zeros = 0;

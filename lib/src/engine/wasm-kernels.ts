@@ -18,8 +18,12 @@ export function singleBatch(shape: number[]): boolean {
 
 /** Modules instantiated so far, by backend memory and key; null where they could not be (no SIMD). */
 const instances = new WeakMap<WebAssembly.Memory, Map<string, unknown>>();
-/** A cap on the modules kept per memory: a program of many shapes recompiles instead of growing without bound. */
-const MAX_INSTANCES = 64;
+/**
+ * A cap on the modules kept per memory: a program of many shapes recompiles instead of growing
+ * without bound. An MLP's training step uses about 20 (products per shape, elementwise ops per
+ * operand layout), a notebook a few times that.
+ */
+const MAX_INSTANCES = 256;
 
 /**
  * The function `name` of the module `make()` builds, instantiated on the backend's memory
