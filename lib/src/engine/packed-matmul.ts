@@ -130,7 +130,6 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    * so the micro-kernel reads one entry after another.
    */
   const copiesA = (rows: number) => transposeA && rows === 4;
-  const ENTRY = ENTRY_BYTES;
   /** Vectors of a panel `width` columns wide. */
   const vectorsOf = (width: number) => (width > 4 ? 2 : 1);
   /** One step of the inner dimension: the panels' rows at PB (panel w at PB + w·panelBytes) times op(A)'s `rows` values at PA. */
@@ -159,38 +158,38 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
         for (let v = 0; v < vectorsOf(width); v++) out.push(...ZERO_F32X4, ...set(acc(r, w, v)));
       });
     }
+    /** The list's entries (`bytes` each) from PL, `perEntry` for each, PEND holding the first panel's base; PB after the panels. */
+    const overList = (bytes: number, perEntry: number[]) => [
+      ...get(PB), ...set(PEND), ...get(LIST), ...set(PL),
+      ...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP,
+      ...perEntry,
+      ...get(PL), ...i32(bytes), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0,
+      END, END,
+      ...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB),
+    ];
     if (listed && runs) {
       // each run [start, end): PA and PB at its start, then every step up to its end as the dense loop does
-      out.push(...get(PB), ...set(PEND), ...get(LIST), ...set(PL));
-      out.push(...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP);
-      out.push(...get(PL), ...LOAD_I32, ...tee(KK), ...i32(2), SHL, ...get(PA0), ADD, ...set(PA));
-      out.push(...get(KK), ...i32(5), SHL, ...get(PEND), ADD, ...set(PB));
-      out.push(...get(PL), 0x28, 0x02, 0x04, ...i32(5), SHL, ...get(PEND), ADD, ...set(RUN_END)); // i32.load offset 4
-      out.push(...LOOP, ...step(rows, widths));
-      out.push(...get(PA), ...i32(4), ADD, ...set(PA));
-      out.push(...get(PB), ...i32(32), ADD, ...tee(PB), ...get(RUN_END), LT_U, ...BR_IF_0, END);
-      out.push(...get(PL), ...i32(8), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0);
-      out.push(END, END);
-      out.push(...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB));
+      out.push(...overList(8, [
+        ...get(PL), ...LOAD_I32, ...tee(KK), ...i32(2), SHL, ...get(PA0), ADD, ...set(PA),
+        ...get(KK), ...i32(5), SHL, ...get(PEND), ADD, ...set(PB),
+        ...get(PL), 0x28, 0x02, 0x04, ...i32(5), SHL, ...get(PEND), ADD, ...set(RUN_END), // i32.load offset 4
+        ...LOOP, ...step(rows, widths),
+        ...get(PA), ...i32(4), ADD, ...set(PA),
+        ...get(PB), ...i32(32), ADD, ...tee(PB), ...get(RUN_END), LT_U, ...BR_IF_0, END,
+      ]));
     } else if (listed && copiesA(rows)) {
-      // each entry: PB at the panel's base (PEND) + its offset, op(A)'s 4 values right after it
-      out.push(...get(PB), ...set(PEND), ...get(LIST), ...set(PL));
-      out.push(...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP);
-      out.push(...get(PL), ...LOAD_I32, ...get(PEND), ADD, ...set(PB), ...get(PL), ...i32(4), ADD, ...set(PA));
-      out.push(...step(rows, widths));
-      out.push(...get(PL), ...i32(ENTRY), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0);
-      out.push(END, END);
-      out.push(...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB));
+      // each entry: PB at the panel's base + its offset, op(A)'s 4 values right after it
+      out.push(...overList(ENTRY_BYTES, [
+        ...get(PL), ...LOAD_I32, ...get(PEND), ADD, ...set(PB), ...get(PL), ...i32(4), ADD, ...set(PA),
+        ...step(rows, widths),
+      ]));
     } else if (listed) {
-      // PB and PA at step kk: the panel's base + 32·kk, op(A)'s rows + kk·(4 or the row stride)
-      out.push(...get(PB), ...set(PEND), ...get(LIST), ...set(PL));
-      out.push(...BLOCK, ...get(PL), ...get(PLEND), GE_U, ...brIf(0), ...LOOP);
-      out.push(...get(PL), ...LOAD_I32, ...tee(KK), ...i32(5), SHL, ...get(PEND), ADD, ...set(PB));
-      out.push(...get(KK), ...(transposeA ? [...get(STRIDE), MUL] : [...i32(2), SHL]), ...get(PA0), ADD, ...set(PA));
-      out.push(...step(rows, widths));
-      out.push(...get(PL), ...i32(4), ADD, ...tee(PL), ...get(PLEND), LT_U, ...BR_IF_0);
-      out.push(END, END);
-      out.push(...get(PEND), ...i32(panelBytes * widths.length), ADD, ...set(PB));
+      // A transposed, fewer than 4 rows: PB and PA at step kk, the panel's base + 32·kk and op(A)'s rows + kk·(A's row stride)
+      out.push(...overList(4, [
+        ...get(PL), ...LOAD_I32, ...tee(KK), ...i32(5), SHL, ...get(PEND), ADD, ...set(PB),
+        ...get(KK), ...get(STRIDE), MUL, ...get(PA0), ADD, ...set(PA),
+        ...step(rows, widths),
+      ]));
     } else {
       out.push(...get(PA0), ...set(PA), ...get(PB), ...i32(panelBytes), ADD, ...set(PEND));
       out.push(...LOOP);
@@ -225,9 +224,11 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   };
 
   /**
-   * The list of steps kk (i32s from LIST, ending at PLEND) where op(A)'s `rows` rows at PA0 are not
-   * all zero: every kk is written, and the end moves past it only if one of them is nonzero
-   * (NaN and infinities count as nonzero, -0 as zero).
+   * The list (from LIST, ending at PLEND) of the steps kk where op(A)'s `rows` rows at PA0 are not
+   * all zero (NaN and infinities count as nonzero, -0 as zero), in the form the micro-kernel walks:
+   * runs [start, end) of steps with A plain; with A transposed, entries [32·kk, op(A)'s 4 values at
+   * kk] for 4 rows, else single steps kk. Every entry is written, and the end moves past it only
+   * where it is kept.
    */
   const listSteps = (rows: number) => {
     if (copiesA(rows)) {
@@ -237,21 +238,16 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
         ...LOOP,
         ...get(PLEND), ...get(PA), ...load(0), ...tee(TMP), ...store(4),
         ...get(PLEND), ...get(KK), ...i32(5), SHL, ...STORE_I32,
-        ...i32(ENTRY), ...i32(0), ...get(TMP), ...ZERO_F32X4, ...F32X4_NE, ...V128_ANY_TRUE, SELECT, ...get(PLEND), ADD, ...set(PLEND),
+        ...i32(ENTRY_BYTES), ...i32(0), ...get(TMP), ...ZERO_F32X4, ...F32X4_NE, ...V128_ANY_TRUE, SELECT, ...get(PLEND), ADD, ...set(PLEND),
         ...get(PA), ...get(STRIDE), ADD, ...set(PA),
         ...get(KK), ...i32(1), ADD, ...tee(KK), ...i32(k), LT_U, ...BR_IF_0, END,
       ];
     }
     const out: number[] = [...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK), ...i32(0), ...set(PREV)];
     out.push(...LOOP, ...get(PLEND), ...get(KK), ...STORE_I32);
-    if (transposeA && rows === 4) {
-      // the 4 rows' values at kk are consecutive: one vector
-      out.push(...get(PA), ...load(0), ...ZERO_F32X4, ...F32X4_NE, ...V128_ANY_TRUE);
-    } else {
-      for (let r = 0; r < rows; r++) {
-        out.push(...get(PA), ...loadF32(aOffset(r)), 0x43, 0, 0, 0, 0, F32_NE);
-        if (r > 0) out.push(OR);
-      }
+    for (let r = 0; r < rows; r++) {
+      out.push(...get(PA), ...loadF32(aOffset(r)), 0x43, 0, 0, 0, 0, F32_NE);
+      if (r > 0) out.push(OR);
     }
     if (runs) {
       // a run's bounds: kk is kept where the flag changes (a run starts or ends)

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  ADD, BLOCK, BR_IF_0, END, F32_ADD, GT_S, I32, LOOP, LT_U, MUL, SUB, V128, brIf, get, i32, load, loadF32, locals,
-  moduleWithImportedMemory, set, store, storeF32, tee, voidType,
+  ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32_ADD, GT_S, I32, LOOP, LT_U, MUL, SUB, V128, brIf, get, i32, load, loadF32, locals,
+  moduleWithImportedMemory, set, store, storeF32, tee, voidType, ZERO_F32X4,
 } from "./wasm-asm";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
 
@@ -25,9 +25,8 @@ export function columnSumWasm(dtype: "float32" | "int32"): number[] {
   const [X, OUT, ROWS, COLS, P, LEFT, J] = [0, 1, 2, 3, 4, 5, 6];
   const ACC = 7; // 4 v128 accumulators, then one scalar
   const STRIDE = 12;
-  const vectorAdd = dtype === "float32" ? [0xfd, 0xe4, 0x01] : [0xfd, 0xae, 0x01]; // f32x4.add, i32x4.add
+  const vectorAdd = dtype === "float32" ? F32X4_ADD : [0xfd, 0xae, 0x01]; // i32x4.add
   const scalarAdd = dtype === "float32" ? [F32_ADD] : [ADD];
-  const zeroVector = [0xfd, 0x0c, ...Array<number>(16).fill(0)]; // v128.const 0
   const scalarLoad = dtype === "float32" ? loadF32(0) : [0x28, 0x02, 0x00];
   const scalarStore = dtype === "float32" ? storeF32(0) : [0x36, 0x02, 0x00];
   const zeroScalar = dtype === "float32" ? [0x43, 0, 0, 0, 0] : i32(0);
@@ -45,7 +44,7 @@ export function columnSumWasm(dtype: "float32" | "int32"): number[] {
     // 16 columns a turn while j + 16 <= cols
     ...BLOCK, ...LOOP,
     ...get(J), ...i32(16), ADD, ...get(COLS), GT_S, ...brIf(1),
-    ...[0, 1, 2, 3].flatMap((v) => [...zeroVector, ...set(ACC + v)]),
+    ...[0, 1, 2, 3].flatMap((v) => [...ZERO_F32X4, ...set(ACC + v)]),
     ...downRows([0, 1, 2, 3].flatMap((v) => [...get(ACC + v), ...get(P), ...load(16 * v), ...vectorAdd, ...set(ACC + v)])),
     ...[0, 1, 2, 3].flatMap((v) => [...get(OUT), ...get(J), ...i32(4), MUL, ADD, ...get(ACC + v), ...store(16 * v)]),
     ...get(J), ...i32(16), ADD, ...set(J),
