@@ -2,8 +2,9 @@
  * npm run clean-notebooks [-- --check]
  *
  * Strips outputs, execution counts and run metadata from notebooks/*.ipynb and sets the
- * project's kernelspec, so notebooks are committed clean. With --check it changes nothing
- * and exits 1 naming the notebooks that are not clean.
+ * project's kernelspec ("d2l-ts", whatever kernel a notebook was saved with or written for),
+ * so notebooks are committed clean. With --check it changes nothing and exits 1 naming the
+ * notebooks that are not clean.
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";

@@ -39,7 +39,7 @@ def main():
     ap.add_argument("notebook")
     ap.add_argument("--executed", required=True)
     ap.add_argument("--html", required=True)
-    ap.add_argument("--kernel", default="tslab")
+    ap.add_argument("--kernel", default="d2l-ts")  # the project's kernel (scripts/lib/kernelspec.ts)
     ap.add_argument("--template-dir", required=True)
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--seed", default="random", help='the D2L_SEED the kernel runs with, or "random" for none')

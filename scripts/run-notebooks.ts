@@ -16,7 +16,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeHtmlTemplate } from "./lib/html-template";
-import { writeKernelSpec } from "./lib/kernelspec";
+import { KERNEL_NAME, writeKernelSpec } from "./lib/kernelspec";
 import { BUILD_DIR, NOTEBOOKS_DIR, ROOT, notebookNames } from "./lib/paths";
 import { INSTALL_JUPYTER_HINT, findPython } from "./lib/python";
 
@@ -70,7 +70,7 @@ const build = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescrip
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 // The runner brings its own kernelspec and template, so it always runs this checkout's
-// tslab, whatever kernels the user has registered.
+// tslab (the kernel d2l-ts, first on JUPYTER_PATH), whatever kernels the user has registered.
 const jupyterDir = join(BUILD_DIR, "jupyter");
 writeKernelSpec(jupyterDir);
 const templateDir = join(BUILD_DIR, "nbconvert-templates");
@@ -97,6 +97,7 @@ function execute(name: string): Promise<boolean> {
     join(NOTEBOOKS_DIR, `${name}.ipynb`),
     "--executed", join(BUILD_DIR, "notebooks", `${name}.ipynb`),
     "--html", join(BUILD_DIR, "html", `${name}.html`),
+    "--kernel", KERNEL_NAME,
     "--template-dir", templateDir,
     "--timeout", values.timeout!,
     "--seed", seed ?? "random",

@@ -3,6 +3,7 @@ import { recoverFromInterrupt, useFixes, useSpeedups } from "./engine";
 import { useIopubQueue } from "./engine/iopub-queue";
 import { seedFromEnv, setSeed } from "./seed";
 import { sendPlotly } from "./display";
+import { kernelAdvice } from "./kernel";
 
 /** The backends d2l can run on, fastest first. */
 export const BACKENDS = ["tensorflow", "wasm", "cpu"] as const;
@@ -110,7 +111,8 @@ async function choose(requested: BackendName | undefined, log: boolean, seed: nu
  * as they are (fresh each run, or following an earlier `setSeed`). A D2L_SEED that is not an
  * integer in 0..2^53-1 is an error naming it.
  *
- * In a notebook it also sends plotly.js, so the first cell carries it for every chart below.
+ * In a notebook it also sends plotly.js, so the first cell carries it for every chart below, and,
+ * in a kernel other than the project's "d2l-ts", says how to register and pick that one.
  */
 export async function initBackend(
   backend: BackendName | undefined = undefined,
@@ -126,6 +128,8 @@ export async function initBackend(
   const seed = seedFromEnv();
   useIopubQueue(); // in a tslab kernel: many outputs in a row no longer kill it (engine/iopub-queue.ts)
   sendPlotly();
+  const advice = kernelAdvice();
+  if (advice && !options.quiet) console.warn(advice);
   if (current === undefined || requested !== currentRequest) {
     currentRequest = requested;
     current = choose(requested, !options.quiet, seed);

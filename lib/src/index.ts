@@ -17,6 +17,7 @@ export type { Disposable } from "./rerun";
 
 // Charts and notebook output.
 export { DisplayHandle, displayBundle, inKernel } from "./display";
+export { PROJECT_KERNEL, kernelAdvice } from "./kernel";
 export type { MimeBundle } from "./display";
 export { describeFigure, figureBundle, showFigure } from "./figure";
 export type { Axis, Figure, Layout, Trace } from "./figure";

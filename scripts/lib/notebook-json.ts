@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { KERNEL_DISPLAY_NAME, KERNEL_NAME } from "./kernelspec";
 
 /** The parts of an .ipynb file (nbformat 4) that the hygiene tools read and write. */
 export interface NotebookCell {
@@ -19,8 +20,8 @@ export interface Notebook {
   nbformat_minor: number;
 }
 
-/** The one kernelspec every notebook of the chapter names: this project's tslab. */
-export const KERNELSPEC = { display_name: "TypeScript", language: "typescript", name: "tslab" };
+/** The one kernelspec every notebook names: the project's own kernel (scripts/lib/kernelspec.ts). */
+export const KERNELSPEC = { display_name: KERNEL_DISPLAY_NAME, language: "typescript", name: KERNEL_NAME };
 
 /** Source split into lines that keep their "\n", as Jupyter itself writes .ipynb files. */
 function sourceLines(text: string): string[] {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeKernelSpec } from "../../scripts/lib/kernelspec";
+import { KERNEL_NAME, writeKernelSpec } from "../../scripts/lib/kernelspec";
 import { NOTEBOOKS_DIR } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
 
@@ -19,7 +19,7 @@ if (process.env.CI && !python) throw new Error("CI must ask a real tslab kernel,
 const DRIVER = `
 import json, sys
 from jupyter_client.manager import start_new_kernel
-km, kc = start_new_kernel(kernel_name="tslab", cwd=sys.argv[1], startup_timeout=120)
+km, kc = start_new_kernel(kernel_name=sys.argv[2], cwd=sys.argv[1], startup_timeout=120)
 try:
     kc.execute_interactive('import * as tf from "@tensorflow/tfjs";', timeout=120)
     replies = {}
@@ -44,7 +44,7 @@ describe.runIf(python)("tslab's completion and inspection (notebook 2.7)", () =>
   beforeAll(async () => {
     jupyterDir = mkdtempSync(join(tmpdir(), "d2l-inspect-"));
     writeKernelSpec(jupyterDir);
-    const child = spawn(python!, ["-c", DRIVER, NOTEBOOKS_DIR], { env: { ...process.env, JUPYTER_PATH: jupyterDir } });
+    const child = spawn(python!, ["-c", DRIVER, NOTEBOOKS_DIR, KERNEL_NAME], { env: { ...process.env, JUPYTER_PATH: jupyterDir } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

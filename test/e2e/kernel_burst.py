@@ -26,7 +26,7 @@ def main():
     ap.add_argument("--updates", type=int, default=700)
     ap.add_argument("--bursts", type=int, default=2)
     args = ap.parse_args()
-    km = KernelManager(kernel_name="tslab")
+    km = KernelManager(kernel_name="d2l-ts")  # the project's kernel (scripts/lib/kernelspec.ts)
     km.start_kernel(cwd=args.notebooks)
     kc = km.client()
     kc.start_channels()

@@ -28,7 +28,7 @@ from jupyter_client import KernelManager
 
 class Kernel:
     def __init__(self, cwd):
-        self.km = KernelManager(kernel_name="tslab")
+        self.km = KernelManager(kernel_name="d2l-ts")  # the project's kernel (scripts/lib/kernelspec.ts)
         self.km.start_kernel(cwd=cwd)
         self.kc = self.km.client()
         self.kc.start_channels()

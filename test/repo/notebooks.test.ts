@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { KERNELSPEC, isClean, readNotebook } from "../../scripts/lib/notebook-json";
+import { KERNELSPEC, cleanFile, cleanNotebook, formatNotebook, isClean, readNotebook, type Notebook } from "../../scripts/lib/notebook-json";
 import { NOTEBOOKS_DIR, ROOT, notebookNames } from "../../scripts/lib/paths";
 import { libDeclarations, savedDefinitions } from "../../scripts/lib/save-drift";
 
@@ -39,9 +39,9 @@ describe("notebooks as committed", () => {
   for (const name of notebookNames()) {
     const path = join(NOTEBOOKS_DIR, `${name}.ipynb`);
 
-    it(`${name} has no outputs, no execution counts and the tslab kernelspec`, () => {
+    it(`${name} has no outputs, no execution counts and the project's kernelspec (d2l-ts)`, () => {
       const nb = readNotebook(path);
-      expect(nb.metadata.kernelspec).toEqual(KERNELSPEC);
+      expect(nb.metadata.kernelspec, `${name} names another kernel: run npm run clean-notebooks`).toEqual(KERNELSPEC);
       for (const cell of nb.cells.filter((c) => c.cell_type === "code")) {
         expect(cell.outputs).toEqual([]);
         expect(cell.execution_count).toBeNull();
@@ -49,6 +49,32 @@ describe("notebooks as committed", () => {
       expect(isClean(path), `${name} is not in committed form: run npm run clean-notebooks`).toBe(true);
     });
   }
+});
+
+describe("the clean check itself", () => {
+  /** A notebook as a helper's branch may bring it: saved with the plain tslab kernel, outputs and all. */
+  const saved: Notebook = {
+    cells: [{ cell_type: "code", metadata: { scrolled: true }, outputs: [{ output_type: "stream", name: "stdout", text: "1\n" }], execution_count: 3, source: "1" }],
+    metadata: { kernelspec: { display_name: "TypeScript", language: "typescript", name: "tslab" }, language_info: { name: "typescript", version: "5" } },
+    nbformat: 4,
+    nbformat_minor: 5,
+  };
+
+  it("fails a notebook that names another kernel, and clean-notebooks gives it the project's", async () => {
+    const { mkdtempSync, readFileSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const clean = cleanNotebook(saved);
+    expect(clean.metadata.kernelspec).toEqual(KERNELSPEC);
+    expect(KERNELSPEC).toEqual({ display_name: "TypeScript (d2l-ts)", language: "typescript", name: "d2l-ts" });
+    // Clean in every other way, but naming the plain tslab kernel.
+    const file = join(mkdtempSync(join(tmpdir(), "d2l-clean-")), "x.ipynb");
+    writeFileSync(file, formatNotebook({ ...clean, metadata: { ...clean.metadata, kernelspec: saved.metadata.kernelspec } }));
+    expect(isClean(file)).toBe(false);
+    expect(cleanFile(file)).toBe(true);
+    expect(isClean(file)).toBe(true);
+    expect(readNotebook(file).metadata.kernelspec).toEqual(KERNELSPEC);
+    expect(readFileSync(file, "utf8")).toBe(formatNotebook(clean));
+  });
 });
 
 describe("// @save definitions", () => {
