@@ -28,7 +28,7 @@ function oneHotAnyDtype(original: tf.KernelFunc): tf.KernelFunc {
     const heap = backend.wasm.HEAPU8.buffer;
     const rows = tf.util.sizeFromShape(indices.shape);
     const index = new Int32Array(heap, backend.getMemoryOffset(indices.dataId), rows);
-    const values = new Values(heap, backend.getMemoryOffset(out.dataId), rows * depth);
+    const values = new Values(heap as ArrayBuffer, backend.getMemoryOffset(out.dataId), rows * depth);
     values.fill(offValue);
     for (let i = 0; i < rows; i++) {
       const j = index[i];
