@@ -2,7 +2,8 @@
 
 Used by scripts/export.ts (npm run export). Nothing is executed. A notebook whose charts
 lost the output that carries plotly.js (say its first chart cell was cleared and a later
-one re-run in the same kernel) gets that output back in front of its first chart.
+one re-run in the same kernel) gets it back in front of its first chart: export.ts works out
+which build is missing and passes it as --plotly-output.
 """
 import argparse
 import sys
@@ -22,7 +23,7 @@ def main():
     ap.add_argument("notebook")
     ap.add_argument("--html", required=True)
     ap.add_argument("--template-dir", required=True)
-    ap.add_argument("--plotly-output", required=True, help="file holding the text/html output that carries plotly.js")
+    ap.add_argument("--plotly-output", help="file holding the text/html output that carries the plotly.js the charts miss")
     ap.add_argument("--name", required=True)
     args = ap.parse_args()
 
@@ -32,10 +33,8 @@ def main():
         print(f"{args.notebook} has no outputs: run it in Jupyter and save it first, or use `npm run notebooks`", file=sys.stderr)
         return 3
     outputs = [(c, o) for c in code for o in c.get("outputs", [])]
-    # plotly.js's own licence header, kept by its minified bundle.
-    has_plotly = any("* plotly.js v" in html_of(o) for _, o in outputs)
     first_chart = next((c for c, o in outputs if 'class="d2l-plot"' in html_of(o)), None)
-    if first_chart is not None and not has_plotly:
+    if first_chart is not None and args.plotly_output:
         with open(args.plotly_output, encoding="utf-8") as f:
             carrier = nbformat.v4.new_output("display_data", data={"text/html": f.read(), "text/plain": ""})
         first_chart.outputs.insert(0, carrier)

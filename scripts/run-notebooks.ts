@@ -16,6 +16,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeHtmlTemplate } from "./lib/html-template";
+import { prerenderMathFile } from "./lib/prerender-math";
 import { KERNEL_NAME, writeKernelSpec } from "./lib/kernelspec";
 import { BUILD_DIR, NOTEBOOKS_DIR, ROOT, notebookNames } from "./lib/paths";
 import { INSTALL_JUPYTER_HINT, findPython } from "./lib/python";
@@ -92,11 +93,12 @@ function firstLine(source: string): string {
 
 function execute(name: string): Promise<boolean> {
   const started = performance.now();
+  const html = join(BUILD_DIR, "html", `${name}.html`);
   const args = [
     join(ROOT, "scripts", "execute_notebook.py"),
     join(NOTEBOOKS_DIR, `${name}.ipynb`),
     "--executed", join(BUILD_DIR, "notebooks", `${name}.ipynb`),
-    "--html", join(BUILD_DIR, "html", `${name}.html`),
+    "--html", html,
     "--kernel", KERNEL_NAME,
     "--template-dir", templateDir,
     "--timeout", values.timeout!,
@@ -109,7 +111,16 @@ function execute(name: string): Promise<boolean> {
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (code) => {
+    child.on("close", async (code) => {
+      // The page's math, typeset here once instead of by MathJax in every reader's browser.
+      if (existsSync(html)) {
+        try {
+          await prerenderMathFile(html);
+        } catch (error) {
+          console.error(`✗ ${name}: typesetting the math of ${html} failed: ${(error as Error).message}`);
+          return resolvePromise(false);
+        }
+      }
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const last = stdout.trim().split("\n").pop() ?? "";
       let summary: Summary | undefined;

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { recoverFromInterrupt, useFixes, useSpeedups } from "./engine";
 import { useIopubQueue } from "./engine/iopub-queue";
 import { seedFromEnv, setSeed } from "./seed";
-import { sendPlotly } from "./display";
+import { useCarrierResend } from "./display";
 import { kernelAdvice } from "./kernel";
 
 /** The backends d2l can run on, fastest first. */
@@ -111,8 +111,8 @@ async function choose(requested: BackendName | undefined, log: boolean, seed: nu
  * as they are (fresh each run, or following an earlier `setSeed`). A D2L_SEED that is not an
  * integer in 0..2^53-1 is an error naming it.
  *
- * In a notebook it also sends plotly.js, so the first cell carries it for every chart below, and,
- * in a kernel other than the project's "d2l-ts", says how to register and pick that one.
+ * In a kernel other than the project's "d2l-ts" it says how to register and pick that one. (plotly.js
+ * goes out with a notebook's first chart, see `ensurePlotly`; a notebook without charts carries none.)
  */
 export async function initBackend(
   backend: BackendName | undefined = undefined,
@@ -127,7 +127,7 @@ export async function initBackend(
   }
   const seed = seedFromEnv();
   useIopubQueue(); // in a tslab kernel: many outputs in a row no longer kill it (engine/iopub-queue.ts)
-  sendPlotly();
+  useCarrierResend(); // in a tslab kernel: a re-run of the cell carrying plotly.js sends it again (display.ts)
   const advice = kernelAdvice();
   if (advice && !options.quiet) console.warn(advice);
   if (current === undefined || requested !== currentRequest) {

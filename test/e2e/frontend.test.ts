@@ -2,15 +2,20 @@
  * A real front end: Debian's classic Jupyter Notebook server on 127.0.0.1 with this
  * project's kernel, driven by headless Chromium. It runs all cells of notebook 3.6, watches
  * the training chart redraw in place while it trains and end at 10 epochs, then re-runs the
- * training cell and checks the notebook still holds one chart, not two. The kernel runs seeded
+ * training cell and checks the notebook still holds one chart, not two. A learner's own cell then
+ * draws a polar chart, a trace outside Plotly's cartesian bundle that the notebook carries: the
+ * full plotly.js goes out with it, and the saved notebook's `npm run export` draws every chart
+ * offline. The kernel runs seeded
  * (D2L_SEED, 0 unless the test run sets another), so the notebook's asserts about its training
  * hold or fail on every run.
  */
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUILD_DIR, NOTEBOOKS_DIR } from "../../scripts/lib/paths";
+import { pathToFileURL } from "node:url";
+import { BUILD_DIR, NOTEBOOKS_DIR, ROOT } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
 import { CHROMIUM, launchChromium } from "./browser";
 import { startJupyterServer, type JupyterServer } from "./jupyter-server";
@@ -136,7 +141,6 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
     expect(seen.filter((e) => e > 0 && e < 10).length).toBeGreaterThanOrEqual(2);
     await expect.poll(isIdle, { timeout: 120_000 }).toBe(true);
     // The first cell's line says the run was seeded.
-    // The first cell's text outputs (it also carries plotly.js, as a script output of its own).
     const firstOutput = await page.evaluate(() =>
       Array.from(document.querySelector(".code_cell")?.querySelectorAll(".output_text") ?? [], (e) => e.textContent ?? "").join("\n"),
     );
@@ -159,4 +163,75 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
     expect(last.allCharts).toBe(before.allCharts);
     expect(seen.some((e) => e > 0 && e < 10)).toBe(true);
   }, 420_000);
+
+  it("a learner's own cell draws a polar chart (outside the cartesian bundle): the full plotly.js comes with it, and the export draws it offline", async () => {
+    const code = [
+      "d2l.showFigure({",
+      '  data: [{ type: "scatterpolar", r: [1, 3, 2, 4, 1], theta: [0, 72, 144, 216, 288], mode: "lines+markers", name: "mine" }],',
+      "  layout: { width: 400, height: 320 },",
+      "});",
+    ].join("\n");
+    const index = await page.evaluate((text) => {
+      const nb = (window as unknown as { Jupyter: { notebook: { insert_cell_at_bottom(type: string): { set_text(t: string): void; execute(): void }; ncells(): number } } }).Jupyter.notebook;
+      const cell = nb.insert_cell_at_bottom("code");
+      cell.set_text(text);
+      cell.execute();
+      return nb.ncells() - 1;
+    }, code);
+    const polar = () =>
+      page.evaluate((i) => {
+        type Cell = { input_prompt_number?: number | string | null; element: HTMLElement[]; output_area: { outputs: { data?: Record<string, unknown> }[] } };
+        const cell = (window as unknown as { Jupyter: { notebook: { get_cell(i: number): Cell } } }).Jupyter.notebook.get_cell(i);
+        const el = cell.element[0];
+        return {
+          done: typeof cell.input_prompt_number === "number",
+          traces: el.querySelectorAll(".d2l-plot .polarlayer .trace").length,
+          carriers: cell.output_area.outputs.map((o) => /data-d2l-plotly="(\w+)"/.exec(String(o.data?.["text/html"] ?? ""))?.[1]).filter(Boolean),
+          errors: Array.from(el.querySelectorAll(".output_error, .output_stderr"), (e) => (e.textContent ?? "").slice(0, 300)),
+        };
+      }, index);
+    await expect.poll(polar, { timeout: 120_000 }).toMatchObject({ done: true, errors: [] });
+    await expect.poll(async () => (await polar()).traces, { timeout: 20_000 }).toBeGreaterThan(0);
+    expect((await polar()).carriers).toEqual(["full"]);
+    // No chart anywhere on the page kept its "needs plotly.js" message.
+    expect(await page.locator(".d2l-plot-message").count()).toBe(0);
+
+    // Saved and exported as the learner would, then opened with every http(s) request refused.
+    await page.evaluate(() => (window as unknown as { Jupyter: { notebook: { save_notebook(): Promise<unknown> } } }).Jupyter.notebook.save_notebook());
+    await expect.poll(() => readFileSync(join(BUILD_DIR, "frontend", NOTEBOOK), "utf8").includes("scatterpolar"), { timeout: 30_000 }).toBe(true);
+    const html = join(BUILD_DIR, "frontend", "learner-polar.html");
+    const exported = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, [join(ROOT, "node_modules", "tsx", "dist", "cli.mjs"), join(ROOT, "scripts", "export.ts"), "3.6", "--from", join(BUILD_DIR, "frontend", NOTEBOOK), "--out", html], { cwd: ROOT });
+      let output = "";
+      child.stdout.on("data", (d) => (output += d));
+      child.stderr.on("data", (d) => (output += d));
+      child.on("close", (code) => resolve({ code, output }));
+    });
+    expect(exported.code, exported.output).toBe(0);
+    expect(statSync(html).size).toBeLessThan(8e6);
+    const offline = await browser.newPage();
+    const remote: string[] = [];
+    const errors: string[] = [];
+    offline.on("pageerror", (e) => errors.push(e.message));
+    await offline.route(/^https?:/, (route) => {
+      remote.push(route.request().url());
+      return route.abort();
+    });
+    await offline.goto(pathToFileURL(html).href);
+    const view = () =>
+      offline.evaluate(() => ({
+        plots: document.querySelectorAll(".d2l-plot").length,
+        drawn: document.querySelectorAll(".d2l-plot .main-svg").length,
+        polar: document.querySelectorAll(".d2l-plot .polarlayer .trace").length,
+        waiting: document.querySelectorAll(".d2l-plot-message").length,
+      }));
+    await expect.poll(async () => (await view()).waiting, { timeout: 30_000 }).toBe(0);
+    const drawn = await view();
+    expect(drawn.plots).toBeGreaterThanOrEqual(3);
+    expect(drawn.drawn).toBe(drawn.plots);
+    expect(drawn.polar).toBeGreaterThan(0);
+    expect(remote).toEqual([]);
+    expect(errors).toEqual([]);
+    await offline.close();
+  }, 300_000);
 });

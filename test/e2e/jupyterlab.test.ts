@@ -317,10 +317,11 @@ describe.runIf(runnable)("JupyterLab 4 with the tslab kernel", () => {
       // gets it back in front of its first chart.
       const nb = readNotebook(join(OUT_DIR, "plotly", TRAINING));
       for (const cell of nb.cells) {
-        cell.outputs = (cell.outputs as { data?: Record<string, unknown> }[] | undefined)?.filter((o) => !String(o.data?.["text/html"] ?? "").includes("plotly.js v"));
+        cell.outputs = (cell.outputs as { data?: Record<string, unknown> }[] | undefined)?.filter((o) => !String(o.data?.["text/html"] ?? "").includes("data-d2l-plotly="));
       }
       const stripped = join(OUT_DIR, "without-plotly-js.ipynb");
       writeFileSync(stripped, JSON.stringify(nb));
+      expect(JSON.stringify(nb)).not.toContain("data-d2l-plotly=");
       const strippedFile = join(OUT_DIR, "npm-export-3.6-without-plotly-js.html");
       await runExport(["3.6", "--from", stripped, "--out", strippedFile]);
       const restored = await openOffline(strippedFile);

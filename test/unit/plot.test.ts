@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { figureBundle, showFigure } from "../../lib/src/figure";
+import { TYPED_ARRAY_MIN_LENGTH, compactFigure, figureBundle, showFigure, type Figure, type TypedArraySpec } from "../../lib/src/figure";
 import { lineFigure, parseFmt, plot, scatter, scatterFigure } from "../../lib/src/plot";
 
 describe("parseFmt", () => {
@@ -81,5 +81,58 @@ describe("figure output", () => {
     expect(() => plot([1, 2, 3])).not.toThrow();
     expect(() => scatter([1, 2], [3, 4])).not.toThrow();
     expect(showFigure(lineFigure([1]))).toBeUndefined();
+  });
+});
+
+describe("compactFigure", () => {
+  /** Plotly's decoding of a typed array spec (little-endian, as in the browser). */
+  function decode(spec: TypedArraySpec): number[] {
+    const bytes = Buffer.from(spec.bdata, "base64");
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const Type = { u1: Uint8Array, i2: Int16Array, i4: Int32Array, f4: Float32Array, f8: Float64Array }[spec.dtype];
+    return Array.from(new Type(buffer));
+  }
+
+  it("sends long data arrays as Plotly typed arrays, in the smallest type that holds them, and keeps short ones and other attributes", () => {
+    const n = 1401;
+    const xs = Array.from({ length: n }, (_, i) => -7 + i * 0.01);
+    const ys = xs.map((x) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI));
+    const pixels = Array.from({ length: 28 }, (_, r) => Array.from({ length: 28 }, (_, c) => ((r * 28 + c) % 256) / 255));
+    const fig: Figure = {
+      data: [
+        { type: "scatter", x: xs, y: ys, name: "pdf", line: { color: "#1f77b4" } },
+        { type: "scatter", x: [1, 2, 3], y: [0.5, 0.25, 0.125] },
+        { type: "bar", x: Array.from({ length: 100 }, (_, i) => i), y: Array.from({ length: 100 }, (_, i) => 5 - 1000 * i) },
+        { type: "heatmap", z: pixels },
+      ],
+      layout: { width: 300, height: 200 },
+    };
+    const [curve, short, bars, image] = compactFigure(fig).data as unknown as Record<string, TypedArraySpec & unknown[]>[];
+    expect(curve.x.dtype).toBe("f4");
+    const x = decode(curve.x);
+    expect(x).toHaveLength(n);
+    x.forEach((v, i) => expect(v).toBe(Math.fround(xs[i])));
+    decode(curve.y).forEach((v, i) => expect(Math.abs(v - ys[i])).toBeLessThanOrEqual(1e-7 * ys[i]));
+    expect(curve.name).toBe("pdf");
+    expect(curve.line).toEqual({ color: "#1f77b4" });
+    expect(short.x).toEqual([1, 2, 3]); // under TYPED_ARRAY_MIN_LENGTH: plain JSON
+    expect(bars.x.dtype).toBe("u1");
+    expect(decode(bars.x)).toEqual(fig.data[2].x);
+    expect(bars.y.dtype).toBe("i4");
+    expect(decode(bars.y)).toEqual(fig.data[2].y);
+    expect(image.z.shape).toBe("28,28");
+    expect(decode(image.z)).toEqual(pixels.flat().map(Math.fround));
+    // The original figure is untouched; the whole thing is smaller than a third of its plain JSON.
+    expect(fig.data[0].x).toBe(xs);
+    expect(JSON.stringify(compactFigure(fig)).length).toBeLessThan(JSON.stringify(fig).length / 3);
+    expect(TYPED_ARRAY_MIN_LENGTH).toBeGreaterThan(30); // d2l's curves (epochs, 30 points of 2.4) stay plain
+  });
+
+  it("both forms of a chart in the bundle carry the compact data", () => {
+    const ys = Array.from({ length: 200 }, (_, i) => Math.sin(i / 10));
+    const bundle = figureBundle({ data: [{ type: "scatter", y: ys }], layout: { width: 300, height: 200 } });
+    const json = bundle["application/vnd.plotly.v1+json"] as { data: { y: TypedArraySpec }[] };
+    expect(json.data[0].y.dtype).toBe("f4");
+    expect(String(bundle["text/html"])).toContain(json.data[0].y.bdata);
   });
 });

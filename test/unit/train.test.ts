@@ -267,9 +267,9 @@ describe("predictCh3", () => {
     expect(tf.memory().numTensors).toBe(before);
     const charts = sent.filter((m) => "application/vnd.plotly.v1+json" in m.data);
     expect(charts).toHaveLength(1);
-    const fig = charts[0].data["application/vnd.plotly.v1+json"] as { data: { type: string; z: number[][] }[]; layout: { annotations: { text: string }[] } };
+    const fig = charts[0].data["application/vnd.plotly.v1+json"] as { data: { type: string; z: unknown }[]; layout: { annotations: { text: string }[] } };
     expect(fig.data).toHaveLength(6);
-    expect(fig.data[0].z).toHaveLength(28);
+    expect(fig.data[0].z).toMatchObject({ dtype: "f4", shape: "28,28" }); // 28x28 pixels as a typed array (figure.ts)
     // Two-line titles (true over predicted; Plotly breaks at <br>). The test set starts with an ankle boot, a pullover, a trouser, a trouser, a shirt, a trouser.
     expect(fig.layout.annotations.map((a) => a.text)).toEqual(
       ["ankle boot", "pullover", "trouser", "trouser", "shirt", "trouser"].map((t) => `${t}<br>ankle boot`),
