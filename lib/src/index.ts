@@ -9,6 +9,8 @@ export { BACKENDS, initBackend } from "./backend";
 export { recoverFromInterrupt, useInterruptRecovery, useSpeedups } from "./engine";
 export { useIopubQueue } from "./engine/iopub-queue";
 export type { BackendChoice, BackendName } from "./backend";
+export { numGpus, tryAllGpus, tryGpu } from "./device";
+export type { Device } from "./device";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkInRange, checkNonNegative, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
 export { LeakCheck, disposeOnRerun } from "./rerun";
