@@ -106,6 +106,27 @@ describe("file:// without tfjs-node", () => {
     }
   });
 
+  it("carries tensors without a model (notebook 5.5's save and load): float32, int32 and bool, across backends, bit for bit", async () => {
+    for (const [from, to] of [["wasm", "cpu"], ["cpu", "wasm"], ["wasm", "wasm"]] as const) {
+      await use(from);
+      const tensors = { x: tf.range(0, 4, 1, "int32"), y: tf.randomNormal([3, 2]), z: tf.tensor1d([true, false, true], "bool") };
+      const bytes = Object.values(tensors).map((t) => Array.from(new Uint8Array(t.dataSync().buffer.slice(0))));
+      const { data, specs } = await tf.io.encodeWeights(tensors);
+      const dir = join(root, `tensors-${from}-${to}`);
+      await tf.io.getSaveHandlers(`file://${dir}`)[0].save!({ weightData: data, weightSpecs: specs, format: "d2l-tensors" });
+      tf.dispose(Object.values(tensors));
+      await use(to);
+      const artifacts = await tf.io.getLoadHandlers(`file://${dir}/model.json`)[0].load!();
+      expect(artifacts.format).toBe("d2l-tensors");
+      expect(artifacts.modelTopology).toBeUndefined();
+      const loaded = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!);
+      expect(Object.keys(loaded)).toEqual(["x", "y", "z"]);
+      expect(Object.values(loaded).map((t) => t.dtype)).toEqual(["int32", "float32", "bool"]);
+      expect(Object.values(loaded).map((t) => Array.from(new Uint8Array(t.dataSync().buffer.slice(0))))).toEqual(bytes);
+      tf.dispose(Object.values(loaded));
+    }
+  });
+
   it("writes tfjs-node's files: model.json with the manifest of weights.bin, and nothing else", async () => {
     const dir = join(root, "format");
     const net = model();
