@@ -29,6 +29,12 @@ const CHAPTER = [
   "4.7-backprop",
   "4.8-numerical-stability-and-init",
   "4.9-environment",
+  "5.1-model-construction",
+  "5.2-parameters",
+  "5.3-deferred-init",
+  "5.4-custom-layer",
+  "5.5-read-write",
+  "5.6-use-gpu",
 ];
 
 describe("notebooks as committed", () => {
