@@ -1,0 +1,137 @@
+import * as tf from "@tensorflow/tfjs";
+import { loadArray } from "./data";
+import { type Net, forward } from "./models";
+import { plot } from "./plot";
+import { ArgumentError, checkNonNegative, checkPositiveInt, checkTensor } from "./validate";
+
+/**
+ * The mean squared error over all entries, PyTorch's `nn.MSELoss()` (no ½, unlike
+ * {@link squaredLoss}), as a scalar.
+ * @see d2l section 4.10.5 (training): `loss = nn.MSELoss()`
+ */
+export function mseLoss(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.squaredDifference(yHat, y).mean());
+}
+
+// @save
+/**
+ * The linear model of section 4.10: one dense layer from `inFeatures` inputs to one output,
+ * PyTorch's `nn.Sequential(nn.Linear(in_features, 1))`.
+ * @see d2l section 4.10.5 (training): `get_net`
+ */
+export function getNet(inFeatures: number): tf.Sequential {
+  return tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [inFeatures] })] });
+}
+
+// @save
+/**
+ * The root-mean-squared error between the logarithms of the predicted and the true prices, what
+ * Kaggle scores the competition by; predictions below 1 count as 1, so the logarithm is defined.
+ * @see d2l section 4.10.5 (training): `log_rmse`
+ */
+export function logRmse(net: Net, features: tf.Tensor, labels: tf.Tensor): number {
+  return tf.tidy(() => {
+    // To make the logarithm stable, set predictions below 1 to 1
+    const clippedPreds = tf.clipByValue(forward(net, features), 1, Infinity);
+    return tf.sqrt(mseLoss(tf.log(clippedPreds), tf.log(labels))).dataSync()[0];
+  });
+}
+
+// @save
+/**
+ * Trains `net` with Adam on minibatches of the mean squared error, `weightDecay` as PyTorch's Adam
+ * applies it (weightDecay · w added to each parameter's gradient, i.e. weightDecay/2 · ‖w‖² added to
+ * the loss); returns the log RMSE on the training data and, if given, on the test data after each epoch.
+ * @see d2l section 4.10.5 (training): `train`
+ */
+export function train(
+  net: tf.LayersModel, trainFeatures: tf.Tensor, trainLabels: tf.Tensor, testFeatures: tf.Tensor | null,
+  testLabels: tf.Tensor | null, numEpochs: number, learningRate: number, weightDecay: number, batchSize: number,
+): [number[], number[]] {
+  checkPositiveInt("train", "numEpochs", numEpochs);
+  checkNonNegative("train", "learningRate", learningRate);
+  checkNonNegative("train", "weightDecay", weightDecay);
+  const [trainLs, testLs]: [number[], number[]] = [[], []];
+  const trainIter = loadArray([trainFeatures, trainLabels], batchSize);
+  // The Adam optimization algorithm is used here
+  const optimizer = tf.train.adam(learningRate);
+  const params = net.trainableWeights.map((w) => w.read() as tf.Variable);
+  try {
+    for (let epoch = 0; epoch < numEpochs; epoch++) {
+      for (const [X, y] of trainIter) {
+        optimizer.minimize(() => {
+          const l = mseLoss(forward(net, X), y);
+          return weightDecay === 0 ? l : l.add(tf.addN(params.map((p) => p.square().sum())).mul(weightDecay / 2));
+        }, false, params);
+      }
+      trainLs.push(logRmse(net, trainFeatures, trainLabels));
+      if (testFeatures !== null && testLabels !== null) testLs.push(logRmse(net, testFeatures, testLabels));
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return [trainLs, testLs];
+}
+
+// @save
+/**
+ * Splits [X, y] into k folds of `floor(n / k)` rows (the rest is left out) and returns the i-th
+ * fold as validation data and the others, concatenated, as training data: [XTrain, yTrain, XValid, yValid].
+ * @see d2l section 4.10.6 (K-fold cross-validation): `get_k_fold_data`
+ */
+export function getKFoldData(k: number, i: number, X: tf.Tensor, y: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor] {
+  if (!Number.isInteger(k) || k < 2) throw new ArgumentError("getKFoldData", "k", "an integer >= 2", k);
+  if (!Number.isInteger(i) || i < 0 || i >= k) throw new ArgumentError("getKFoldData", "i", `an integer in [0, ${k - 1}]`, i);
+  checkTensor("getKFoldData", "X", X);
+  checkTensor("getKFoldData", "y", y);
+  return tf.tidy(() => {
+    const foldSize = Math.floor(X.shape[0] / k);
+    const [XParts, yParts]: [tf.Tensor[], tf.Tensor[]] = [[], []];
+    let XValid = X;
+    let yValid = y;
+    for (let j = 0; j < k; j++) {
+      const XPart = X.slice(j * foldSize, foldSize);
+      const yPart = y.slice(j * foldSize, foldSize);
+      if (j === i) {
+        [XValid, yValid] = [XPart, yPart];
+      } else {
+        XParts.push(XPart);
+        yParts.push(yPart);
+      }
+    }
+    return [tf.concat(XParts, 0), tf.concat(yParts, 0), XValid, yValid];
+  });
+}
+
+// @save
+/**
+ * K-fold cross-validation: trains a fresh `makeNet(features)` k times, each time validating on
+ * another fold, prints each fold's last log RMSE, draws the first fold's curves on a log scale,
+ * and returns the mean last training and validation log RMSE over the folds.
+ * @see d2l section 4.10.6 (K-fold cross-validation): `k_fold`
+ */
+export function kFold(
+  k: number, XTrain: tf.Tensor, yTrain: tf.Tensor, numEpochs: number, learningRate: number, weightDecay: number,
+  batchSize: number, makeNet: (inFeatures: number) => tf.LayersModel = getNet,
+): [number, number] {
+  let [trainLSum, validLSum] = [0, 0];
+  for (let i = 0; i < k; i++) {
+    const data = getKFoldData(k, i, XTrain, yTrain);
+    const net = makeNet(XTrain.shape[1]!);
+    try {
+      const [trainLs, validLs] = train(net, ...data, numEpochs, learningRate, weightDecay, batchSize);
+      trainLSum += trainLs[trainLs.length - 1];
+      validLSum += validLs[validLs.length - 1];
+      if (i === 0) {
+        plot(Array.from({ length: numEpochs }, (_, e) => e + 1), [trainLs, validLs], {
+          xlabel: "epoch", ylabel: "rmse", xlim: [1, numEpochs], legend: ["train", "valid"], yscale: "log",
+        });
+      }
+      console.log(`fold ${i + 1}, train log rmse ${trainLs[trainLs.length - 1].toFixed(6)}, valid log rmse ${validLs[validLs.length - 1].toFixed(6)}`);
+    } finally {
+      net.dispose();
+      tf.dispose(data);
+    }
+  }
+  return [trainLSum / k, validLSum / k];
+}
