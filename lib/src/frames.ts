@@ -54,9 +54,17 @@ export function getDummies(table: ColumnTable, dummyNa = true): ColumnTable {
   for (const name of categorical) {
     const values = Array.from(table.array(name) as ArrayLike<string | null>);
     const levels = [...new Set(values.filter((v): v is string => v !== null && v !== undefined))].sort();
-    for (const level of levels) columns[`${name}_${level}`] = Uint8Array.from(values, (v) => (v === level ? 1 : 0));
-    if (dummyNa) columns[`${name}_nan`] = Uint8Array.from(values, (v) => (v === null || v === undefined ? 1 : 0));
-    if (values.length !== n) throw new Error(`getDummies: column ${name} has ${values.length} rows, the table ${n}`);
+    const indicators = levels.map((level) => {
+      const indicator = new Uint8Array(n);
+      columns[`${name}_${level}`] = indicator;
+      return indicator;
+    });
+    const missing = new Uint8Array(n);
+    if (dummyNa) columns[`${name}_nan`] = missing;
+    const levelOf = new Map(levels.map((level, k) => [level, indicators[k]]));
+    values.forEach((v, i) => {
+      (v === null || v === undefined ? missing : levelOf.get(v)!)[i] = 1;
+    });
   }
   return aq.table(columns);
 }

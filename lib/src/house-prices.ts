@@ -1,5 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
+import { Adam } from "./adam";
 import { loadArray } from "./data";
+import { backward } from "./optim";
 import { type Net, forward } from "./models";
 import { plot } from "./plot";
 import { ArgumentError, checkNonNegative, checkPositiveInt, checkTensor } from "./validate";
@@ -39,9 +41,8 @@ export function logRmse(net: Net, features: tf.Tensor, labels: tf.Tensor): numbe
 
 // @save
 /**
- * Trains `net` with Adam on minibatches of the mean squared error, `weightDecay` as PyTorch's Adam
- * applies it (weightDecay · w added to each parameter's gradient, i.e. weightDecay/2 · ‖w‖² added to
- * the loss); returns the log RMSE on the training data and, if given, on the test data after each epoch.
+ * Trains `net` with Adam ({@link Adam}, PyTorch's, with its weight decay) on minibatches of the mean
+ * squared error; returns the log RMSE on the training data and, if given, on the test data after each epoch.
  * @see d2l section 4.10.5 (training): `train`
  */
 export function train(
@@ -53,22 +54,16 @@ export function train(
   checkNonNegative("train", "weightDecay", weightDecay);
   const [trainLs, testLs]: [number[], number[]] = [[], []];
   const trainIter = loadArray([trainFeatures, trainLabels], batchSize);
-  // The Adam optimization algorithm is used here
-  const optimizer = tf.train.adam(learningRate);
   const params = net.trainableWeights.map((w) => w.read() as tf.Variable);
-  try {
-    for (let epoch = 0; epoch < numEpochs; epoch++) {
-      for (const [X, y] of trainIter) {
-        optimizer.minimize(() => {
-          const l = mseLoss(forward(net, X), y);
-          return weightDecay === 0 ? l : l.add(tf.addN(params.map((p) => p.square().sum())).mul(weightDecay / 2));
-        }, false, params);
-      }
-      trainLs.push(logRmse(net, trainFeatures, trainLabels));
-      if (testFeatures !== null && testLabels !== null) testLs.push(logRmse(net, testFeatures, testLabels));
+  // The Adam optimization algorithm is used here
+  const optimizer = new Adam(params, learningRate, { weightDecay });
+  for (let epoch = 0; epoch < numEpochs; epoch++) {
+    for (const [X, y] of trainIter) {
+      backward(() => mseLoss(forward(net, X), y), params);
+      optimizer.step();
     }
-  } finally {
-    optimizer.dispose();
+    trainLs.push(logRmse(net, trainFeatures, trainLabels));
+    if (testFeatures !== null && testLabels !== null) testLs.push(logRmse(net, testFeatures, testLabels));
   }
   return [trainLs, testLs];
 }

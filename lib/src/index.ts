@@ -55,6 +55,8 @@ export type { Loss } from "./losses";
 export { backward, gradOf, sgd, zeroGrad } from "./optim";
 export { Accumulator, accuracy, evaluateAccuracy, evaluateLoss } from "./metrics";
 export { dropoutLayer, l2Penalty } from "./regularization";
+export { Adam } from "./adam";
+export type { AdamOptions } from "./adam";
 export { getKFoldData, getNet, kFold, logRmse, mseLoss, train } from "./house-prices";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";
