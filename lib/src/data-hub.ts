@@ -95,7 +95,6 @@ export async function download(name: string, cacheDir: string = dataCacheDir()):
     copyFileAtomic(shipped, fname);
     return fname;
   }
-  console.log(`Downloading ${fname} from ${url}...`);
   await downloadFile(url, fname, { verify: expectSha1(sha1Hash) });
   return fname;
 }
