@@ -75,7 +75,6 @@ export function expectSha1(sha1: string): (path: string) => Promise<void> {
   };
 }
 
-// @save
 /**
  * Downloads the file DATA_HUB registers under `name` into `cacheDir` and returns its path. A file
  * already there with the right SHA-1 is a cache hit; else the copy shipped with the lib, if it has
@@ -116,7 +115,6 @@ export async function extractArchive(archive: string, dir: string): Promise<void
   }
 }
 
-// @save
 /**
  * Downloads the .zip or .tar(.gz) archive DATA_HUB registers under `name` (see {@link download}),
  * extracts it next to itself and returns `folder` there if given, else the archive's path
@@ -134,7 +132,6 @@ export async function downloadExtract(name: string, folder?: string): Promise<st
   return folder ? join(baseDir, folder) : fname.slice(0, -ext.length);
 }
 
-// @save
 /**
  * Downloads every file DATA_HUB registers (see {@link download}).
  * @see d2l.download_all (section 4.10.1)

@@ -1,10 +1,63 @@
 import * as tf from "@tensorflow/tfjs";
+import type { ColumnTable } from "arquero";
 import { Adam } from "./adam";
 import { loadArray } from "./data";
+import { download } from "./data-hub";
+import { getDummies, isNumericColumn, readCsv, tableToTensor } from "./frames";
 import { backward } from "./optim";
 import { type Net, forward } from "./models";
 import { plot } from "./plot";
 import { ArgumentError, checkNonNegative, checkPositiveInt, checkTensor } from "./validate";
+
+/** Section 4.10's data, read and preprocessed: what {@link loadHousePrices} returns. */
+export interface HousePrices {
+  /** The training table as read (1460 houses, 81 columns: Id, 79 features, SalePrice). */
+  trainData: ColumnTable;
+  /** The test table as read (1459 houses, 80 columns: no SalePrice). */
+  testData: ColumnTable;
+  /** The preprocessed features of the training houses, [1460, 331]. */
+  trainFeatures: tf.Tensor2D;
+  /** The preprocessed features of the test houses, [1459, 331]. */
+  testFeatures: tf.Tensor2D;
+  /** SalePrice, [1460, 1]. */
+  trainLabels: tf.Tensor2D;
+}
+
+/**
+ * Section 4.10.4's preprocessing of the features of train and test together: each numeric column
+ * standardized to mean 0 and standard deviation 1 (pandas' sample standard deviation, missing values
+ * skipped), then its missing values set to 0; each text column one-hot encoded with a column for
+ * "missing" ({@link getDummies}).
+ * @see d2l section 4.10.4 (data preprocessing)
+ */
+export function preprocessHouseFeatures(allFeatures: ColumnTable): ColumnTable {
+  const numericFeatures = allFeatures.columnNames().filter((c) => isNumericColumn(allFeatures, c));
+  const standardize = (c: string) => {
+    const x = `d[${JSON.stringify(c)}]`;
+    return `d => ${x} === null ? null : (${x} - op.mean(${x})) / op.stdev(${x})`;
+  };
+  const standardized = allFeatures
+    .derive(Object.fromEntries(numericFeatures.map((c) => [c, standardize(c)])))
+    .impute(Object.fromEntries(numericFeatures.map((c) => [c, () => 0])));
+  return getDummies(standardized, true);
+}
+
+/**
+ * Reads the Kaggle house data through the data hub ({@link download}) and preprocesses it as section
+ * 4.10 does ({@link preprocessHouseFeatures}); the notebook does the same steps one by one.
+ */
+export async function loadHousePrices(): Promise<HousePrices> {
+  const trainData = readCsv(await download("kaggle_house_train"));
+  const testData = readCsv(await download("kaggle_house_test"));
+  const trainNames = trainData.columnNames();
+  const allFeatures = trainData.select(trainNames.slice(1, -1)).concat(testData.select(testData.columnNames().slice(1)));
+  const nTrain = trainData.numRows();
+  const features = tableToTensor(preprocessHouseFeatures(allFeatures));
+  const [trainFeatures, testFeatures] = tf.split(features, [nTrain, features.shape[0] - nTrain]) as [tf.Tensor2D, tf.Tensor2D];
+  features.dispose();
+  const trainLabels = tf.tensor2d(Float32Array.from(trainData.array("SalePrice") as ArrayLike<number>), [nTrain, 1]);
+  return { trainData, testData, trainFeatures, testFeatures, trainLabels };
+}
 
 /**
  * The mean squared error over all entries, PyTorch's `nn.MSELoss()` (no ½, unlike
@@ -15,7 +68,6 @@ export function mseLoss(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
   return tf.tidy(() => tf.squaredDifference(yHat, y).mean());
 }
 
-// @save
 /**
  * The linear model of section 4.10: one dense layer from `inFeatures` inputs to one output,
  * PyTorch's `nn.Sequential(nn.Linear(in_features, 1))`.
@@ -25,7 +77,6 @@ export function getNet(inFeatures: number): tf.Sequential {
   return tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [inFeatures] })] });
 }
 
-// @save
 /**
  * The root-mean-squared error between the logarithms of the predicted and the true prices, what
  * Kaggle scores the competition by; predictions below 1 count as 1, so the logarithm is defined.
@@ -39,7 +90,6 @@ export function logRmse(net: Net, features: tf.Tensor, labels: tf.Tensor): numbe
   });
 }
 
-// @save
 /**
  * Trains `net` with Adam ({@link Adam}, PyTorch's, with its weight decay) on minibatches of the mean
  * squared error; returns the log RMSE on the training data and, if given, on the test data after each epoch.
@@ -68,7 +118,6 @@ export function train(
   return [trainLs, testLs];
 }
 
-// @save
 /**
  * Splits [X, y] into k folds of `floor(n / k)` rows (the rest is left out) and returns the i-th
  * fold as validation data and the others, concatenated, as training data: [XTrain, yTrain, XValid, yValid].
@@ -98,7 +147,6 @@ export function getKFoldData(k: number, i: number, X: tf.Tensor, y: tf.Tensor): 
   });
 }
 
-// @save
 /**
  * K-fold cross-validation: trains a fresh `makeNet(features)` k times, each time validating on
  * another fold, prints each fold's last log RMSE, draws the first fold's curves on a log scale,

@@ -57,6 +57,7 @@ export { Accumulator, accuracy, evaluateAccuracy, evaluateLoss } from "./metrics
 export { dropoutLayer, l2Penalty } from "./regularization";
 export { Adam } from "./adam";
 export type { AdamOptions } from "./adam";
-export { getKFoldData, getNet, kFold, logRmse, mseLoss, train } from "./house-prices";
+export { getKFoldData, getNet, kFold, loadHousePrices, logRmse, mseLoss, preprocessHouseFeatures, train } from "./house-prices";
+export type { HousePrices } from "./house-prices";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";
