@@ -28,6 +28,9 @@ export interface AdamOptions {
 export class Adam {
   private readonly m: Float32Array[];
   private readonly v: Float32Array[];
+  /** Each parameter's values as the last step wrote them, and the buffer the variable then held: while it still does, they need not be read back. */
+  private readonly values: (Float32Array | undefined)[];
+  private readonly written: (tf.DataId | undefined)[];
   private t = 0;
   private readonly beta1: number;
   private readonly beta2: number;
@@ -51,6 +54,8 @@ export class Adam {
     checkNonNegative("Adam", "weightDecay", this.weightDecay);
     this.m = params.map((p) => new Float32Array(p.size));
     this.v = params.map((p) => new Float32Array(p.size));
+    this.values = params.map(() => undefined);
+    this.written = params.map(() => undefined);
   }
 
   /** One update of every parameter from its gradient (see {@link gradOf}), which is then freed. */
@@ -62,17 +67,22 @@ export class Adam {
     this.params.forEach((param, k) => {
       const grad = gradOf(param);
       const g = grad.dataSync() as Float32Array;
-      const w = (param.dataSync() as Float32Array).slice(); // the cpu backend would hand out the variable's own array
+      // The variable's values: ours from the last step unless something else assigned it since.
+      const w = this.written[k] === param.dataId && this.values[k] ? this.values[k]! : (param.dataSync() as Float32Array);
+      // A new array each step: the cpu backend keeps the array a tensor is made from (and an interrupted
+      // step must not leave our copy ahead of the variable).
+      const next = new Float32Array(w.length);
       const [m, v] = [this.m[k], this.v[k]];
       for (let i = 0; i < w.length; i++) {
         const gi = weightDecay === 0 ? g[i] : g[i] + weightDecay * w[i];
         m[i] = beta1 * m[i] + (1 - beta1) * gi;
         v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
-        w[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / correction2Sqrt + eps);
+        next[i] = w[i] - (stepSize * m[i]) / (Math.sqrt(v[i]) / correction2Sqrt + eps);
       }
-      const updated = tf.tensor(w, param.shape, "float32");
+      const updated = tf.tensor(next, param.shape, "float32");
       param.assign(updated);
       updated.dispose();
+      [this.values[k], this.written[k]] = [next, param.dataId];
       zeroGrad(param);
     });
   }
