@@ -7,6 +7,8 @@
  *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare] [--peer]
  *                    [--seed N|random] [--seeds N]
  *
+ * --model kaggle runs section 4.10's K-fold job instead, with options of its own (scripts/bench-kaggle.ts).
+ *
  * The models (scratch and concise: 3.6 and 3.7; mlp-scratch and mlp: 4.2 and 4.3) are described
  * in scripts/bench-models.ts. Prints a table per epoch (a progress bar on stderr when it is a
  * terminal); with --json the last line is one JSON object:
@@ -43,6 +45,7 @@ import { parseArgs } from "node:util";
 import * as d2l from "../lib/src/index";
 import { DESCRIPTIONS, MODELS, type Model, makeJob } from "./bench-models";
 import { HOW_TO_GET_TORCH, type PeerResult, fashionMnistDir, findTorchPython, runPeer } from "./bench-peer";
+import { kaggleMain } from "./bench-kaggle";
 
 
 interface Options {
@@ -337,7 +340,10 @@ function orchestratePeer(opts: Options): void {
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  // Section 4.10's K-fold job has options of its own (scripts/bench-kaggle.ts).
+  if (argv.some((a, i) => a === "--model=kaggle" || (a === "--model" && argv[i + 1] === "kaggle"))) return kaggleMain(argv);
+  const opts = parseOptions(argv);
   if (opts.seeds > 0) {
     sweepSeeds(opts);
     return;

@@ -34,8 +34,15 @@ export function rowTaker(t: tf.Tensor): (indices: ArrayLike<number>) => tf.Tenso
   const rowShape = t.shape.slice(1);
   const rowSize = tf.util.sizeFromShape(rowShape);
   const TypedArray = values.constructor as new (length: number) => typeof values;
+  // The wasm backend (and tfjs-node) copy a new tensor's values into their own memory, so one
+  // scratch array serves every batch there, sparing the garbage collector a batch-sized array a step;
+  // the cpu backend keeps the array it is given, so it gets a new one each time.
+  let scratch: typeof values | undefined;
   return (indices) => {
-    const rows = new TypedArray(indices.length * rowSize);
+    const size = indices.length * rowSize;
+    const reuse = tf.getBackend() === "wasm";
+    if (!reuse || scratch?.length !== size) scratch = new TypedArray(size);
+    const rows = scratch;
     for (let k = 0; k < indices.length; k++) {
       const start = indices[k] * rowSize;
       rows.set(values.subarray(start, start + rowSize), k * rowSize);

@@ -36,6 +36,11 @@ export { DataFileError, parseIdx, readIdxGz } from "./idx";
 export type { IdxArray } from "./idx";
 export { DownloadError, downloadFile } from "./download";
 export type { DownloadOptions } from "./download";
+export {
+  DATA_HUB, DATA_URL, SHIPPED_DATA_DIR, copyFileAtomic, dataCacheDir, download, downloadAll, downloadExtract, expectSha1,
+  extractArchive, sha1File, shippedCopy,
+} from "./data-hub";
+export { PANDAS_NA_VALUES, getDummies, isNumericColumn, readCsv, tableToTensor } from "./frames";
 export { ImageDataset } from "./image-data";
 export type { ImageBatchOptions } from "./image-data";
 export {
@@ -53,6 +58,10 @@ export type { Loss } from "./losses";
 export { backward, gradOf, sgd, zeroGrad } from "./optim";
 export { Accumulator, accuracy, evaluateAccuracy, evaluateLoss } from "./metrics";
 export { dropoutLayer, l2Penalty } from "./regularization";
+export { Adam } from "./adam";
+export type { AdamOptions } from "./adam";
+export { getKFoldData, getNet, kFold, loadHousePrices, logRmse, mseLoss, preprocessHouseFeatures, train } from "./house-prices";
+export type { HousePrices } from "./house-prices";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";
 

@@ -29,6 +29,7 @@ const CHAPTER = [
   "4.7-backprop",
   "4.8-numerical-stability-and-init",
   "4.9-environment",
+  "4.10-kaggle-house-price",
   "5.1-model-construction",
   "5.2-parameters",
   "5.3-deferred-init",
