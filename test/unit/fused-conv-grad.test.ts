@@ -34,6 +34,17 @@ describe("useLazyFusedConv2dGradient", () => {
     for (let i = 0; i < 2; i++) lazy.grads[i].forEach((v, j) => expect(Math.abs(v - eager.grads[i][j])).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(v))));
   });
 
+  it("makes tf.layers.conv2d with a sigmoid (activation null in tf.fused.conv2d) skip the input gradient of a layer fed by data", async () => {
+    const layer = tf.layers.conv2d({ filters: 3, kernelSize: 3, activation: "sigmoid", inputShape: [6, 6, 1] });
+    const x = tf.tensor4d(values(2 * 36, 64), [2, 6, 6, 1]);
+    layer.apply(x);
+    const info = await tf.profile(() => tf.dispose(tf.variableGrads(() => (layer.apply(x) as tf.Tensor).sum() as tf.Scalar).grads));
+    expect(info.kernelNames).toContain("Conv2DBackpropFilter");
+    expect(info.kernelNames).not.toContain("Conv2DBackpropInput");
+    x.dispose();
+    layer.dispose();
+  });
+
   it("leaves evaluation (no gradient recorded) to the fused kernel", async () => {
     const info = await tf.profile(() => {
       const y = tf.fused.conv2d({ x: tf.ones([1, 5, 5, 1]) as tf.Tensor4D, filter: tf.ones([3, 3, 1, 2]) as tf.Tensor4D, strides: 1, pad: "valid", bias: tf.ones([2]) });

@@ -22,7 +22,9 @@ const fused = tf.fused as { conv2d: Marked };
 
 function lazyGradientConv2d(original: FusedConv2d): Marked {
   const wrapper = ((args: Parameters<FusedConv2d>[0]) => {
-    const { x, filter, strides, pad, dataFormat = "NHWC", dilations = [1, 1], dimRoundingMode, bias, activation = "linear", preluActivationWeights } = args;
+    const { x, filter, strides, pad, dataFormat = "NHWC", dilations = [1, 1], dimRoundingMode, bias, preluActivationWeights } = args;
+    // tf.layers.conv2d passes activation null for the activations it applies itself (sigmoid): tfjs reads null as linear
+    const activation = args.activation ?? "linear";
     if (activation !== "linear" || preluActivationWeights != null || tf.engine().state.gradientDepth === 0) return original(args);
     const y = tf.conv2d(x as tf.Tensor4D, filter, strides, pad, dataFormat, dilations, dimRoundingMode);
     if (bias == null) return y;
