@@ -28,15 +28,14 @@ import { filterGradientHook } from "./wasm-conv-grad";
  * Each module is generated for its shape (every offset in the inner loop is a constant) and uses
  * `f32x4.relaxed_madd` where Node has relaxed SIMD, as packed-matmul.ts does.
  *
- * **Threads** (issue 26): every entry point takes a range of images [nStart, nEnd) and writes only
- * what belongs to those images' outputs, so workers sharing the memory can run disjoint ranges. The
- * filter gradient, a sum over the batch, is computed per fixed chunk of {@link FILTER_CHUNK} images
- * into a partial sum of its own, and the partial sums are added in chunk order: the floats do not
- * depend on how many threads ran the chunks (nor on whether any did).
- *
- * **Same floats**: every sum runs in a fixed order, so the same inputs give the same bits.
- * `d2l.useSpeedups(false)` puts tfjs's Conv2D, FusedConv2D and Conv2DBackpropInput back, and the
- * filter gradient to the plain loop of wasm-conv-grad.ts (tfjs has none).
+ * **What is registered** (measured in CPU time on LeNet's shapes, batch 256, AMD EPYC Zen 5, shared):
+ * the filter gradient (3-10 ms against 75-160 ms for the plain loop of wasm-conv-grad.ts); the input
+ * gradient at stride 1 as a forward convolution by the backend's own XNNPACK Conv2D on dy with the
+ * filter flipped ({@link xnnpackInputGradient}: 10 ms against tfjs's scalar Conv2DBackpropInput's
+ * 45, and our SIMD forward's 23, which multiplies the padding's zeros too). The forward kernel is not
+ * registered: single-threaded, XNNPACK's Conv2D is as fast on LeNet's first layer and faster on its
+ * second (33 against 19 GFLOP/s). {@link simdConv2d} and {@link simdInputGradient} are kept, tested,
+ * for the thread pool (a worker cannot call into XNNPACK's module, but can run ours on a range of images).
  */
 
 /** Images per partial sum of the filter gradient (fixed, so the result does not depend on the split). */
@@ -395,6 +394,42 @@ export function simdInputGradient(
   return out;
 }
 
+/**
+ * The input gradient of a stride-1 convolution as a forward convolution by the backend's own Conv2D
+ * kernel (XNNPACK): dy with explicit padding (FH-1-top, ...) and the filter flipped, channel axes swapped.
+ */
+export function xnnpackInputGradient(
+  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo | undefined {
+  const { filterHeight: FH, filterWidth: FW, inChannels: C, outChannels: K } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+  if (info.dataFormat !== "channelsLast" || dy.dtype !== "float32" || filter.dtype !== "float32") return undefined;
+  const top = FH - 1 - info.padInfo.top;
+  const left = FW - 1 - info.padInfo.left;
+  const bottom = info.inHeight + info.padInfo.top - info.outHeight;
+  const right = info.inWidth + info.padInfo.left - info.outWidth;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return undefined;
+  const conv = tf.getKernel(tf.Conv2D, "wasm");
+  if (conv === undefined) return undefined;
+  const wt = backend.makeOutput([FH, FW, K, C], "float32");
+  const src = f32(backend, filter);
+  const dst = f32(backend, wt);
+  for (let a = 0; a < FH; a++) {
+    for (let b = 0; b < FW; b++) {
+      for (let ci = 0; ci < C; ci++) {
+        for (let co = 0; co < K; co++) dst[(((FH - 1 - a) * FW + (FW - 1 - b)) * K + co) * C + ci] = src[((a * FW + b) * C + ci) * K + co];
+      }
+    }
+  }
+  const original = findWasmReplacement(tf.Conv2D, MARK)?.original.kernelFunc ?? conv.kernelFunc;
+  const out = original({
+    inputs: { x: dy, filter: wt }, backend: backend as never,
+    attrs: { strides: 1, pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: "NHWC", dilations: 1 } as never,
+  }) as tf.TensorInfo;
+  backend.disposeData(wt.dataId);
+  return out;
+}
+
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 const MARK = Symbol.for("d2l.useSimdConv2d");
 
@@ -405,25 +440,11 @@ function infoOf(x: number[], filterShape: number[], attrs: { strides: number | [
 }
 
 const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.KernelFunc> = {
-  [tf.Conv2D]: (original, settings) => (args: KernelArgs) => {
-    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
-    const info = infoOf(x.shape, filter.shape, args.attrs as unknown as tf.Conv2DAttrs);
-    const out = info && simdConv2d(args.backend as unknown as WasmBackendLike, x, filter, info, {}, settings);
-    return out ?? original(args);
-  },
-  [tf.FusedConv2D]: (original, settings) => (args: KernelArgs) => {
-    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined> & { x: tf.TensorInfo; filter: tf.TensorInfo };
-    const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
-    if ((attrs.activation !== "linear" && attrs.activation !== "relu") || preluActivationWeights != null) return original(args);
-    const info = infoOf(x.shape, filter.shape, attrs);
-    const out = info && simdConv2d(args.backend as unknown as WasmBackendLike, x, filter, info, { bias: bias ?? undefined, relu: attrs.activation === "relu" }, settings);
-    return out ?? original(args);
-  },
-  [tf.Conv2DBackpropInput]: (original, settings) => (args: KernelArgs) => {
+  [tf.Conv2DBackpropInput]: (original) => (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
     const info = infoOf(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 });
-    const out = info && simdInputGradient(args.backend as unknown as WasmBackendLike, dy, filter, info, settings);
+    const out = info && xnnpackInputGradient(args.backend as unknown as WasmBackendLike, dy, filter, info);
     return out ?? original(args);
   },
 };
@@ -435,10 +456,10 @@ function sharedSettings(): Settings {
 }
 
 /**
- * Makes the wasm backend's Conv2D, FusedConv2D (linear or relu) and Conv2DBackpropInput (stride 1)
- * run the SIMD kernels above where they handle the shape (NHWC, dilation 1, at most 16 output
- * channels), and the filter gradient of wasm-conv-grad.ts too. Idempotent; `relaxed: false`
- * retunes (for benchmarks). Returns false when the wasm kernels are not registered.
+ * Makes the wasm backend's filter gradient (wasm-conv-grad.ts) run the SIMD kernel where it handles
+ * the shape (NHWC, dilation 1, at most 16 output channels), and its Conv2DBackpropInput at stride 1
+ * run as XNNPACK's forward convolution with the filter flipped. Idempotent; `relaxed: false` retunes
+ * (for benchmarks). Returns false when the wasm kernels are not registered.
  * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/conv2d-simd.ts.
  */
 export function useSimdConv2d(options: Partial<Settings> = {}): boolean {
@@ -452,7 +473,7 @@ export function useSimdConv2d(options: Partial<Settings> = {}): boolean {
   return true;
 }
 
-/** Puts tfjs's Conv2D, FusedConv2D and Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
+/** Puts tfjs's Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
 export function restoreSimdConv2d(): boolean {
   filterGradientHook().run = undefined;
   return Object.keys(WRAP).map((name) => restoreWasmKernel(name, MARK)).some(Boolean);
