@@ -8,6 +8,7 @@ import { useWasmOneHotFix } from "./wasm-onehot";
 import { useWasmConvGradients } from "./wasm-conv-grad";
 import { restoreSimdConv2d, useSimdConv2d } from "./conv2d-simd";
 import { restoreLazyFusedConv2d, useLazyFusedConv2dGradient } from "./fused-conv-grad";
+import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "./wasm-avg-pool-grad";
 import { useInterruptRecovery } from "./interrupt";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
@@ -22,7 +23,8 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
- * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts). Fixes of
+ * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
+ * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts). Fixes of
  * wrong results stay on either way.
  * Not in d2l.
  */
@@ -35,6 +37,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmColumnSum();
     restoreSimdConv2d();
     restoreLazyFusedConv2d();
+    restoreWasmAvgPoolGrad();
     return;
   }
   useLazyFusedMatMulGradient();
@@ -45,6 +48,7 @@ export function useSpeedups(enabled: boolean): void {
     useFastWasmBinary();
     useFastWasmColumnSum();
     useSimdConv2d();
+    useFastWasmAvgPoolGrad();
   }
 }
 
