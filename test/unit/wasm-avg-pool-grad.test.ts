@@ -1,0 +1,61 @@
+import * as tf from "@tensorflow/tfjs";
+import { afterAll, describe, expect, it } from "vitest";
+import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "../../lib/src/engine/wasm-avg-pool-grad";
+import { values } from "./kernel-fixtures";
+
+const onWasm = tf.getBackend() === "wasm";
+
+async function onCpu<T>(f: () => T): Promise<T> {
+  await tf.setBackend("cpu");
+  try {
+    return f();
+  } finally {
+    await tf.setBackend("wasm");
+  }
+}
+
+const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
+
+/** The gradient of Σ avgPool(x) · w with respect to x, for fixed x and w. */
+function poolGradient(shape: [number, number, number, number], filter: number | [number, number], strides: number | [number, number], pad: "valid" | "same" | number): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(values(size(shape), 71), shape);
+    const y = tf.avgPool(x, filter, strides, pad);
+    const w = tf.tensor(values(size(y.shape), 72), y.shape);
+    return tf.grad((a: tf.Tensor) => tf.avgPool(a as tf.Tensor4D, filter, strides, pad).mul(w).sum())(x).dataSync().slice() as Float32Array;
+  });
+}
+
+describe.skipIf(!onWasm)("useFastWasmAvgPoolGrad (wasm backend)", () => {
+  afterAll(() => {
+    useFastWasmAvgPoolGrad();
+  });
+  const cases: [[number, number, number, number], number | [number, number], number | [number, number], "valid" | "same" | number][] = [
+    [[4, 28, 28, 6], 2, 2, "valid"], // LeNet's first pooling
+    [[4, 10, 10, 16], 2, 2, "valid"], // and its second
+    [[2, 7, 9, 3], 2, 2, "valid"], // odd sizes: the last row and column lie in no window
+    [[2, 9, 9, 5], 3, 3, "valid"], // 1/9 is not exact
+    [[2, 8, 6, 2], [2, 3], [2, 3], "valid"],
+    [[2, 7, 7, 3], 3, 2, "valid"], // overlapping windows, padding: the original kernel
+    [[2, 7, 7, 3], 2, 2, "same"],
+  ];
+  it.each(cases)("gives the cpu backend's gradient: x %j, window %j, strides %j, pad %j", async (shape, filter, strides, pad) => {
+    useFastWasmAvgPoolGrad();
+    const ours = poolGradient(shape, filter, strides, pad);
+    const reference = await onCpu(() => poolGradient(shape, filter, strides, pad));
+    expect(ours.length).toBe(reference.length);
+    // one rounding of a product (tiling windows) or of a sum of a few (overlapping: the original kernel), against cpu's float64
+    const largest = Math.max(...reference.map(Math.abs));
+    ours.forEach((v, i) => expect(Math.abs(v - reference[i])).toBeLessThanOrEqual(2 ** -22 * largest));
+  });
+
+  it("is what the kernel runs, same bits as the original for 2x2 windows, and leaks nothing", () => {
+    const before = tf.memory().numTensors;
+    const ours = poolGradient([3, 28, 28, 6], 2, 2, "valid");
+    expect(tf.memory().numTensors).toBe(before);
+    restoreWasmAvgPoolGrad();
+    const theirs = poolGradient([3, 28, 28, 6], 2, 2, "valid");
+    useFastWasmAvgPoolGrad();
+    expect(Array.from(ours)).toEqual(Array.from(theirs));
+  });
+});
