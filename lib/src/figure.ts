@@ -18,6 +18,8 @@ export interface Trace {
   showscale?: boolean;
   zmin?: number;
   zmax?: number;
+  zmid?: number;
+  colorbar?: Record<string, unknown>;
   hoverinfo?: string;
 }
 

@@ -52,3 +52,10 @@ export { Accumulator, accuracy, evaluateAccuracy, evaluateLoss } from "./metrics
 export { dropoutLayer, l2Penalty } from "./regularization";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";
+
+// Chapter 6, convolutional networks: cross-correlation, heatmaps, LeNet's training loop.
+export { corr2d } from "./conv";
+export { heatmapsFigure, showHeatmaps } from "./heatmaps";
+export type { Colormap } from "./heatmaps";
+export { evaluateAccuracyGpu, trainCh6 } from "./train-ch6";
+export type { ComputeDevice, TrainCh6Metrics } from "./train-ch6";

@@ -29,6 +29,12 @@ const CHAPTER = [
   "4.7-backprop",
   "4.8-numerical-stability-and-init",
   "4.9-environment",
+  "6.1-why-conv",
+  "6.2-conv-layer",
+  "6.3-padding-and-strides",
+  "6.4-channels",
+  "6.5-pooling",
+  "6.6-lenet",
 ];
 
 describe("notebooks as committed", () => {
