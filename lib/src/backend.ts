@@ -23,9 +23,10 @@ export interface BackendChoice {
 /** How each backend is made available to tfjs, and how to get it when it is missing. */
 const LOADERS: Record<BackendName, { load: () => void; install: string }> = {
   tensorflow: {
-    load: () => require("@tensorflow/tfjs-node"),
+    load: loadTensorflow,
     install:
-      "npm install @tensorflow/tfjs-node (it downloads libtensorflow; see the README when that fails)",
+      "npm install @tensorflow/tfjs-node (it downloads libtensorflow; see the README when that fails), " +
+      "or @tensorflow/tfjs-node-gpu on Linux with an NVIDIA GPU and CUDA",
   },
   wasm: {
     load: () => require("@tensorflow/tfjs-backend-wasm"),
@@ -33,6 +34,35 @@ const LOADERS: Record<BackendName, { load: () => void; install: string }> = {
   },
   cpu: { load: () => undefined, install: "npm install @tensorflow/tfjs" },
 };
+
+/** Which package provides the "tensorflow" backend, once loaded: both register it under that name. */
+let tensorflowPackage: "tfjs-node-gpu" | "tfjs-node" | undefined;
+
+/**
+ * Loads TensorFlow's C library for the "tensorflow" backend: `@tensorflow/tfjs-node-gpu` (CUDA) when it
+ * is installed, else `@tensorflow/tfjs-node`. Only one of them may load in a process.
+ */
+function loadTensorflow(): void {
+  try {
+    require("@tensorflow/tfjs-node-gpu");
+    tensorflowPackage = "tfjs-node-gpu";
+    return;
+  } catch (error) {
+    if (shortError(error) !== "not installed") {
+      const text = error instanceof Error ? error.message : String(error);
+      throw new Error(`@tensorflow/tfjs-node-gpu: ${text}`);
+    }
+  }
+  require("@tensorflow/tfjs-node");
+  tensorflowPackage = "tfjs-node";
+}
+
+/** "tfjs-node-gpu, on the GPU" or "tfjs-node-gpu, no GPU found": said when the GPU package runs. */
+function gpuNote(): string {
+  if (tensorflowPackage !== "tfjs-node-gpu") return "";
+  const flags = tf.findBackend("tensorflow") as unknown as { isUsingGpuDevice?: boolean } | null;
+  return flags?.isUsingGpuDevice ? "tfjs-node-gpu, on the GPU" : "tfjs-node-gpu, no GPU found: on the CPU";
+}
 
 let current: Promise<BackendChoice> | undefined;
 let currentRequest: BackendName | undefined;
@@ -90,6 +120,8 @@ async function choose(requested: BackendName | undefined, log: boolean, seed: nu
       }
     }
   }
+  const note = choice.name === "tensorflow" ? gpuNote() : "";
+  if (note) choice = { ...choice, reason: choice.reason ? `${note}; ${choice.reason}` : note };
   if (log) {
     const seeded = seed === undefined ? "" : `, seed ${seed}`;
     console.log(`d2l: backend ${choice.name}${choice.reason ? ` (${choice.reason})` : ""}${seeded}`);
@@ -98,8 +130,9 @@ async function choose(requested: BackendName | undefined, log: boolean, seed: nu
 }
 
 /**
- * Picks the fastest TensorFlow.js backend that loads: tfjs-node ("tensorflow"), then wasm,
- * then plain JavaScript ("cpu"), and prints one line saying which. `D2L_BACKEND` or the
+ * Picks the fastest TensorFlow.js backend that loads: TensorFlow's C library ("tensorflow", from
+ * tfjs-node-gpu when installed, computing on an NVIDIA GPU, else from tfjs-node), then wasm, then plain
+ * JavaScript ("cpu"), and prints one line saying which. `D2L_BACKEND` or the
  * `backend` argument forces one; a forced backend that cannot load is an error saying how to
  * install it. Calling it again returns the first choice unless a different backend is asked for.
  *

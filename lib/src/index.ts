@@ -8,7 +8,9 @@
 export { BACKENDS, initBackend } from "./backend";
 export { recoverFromInterrupt, useInterruptRecovery, useSpeedups } from "./engine";
 export { useIopubQueue } from "./engine/iopub-queue";
+export { useFileIO } from "./engine/file-io";
 export type { BackendChoice, BackendName } from "./backend";
+export { Device, numGpus, tryAllGpus, tryGpu } from "./device";
 export { Timer } from "./timer";
 export { ArgumentError, checkFinite, checkInRange, checkNonNegative, checkPositiveInt, checkSameLength, checkTensor } from "./validate";
 export { LeakCheck, disposeOnRerun } from "./rerun";
@@ -53,9 +55,14 @@ export { dropoutLayer, l2Penalty } from "./regularization";
 export { divergenceError, predictCh3, trainCh3, trainEpochCh3 } from "./train";
 export type { TrainMetrics, Updater } from "./train";
 
+// Importing d2l makes model.save("file://dir") and tf.loadLayersModel("file://dir/model.json") work on
+// every backend, not only with tfjs-node (engine/file-io.ts).
+import { useFileIO } from "./engine/file-io";
+useFileIO(true);
+
 // Chapter 6, convolutional networks: cross-correlation, heatmaps, LeNet's training loop.
 export { corr2d } from "./conv";
 export { heatmapsFigure, showHeatmaps } from "./heatmaps";
 export type { Colormap } from "./heatmaps";
 export { evaluateAccuracyGpu, trainCh6 } from "./train-ch6";
-export type { ComputeDevice, TrainCh6Metrics } from "./train-ch6";
+export type { TrainCh6Metrics } from "./train-ch6";

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Animator } from "./animator";
 import { Batch, BatchSource } from "./batches";
+import { Device, tryGpu } from "./device";
 import { softmaxCrossEntropy } from "./losses";
 import { Accumulator, accuracy } from "./metrics";
 import { Net, forward, setTraining } from "./models";
@@ -9,17 +10,12 @@ import { TrainMetrics } from "./train";
 import { ArgumentError, checkPositiveInt } from "./validate";
 
 /**
- * Where d2l's chapter-6 loops compute: the tfjs backend of a device (`d2l.tryGpu()`). tfjs has one
- * active backend and no `.to(device)`: a device that is not the active backend is refused.
+ * Throws unless `device` (if given) names the backend tfjs computes on: tfjs has one active backend
+ * and no `.to(device)`, so a device that is not the active backend cannot be honoured.
  */
-export interface ComputeDevice {
-  readonly backend: string;
-}
-
-/** Throws unless `device` (if given) names the backend tfjs computes on. */
-function checkDevice(fn: string, device: ComputeDevice | undefined): void {
+function checkDevice(fn: string, device: Device | undefined): void {
   if (device === undefined) return;
-  if (typeof device !== "object" || device === null || typeof device.backend !== "string") {
+  if (!(device instanceof Device)) {
     throw new ArgumentError(fn, "device", "a device from d2l.tryGpu() (or undefined)", device);
   }
   if (device.backend !== tf.getBackend()) {
@@ -34,7 +30,7 @@ function checkDevice(fn: string, device: ComputeDevice | undefined): void {
  * be that backend.
  * @see d2l.evaluate_accuracy_gpu (section 6.6.2, training)
  */
-export function evaluateAccuracyGpu(net: Net, dataIter: Iterable<Batch>, device?: ComputeDevice): number {
+export function evaluateAccuracyGpu(net: Net, dataIter: Iterable<Batch>, device?: Device): number {
   checkDevice("evaluateAccuracyGpu", device);
   setTraining(net, false); // d2l's net.eval()
   return tf.tidy(() => {
@@ -82,7 +78,7 @@ export function trainCh6(
   testIter: Iterable<Batch>,
   numEpochs: number,
   lr: number,
-  device?: ComputeDevice,
+  device?: Device,
 ): TrainCh6Metrics {
   const fn = "trainCh6";
   if (!(net instanceof tf.LayersModel)) throw new ArgumentError(fn, "net", "a tfjs layers model (tf.sequential)", net);
@@ -90,7 +86,7 @@ export function trainCh6(
   if (typeof lr !== "number" || !(lr > 0 && Number.isFinite(lr))) throw new ArgumentError(fn, "lr", "a positive number", lr);
   checkDevice(fn, device);
   initWeights(net);
-  console.log(`training on ${device ?? tf.getBackend()}`);
+  console.log(`training on ${device ?? tryGpu()}`);
   const optimizer = tf.train.sgd(lr);
   const animator = new Animator({ xlabel: "epoch", xlim: [1, numEpochs], legend: ["train loss", "train acc", "test acc"] });
   const timer = new Timer();
@@ -140,6 +136,6 @@ export function trainCh6(
   }
   const examplesPerSec = examples / timer.sum();
   console.log(`loss ${trainL.toFixed(3)}, train acc ${trainAcc.toFixed(3)}, test acc ${testAcc.toFixed(3)}`);
-  console.log(`${examplesPerSec.toFixed(1)} examples/sec on ${device ?? tf.getBackend()}`);
+  console.log(`${examplesPerSec.toFixed(1)} examples/sec on ${device ?? tryGpu()}`);
   return { trainLoss: trainL, trainAcc, testAcc, examplesPerSec };
 }
