@@ -5,6 +5,7 @@ import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
 import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
+import { useWasmConvGradients } from "./wasm-conv-grad";
 import { useInterruptRecovery } from "./interrupt";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
@@ -48,5 +49,7 @@ export function useFixes(): void {
   if (tf.getBackend() === "wasm") {
     // Its OneHot writes int32 bits whatever the dtype: a float32 mask (the losses' targets) came out as zeros.
     useWasmOneHotFix();
+    // It has no Conv2DBackpropFilter (nor depthwise gradients): every gradient through a convolution threw.
+    useWasmConvGradients();
   }
 }
