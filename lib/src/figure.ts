@@ -37,6 +37,9 @@ export interface Axis {
   scaleanchor?: string;
   showticklabels?: boolean;
   exponentformat?: "none" | "e" | "E" | "power" | "SI" | "B";
+  showline?: boolean;
+  mirror?: boolean;
+  linecolor?: string;
 }
 
 /** A Plotly layout: size, margins, axes (`xaxis`, `yaxis`, `xaxis2`, ...), legend. */

@@ -21,6 +21,8 @@ const LABEL_SPACE = 36;
 const TITLE_SPACE = 22;
 const TICK_SPACE = 22;
 const GAP = 12;
+/** A thin frame around each matrix, so that white cells at its border stay visible. */
+const FRAME = { showline: true, mirror: true, linecolor: "#999" } as const;
 
 /** Values rounded to 4 significant decimals: plenty for a picture, and much less JSON. */
 const round = (v: number): number => Math.round(v * 1e4) / 1e4;
@@ -89,7 +91,7 @@ export function heatmapsFigure(
   const bottom = MARGIN.b + (xlabel ? LABEL_SPACE : 0) + TICK_SPACE;
   const availW = figsize[0] * PIXELS_PER_INCH - left - MARGIN.r - GAP * (numCols - 1);
   const availH = figsize[1] * PIXELS_PER_INCH - MARGIN.t - bottom - (GAP + titleSpace) * numRows + GAP;
-  const pixel = Math.max(2, Math.min(availW / (numCols * w), availH / (numRows * h)));
+  const pixel = Math.max(2, Math.floor(Math.min(availW / (numCols * w), availH / (numRows * h)))); // whole pixels: exact squares
   const [cellW, cellH] = [pixel * w, pixel * h];
   const plotW = numCols * cellW + GAP * (numCols - 1);
   const plotH = numRows * (cellH + titleSpace) + GAP * (numRows - 1);
@@ -112,11 +114,11 @@ export function heatmapsFigure(
       const bottomRow = i === numRows - 1;
       const firstCol = j === 0;
       layout[`xaxis${suffix}`] = {
-        domain: xDomain, anchor: `y${suffix}`, range: [-0.5, w - 0.5], showgrid: false, zeroline: false,
+        domain: xDomain, anchor: `y${suffix}`, range: [-0.5, w - 0.5], showgrid: false, zeroline: false, ...FRAME,
         showticklabels: bottomRow, ...(bottomRow && xlabel ? { title: { text: xlabel } } : {}),
       };
       layout[`yaxis${suffix}`] = {
-        domain: yDomain, anchor: `x${suffix}`, range: [h - 0.5, -0.5], showgrid: false, zeroline: false,
+        domain: yDomain, anchor: `x${suffix}`, range: [h - 0.5, -0.5], showgrid: false, zeroline: false, ...FRAME,
         showticklabels: firstCol, ...(firstCol && ylabel ? { title: { text: ylabel } } : {}),
       };
       const title = titles === undefined ? undefined : titles.length === numCols ? titles[j] : titles[k];

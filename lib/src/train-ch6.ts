@@ -16,7 +16,7 @@ import { ArgumentError, checkPositiveInt } from "./validate";
 function checkDevice(fn: string, device: Device | undefined): void {
   if (device === undefined) return;
   if (!(device instanceof Device)) {
-    throw new ArgumentError(fn, "device", "a device from d2l.tryGpu() (or undefined)", device);
+    throw new ArgumentError(fn, "device", "a Device from tryGpu() (or undefined)", device);
   }
   if (device.backend !== tf.getBackend()) {
     throw new ArgumentError(fn, "device", `the active backend "${tf.getBackend()}" (tfjs moves no tensors: call tf.setBackend first)`, device.backend);
