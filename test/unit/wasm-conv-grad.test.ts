@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { useWasmConvGradients } from "../../lib/src/engine/wasm-conv-grad";
+import { restoreSimdConv2d, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -90,14 +91,19 @@ describe.skipIf(!onWasm)("convolution gradients on wasm (wasm-conv-grad.ts)", ()
     { x: [8, 14, 14, 6], filter: [5, 5, 6, 16], strides: 1, pad: "valid" },
   ];
 
-  it.each(cases)("Conv2DBackpropFilter equals the cpu backend's: x $x, filter $filter, strides $strides, pad $pad", async (c) => {
+  for (const simd of [false, true]) {
+  it.each(cases)(`Conv2DBackpropFilter (${simd ? "SIMD kernel" : "plain loop"}) equals the cpu backend's: x $x, filter $filter, strides $strides, pad $pad`, async (c) => {
+    if (simd) useSimdConv2d();
+    else restoreSimdConv2d();
     const ours = filterGradient(c);
+    useSimdConv2d();
     const reference = await onCpu(() => filterGradient(c));
     expect(ours.shape).toEqual(c.filter);
     expect(reference.shape).toEqual(c.filter);
     const yShape = outShape(c);
     expectClose(ours.dw, reference.dw, reference.scale, yShape[0] * yShape[1] * yShape[2]);
   });
+  }
 
   it("gives tf.grad of tf.conv2d for both the input and the filter, leaking no tensors", async () => {
     const grads = () => tf.tidy(() => {

@@ -6,6 +6,8 @@ import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useWasmConvGradients } from "./wasm-conv-grad";
+import { restoreSimdConv2d, useSimdConv2d } from "./conv2d-simd";
+import { restoreLazyFusedConv2d, useLazyFusedConv2dGradient } from "./fused-conv-grad";
 import { useInterruptRecovery } from "./interrupt";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
@@ -19,7 +21,9 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
- * transpose (wasm-column-sum.ts). Fixes of wrong results stay on either way.
+ * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
+ * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts). Fixes of
+ * wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -29,14 +33,18 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmBuffers();
     restoreWasmBinary();
     restoreWasmColumnSum();
+    restoreSimdConv2d();
+    restoreLazyFusedConv2d();
     return;
   }
   useLazyFusedMatMulGradient();
+  useLazyFusedConv2dGradient();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
     useFastWasmBinary();
     useFastWasmColumnSum();
+    useSimdConv2d();
   }
 }
 
