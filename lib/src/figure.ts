@@ -22,6 +22,8 @@ export interface Trace {
   showscale?: boolean;
   zmin?: number;
   zmax?: number;
+  zmid?: number;
+  colorbar?: Record<string, unknown>;
   hoverinfo?: string;
   [attribute: string]: unknown;
 }
@@ -40,6 +42,9 @@ export interface Axis {
   scaleanchor?: string;
   showticklabels?: boolean;
   exponentformat?: "none" | "e" | "E" | "power" | "SI" | "B";
+  showline?: boolean;
+  mirror?: boolean;
+  linecolor?: string;
 }
 
 /** A Plotly layout: size, margins, axes (`xaxis`, `yaxis`, `xaxis2`, ...), legend. */

@@ -69,3 +69,10 @@ export type { TrainMetrics, Updater } from "./train";
 // every backend, not only with tfjs-node (engine/file-io.ts).
 import { useFileIO } from "./engine/file-io";
 useFileIO(true);
+
+// Chapter 6, convolutional networks: cross-correlation, heatmaps, LeNet's training loop.
+export { corr2d } from "./conv";
+export { heatmapsFigure, showHeatmaps } from "./heatmaps";
+export type { Colormap } from "./heatmaps";
+export { evaluateAccuracyGpu, trainCh6 } from "./train-ch6";
+export type { TrainCh6Metrics } from "./train-ch6";

@@ -138,6 +138,21 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
           );
           expect(curves).toContain("train loss:10,train acc:10,test acc:10");
         }
+        if (name === "6.6-lenet") {
+          // trainCh6's chart: train metrics five times an epoch, test accuracy once, over 10 epochs.
+          const curves = await charts.evaluateAll((els) =>
+            els.map((el) => ((el as unknown as { data: { name?: string; x?: number[] }[] }).data ?? []).map((t) => `${t.name}:${t.x?.length ?? 0}`).join(",")),
+          );
+          expect(curves).toContain("train loss:50,train acc:50,test acc:10");
+        }
+        if (/^6\.[126]-/.test(name)) {
+          // The heatmaps (showHeatmaps, showImages): every matrix drawn as an image, 6.6's six kernels among them.
+          const heatmaps = await charts.evaluateAll((els) => els.map((el) => ((el as unknown as { data: { type?: string }[] }).data ?? []).filter((t) => t.type === "heatmap").length));
+          const drawn = await charts.evaluateAll((els) => els.map((el) => el.querySelectorAll(".heatmaplayer image").length));
+          expect(drawn).toEqual(heatmaps);
+          expect(heatmaps.filter((n) => n > 0).length).toBeGreaterThanOrEqual({ "6.1-why-conv": 2, "6.2-conv-layer": 3, "6.6-lenet": 5 }[name]!);
+          if (name === "6.6-lenet") expect(heatmaps).toContain(6);
+        }
         if (name === "2.4-calculus") {
           // f and its tangent at x = 1 in one figure, over d2l's 30 points.
           const lines = await charts.first().evaluate((el) => ((el as unknown as { _fullData: { name?: string; x?: ArrayLike<number> }[] })._fullData ?? []).map((t) => `${t.name}:${t.x?.length ?? 0}`).join(","));

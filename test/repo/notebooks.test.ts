@@ -36,6 +36,12 @@ const CHAPTER = [
   "5.4-custom-layer",
   "5.5-read-write",
   "5.6-use-gpu",
+  "6.1-why-conv",
+  "6.2-conv-layer",
+  "6.3-padding-and-strides",
+  "6.4-channels",
+  "6.5-pooling",
+  "6.6-lenet",
 ];
 
 describe("notebooks as committed", () => {
