@@ -130,7 +130,7 @@ def main():
         "backend": "torch",
         "torch": torch.__version__,
         "threads": args.threads,
-        **blas_setup.describe(BLAS, torch_threads=args.threads, blas_threads=blas_threads_arg(sys.argv[1:])),
+        **blas_setup.describe(BLAS, torch_threads=args.threads),
         "job": args.job,
         "epochs": args.epochs,
         "batchSize": args.batch_size,

@@ -26,6 +26,11 @@ since OpenBLAS reads them once, when it is loaded. Call it before importing torc
 
 The choice is made once per command: D2L_PEER_BLAS_CORE (a JSON object printed by
 `python3 scripts/peer/blas_setup.py`) skips the probing, as `npm run bench -- --peer` does.
+D2L_PEER_BLAS=as-is leaves the environment as it is (no probing, no restart), to check the choice
+against a hand-set one:
+
+    OPENBLAS_NUM_THREADS=1 OPENBLAS_CORETYPE=SkylakeX D2L_PEER_BLAS=as-is \
+        python3 scripts/peer/bench_torch.py --job mlp
 
     python3 scripts/peer/blas_setup.py            # the choice on this machine, as JSON
 """
@@ -151,6 +156,11 @@ def choose():
 
 def configure(blas_threads):
     """Applies the BLAS choice and OPENBLAS_NUM_THREADS=blas_threads (None: OpenBLAS's default pool), restarting the script if needed; returns the choice."""
+    if os.environ.get("D2L_PEER_BLAS") == "as-is":
+        model, _ = cpu_info()
+        core = os.environ.get("OPENBLAS_CORETYPE")
+        return {"cpu": model, "core": core, "coreType": core, "check": None,
+                "note": "as set by hand (D2L_PEER_BLAS=as-is)" + ("" if core else "; OpenBLAS's own core, not asked")}
     choice = json.loads(os.environ[CHOICE_VARIABLE]) if CHOICE_VARIABLE in os.environ else choose()
     wanted = {k: v for k, v in os.environ.items() if k not in CORE_VARIABLES + ("OPENBLAS_NUM_THREADS",)}
     if choice.get("coreType"):
@@ -165,11 +175,11 @@ def configure(blas_threads):
     return choice
 
 
-def describe(choice, torch_threads, blas_threads):
-    """The keys a peer's JSON line reports about its set-up."""
+def describe(choice, torch_threads):
+    """The keys a peer's JSON line reports about its set-up (blasThreads: OPENBLAS_NUM_THREADS, else OpenBLAS's default of a thread a core)."""
     return {"cpu": choice["cpu"], "blasCore": choice["core"], "blasCoreType": choice.get("coreType"),
             "blasCoreNote": choice.get("note"), "blasCheck": choice.get("check"),
-            "blasThreads": blas_threads if blas_threads is not None else os.cpu_count(), "torchThreads": torch_threads}
+            "blasThreads": int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count()), "torchThreads": torch_threads}
 
 
 if __name__ == "__main__":
