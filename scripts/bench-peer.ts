@@ -117,6 +117,8 @@ export interface PeerOptions {
   batchSize: number;
   lr: number;
   setting: PeerSetting;
+  /** Stop after the epoch that passes this many seconds (at least 2 epochs run). */
+  maxSeconds?: number;
   /** chooseBlas's JSON, so that each run skips the choosing. */
   blas: string;
 }
@@ -126,7 +128,8 @@ export function runPeer(python: string, dataDir: string, opts: PeerOptions): Pee
   const job = opts.model.startsWith("mlp") ? "mlp" : "softmax";
   const args = [SCRIPT, "--job", job, "--data-dir", dataDir, "--epochs", String(opts.epochs),
     "--batch-size", String(opts.batchSize), "--lr", String(opts.lr),
-    "--threads", String(opts.setting.torchThreads), "--blas-threads", String(opts.setting.blasThreads)];
+    "--threads", String(opts.setting.torchThreads), "--blas-threads", String(opts.setting.blasThreads),
+    ...(opts.maxSeconds !== undefined ? ["--max-seconds", String(opts.maxSeconds)] : [])];
   // blas_setup.py sets OPENBLAS_CORETYPE / OPENBLAS_NUM_THREADS from this choice and unsets inherited ones
   const env = { ...process.env, D2L_PEER_BLAS_CORE: opts.blas };
   const child = spawnSync(python, args, { encoding: "utf8", env });

@@ -89,6 +89,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--blas-threads", type=int, default=1, help="OPENBLAS_NUM_THREADS; 0: OpenBLAS's default (a thread a core)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop after the epoch that passes this many seconds of training (at least 2 epochs): a slow setting is not worth its full run")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -104,6 +106,8 @@ def main():
     n = X_train.shape[0]
     seconds, cpu_seconds = [], []
     for _ in range(args.epochs):
+        if args.max_seconds is not None and len(seconds) >= 2 and sum(seconds) > args.max_seconds:
+            break
         t0, c0 = time.perf_counter(), time.process_time()
         net.train()
         loss_sum = torch.zeros(())
@@ -132,7 +136,7 @@ def main():
         "threads": args.threads,
         **blas_setup.describe(BLAS, torch_threads=args.threads),
         "job": args.job,
-        "epochs": args.epochs,
+        "epochs": len(seconds),
         "batchSize": args.batch_size,
         "lr": args.lr,
         "loadSeconds": load_seconds,
