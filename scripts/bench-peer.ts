@@ -105,6 +105,8 @@ export interface PeerResult {
   blasCoreType: string | null;
   blasThreads: number;
   torchThreads: number;
+  /** Epochs run: fewer than asked where --max-seconds stopped it. */
+  epochs: number;
   secondsPerEpoch: number;
   cpuSecondsPerEpoch: number;
   totalSeconds: number;

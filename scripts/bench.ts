@@ -326,7 +326,8 @@ function orchestratePeer(opts: Options): void {
       const maxSeconds = i === 0 ? undefined : Math.max(5, 3 * opts.epochs * peers[0][peers[0].length - 1].secondsPerEpoch);
       const p = runPeer(python, dataDir, { ...opts, setting, maxSeconds, blas: blas.json });
       peers[i].push(p);
-      console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${settingLabel(setting)})  ${p.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${p.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${p.testAccuracy.toFixed(4)}`);
+      const stopped = p.epochs < opts.epochs ? ` (stopped after ${p.epochs} epochs: 3x slower than one core)` : "";
+      console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${settingLabel(setting)})  ${p.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${p.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${p.testAccuracy.toFixed(4)}${stopped}`);
     }
   }
   const oursMedian = median(ours.map((r) => r.secondsPerEpoch));
