@@ -8,12 +8,22 @@
  *
  * Every number is a median, and the variants being compared run interleaved in the same
  * process, so the ratios hold even when the machine is busy (absolute times are noisy).
+ *
+ * The general products are also given as a fraction of the machine's 128-bit FMA peak, measured
+ * first: independent chains of f32x4.relaxed_madd (8 to 14 of them; the most GFLOP/s of CPU time
+ * any count reaches), and of mul-then-add chains where relaxed SIMD is absent.
+ *   npx tsx scripts/bench-matmul.ts --general [--rows auto,4,6]
  */
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/src/backend";
 import { loadDataFashionMnist } from "../lib/src/fashion-mnist";
-import { DEFAULT_ROWS, packedMatMul } from "../lib/src/engine/packed-matmul";
+import { cpus } from "node:os";
+import { denseRows, packedMatMul } from "../lib/src/engine/packed-matmul";
+import {
+  BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32X4_RELAXED_MADD, GT_S, LOOP, SUB, V128, get, i32, load, locals,
+  moduleWithImportedMemory, set, store, tee, voidType,
+} from "../lib/src/engine/wasm-asm";
 import { relaxedSimdAvailable } from "../lib/src/engine/relaxed-simd";
 import { restoreWasmMatMul, useFastWasmMatMul, type FastMatMulOptions } from "../lib/src/engine/wasm-matmul";
 
@@ -22,8 +32,8 @@ const { values } = parseArgs({
     reps: { type: "string", default: "200" },
     /** Only the general products. */
     general: { type: "boolean", default: false },
-    /** Register-block heights of the packed kernel to compare. */
-    rows: { type: "string", default: String(DEFAULT_ROWS) },
+    /** Register-block heights of the packed kernel to compare ("auto": the one it chooses on this machine). */
+    rows: { type: "string", default: "auto" },
   },
 });
 const REPS = Number(values.reps);
@@ -132,6 +142,54 @@ function benchKernels(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The machine's 128-bit multiply-add peak.
+
+/**
+ * f(iterations, p): `chains` independent chains, each acc = a·b + acc (relaxed_madd) or acc·a + b
+ * (mul, then add), 4 times a turn; a, b and the accumulators' start read from p (so V8 cannot fold
+ * them), the accumulators stored after them at the end.
+ */
+function peakModule(chains: number, relaxed: boolean): number[] {
+  const [ITERS, P, A, B, ACC] = [0, 1, 2, 3, 4];
+  const body = [...locals([2 + chains, V128]), ...get(P), ...load(0), ...set(A), ...get(P), ...load(16), ...set(B)];
+  for (let c = 0; c < chains; c++) body.push(...get(P), ...load(32), ...set(ACC + c));
+  body.push(...LOOP);
+  for (let u = 0; u < 4; u++) {
+    for (let c = 0; c < chains; c++) {
+      if (relaxed) body.push(...get(A), ...get(B), ...get(ACC + c), ...F32X4_RELAXED_MADD, ...set(ACC + c));
+      else body.push(...get(ACC + c), ...get(A), ...F32X4_MUL, ...get(B), ...F32X4_ADD, ...set(ACC + c));
+    }
+  }
+  body.push(...get(ITERS), ...i32(1), SUB, ...tee(ITERS), ...i32(0), GT_S, ...BR_IF_0, END);
+  for (let c = 0; c < chains; c++) body.push(...get(P), ...get(ACC + c), ...store(48 + 16 * c));
+  body.push(END);
+  return moduleWithImportedMemory(voidType(2), "f", body);
+}
+
+/** GFLOP/s of CPU time of the best chain count: the median of 7 timings of ~25 ms each. */
+function measurePeak(relaxed: boolean): { gflops: number; chains: number } {
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  new Float32Array(memory.buffer).set([1e-3, 1e-3, 1e-3, 1e-3, 0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0]);
+  let best = { gflops: 0, chains: 0 };
+  for (const chains of [8, 10, 12, 14]) {
+    const f = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(peakModule(chains, relaxed))), { e: { m: memory } })
+      .exports.f as (iterations: number, p: number) => void;
+    const iterations = Math.round(4e7 / (4 * chains));
+    for (let i = 0; i < 30; i++) f(1000, 0); // past V8's baseline code
+    const rates: number[] = [];
+    for (let r = 0; r < 7; r++) {
+      const start = process.cpuUsage();
+      f(iterations, 0);
+      const used = process.cpuUsage(start);
+      rates.push((iterations * 4 * chains * 8) / ((used.user + used.system) * 1e3));
+    }
+    const gflops = median(rates);
+    if (gflops > best.gflops) best = { gflops, chains };
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
 // General products (the MLP's and a square one): GFLOP/s of XNNPACK against the packed kernel.
 
 const GENERAL: MatMulCase[] = [
@@ -158,19 +216,25 @@ async function imageBatch(): Promise<Float32Array | undefined> {
   }
 }
 
-async function benchGeneral(rowChoices: number[]): Promise<void> {
+async function benchGeneral(rowChoices: (number | "auto")[]): Promise<void> {
   const relaxed = relaxedSimdAvailable();
+  const peak = measurePeak(relaxed);
+  const mulAddPeak = relaxed ? measurePeak(false) : peak;
+  console.log(`\n## The 128-bit multiply-add peak (GFLOP/s of CPU time, median of 7, best of 8-14 independent chains)\n`);
+  console.log(`f32x4.relaxed_madd: ${relaxed ? `${peak.gflops.toFixed(1)} (${peak.chains} chains)` : "unavailable"}; ` +
+    `f32x4.mul then add, dependent (acc·a + b): ${mulAddPeak.gflops.toFixed(1)} (${mulAddPeak.chains} chains)`);
+  const reference = peak.gflops;
   console.log(`\n## General products: GFLOP/s of CPU time (median of ${REPS} interleaved repetitions, fresh operands each time)`);
   console.log(`relaxed SIMD ${relaxed ? "available" : `unavailable: the "relaxed" columns repeat mul+add`}; ` +
     `"xnnpack" is the backend's own product (transposed operands copied first), "rows R" our kernel's register block\n`);
   const backend = tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
   const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
   type Run = { name: string; run: (a: tf.Tensor, b: tf.Tensor, c: MatMulCase) => tf.Tensor };
-  const ours = (rows: number, fma: boolean): Run => ({
-    name: `${fma ? "relaxed" : "mul+add"} rows ${rows}`,
-    // rows 4 is the default block, with its choice of another where zeros are skipped
+  const ours = (rows: number | "auto", fma: boolean): Run => ({
+    name: `${fma ? "relaxed" : "mul+add"} rows ${rows === "auto" ? `auto (${denseRows(fma && relaxed)})` : rows}`,
+    // "auto" is the default block (denseRows' choice), with its choice of another where zeros are skipped
     run: (a, b, c) => tf.engine().makeTensorFromTensorInfo(
-      packedMatMul(backend, info(a), info(b), c.tA, c.tB, {}, { relaxed: fma, ...(rows === DEFAULT_ROWS ? {} : { rows }) })!),
+      packedMatMul(backend, info(a), info(b), c.tA, c.tB, {}, { relaxed: fma, ...(rows === "auto" ? {} : { rows }) })!),
   });
   const runs: Run[] = [
     { name: "xnnpack", run: (a, b, c) => tf.matMul(a, b, c.tA, c.tB) },
@@ -206,8 +270,11 @@ async function benchGeneral(rowChoices: number[]): Promise<void> {
     return (2 * m * k * n) / (ms * 1e6);
   };
   table(
-    ["case (GFLOP/s; ms of xnnpack)", ...runs.map((r) => r.name)],
-    cases.map((c, ci) => [`${c.name} (${fmt(median(times[ci][0]))} ms)`, ...times[ci].map((t) => gflops(c, median(t)).toFixed(1))]),
+    ["case (GFLOP/s, % of the FMA peak; ms of xnnpack)", ...runs.map((r) => r.name)],
+    cases.map((c, ci) => [`${c.name} (${fmt(median(times[ci][0]))} ms)`, ...times[ci].map((t) => {
+      const g = gflops(c, median(t));
+      return `${g.toFixed(1)} ${((100 * g) / reference).toFixed(0).padStart(3)}%`;
+    })]),
   );
   if (images !== undefined) {
     console.log(`\n"images" rows: A is a Fashion-MNIST batch, whose zeros the packed kernel skips (same floats as computing them); ` +
@@ -216,6 +283,6 @@ async function benchGeneral(rowChoices: number[]): Promise<void> {
 }
 
 await initBackend("wasm", { quiet: true });
-console.log(`tfjs ${tf.version_core}, backend wasm, Node ${process.version}, ${new Date().toISOString()}`);
+console.log(`tfjs ${tf.version_core}, backend wasm, Node ${process.version}, CPU ${cpus()[0]?.model.trim()}, ${new Date().toISOString()}`);
 if (!values.general) benchKernels();
-await benchGeneral(values.rows!.split(",").map(Number));
+await benchGeneral(values.rows!.split(",").map((r) => (r === "auto" ? "auto" : Number(r))));

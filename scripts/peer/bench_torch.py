@@ -6,8 +6,9 @@ with d2l-ts's own run of the job and prints both times and their ratio. It is no
 (that uses a DataLoader with worker processes and is ~10-20x slower here): the four Fashion-MNIST
 files are decoded once into tensors, each epoch's batches are index slices of a shuffled
 permutation, the loss is F.cross_entropy on the logits, the metrics stay tensors until one
-`.item()` per epoch, and PyTorch runs on `--threads` threads (1 is fastest on a 2-core machine
-whose two vCPUs share one core's vector units).
+`.item()` per epoch, and PyTorch runs on `--threads` threads with OpenBLAS on `--blas-threads`
+(blas_setup.py picks OpenBLAS's kernels for the CPU and restarts this script with them: 1 and 1
+hold PyTorch to one core, as d2l-ts's wasm is; `npm run bench -- --peer` also tries more).
 
 Jobs (batch 256, lr 0.1, SGD, weights ~ N(0, 0.01^2), zero biases, as d2l 3.6/3.7 and 4.2/4.3):
   softmax: Flatten -> Linear(784, 10)
@@ -19,7 +20,8 @@ Jobs (batch 256, lr 0.1, SGD, weights ~ N(0, 0.01^2), zero biases, as d2l 3.6/3.
 
 Prints one JSON line like npm run bench --json: backend "torch", secondsPerEpoch (the median over
 the epochs after the first; an epoch is training and the test accuracy), cpuSecondsPerEpoch (the
-process's CPU time likewise), totalSeconds, accuracies.
+process's CPU time likewise), totalSeconds, accuracies, and the set-up: cpu, blasCore (OpenBLAS's
+kernels), blasCoreType (OPENBLAS_CORETYPE where set), blasThreads, torchThreads.
 
   python3 scripts/peer/bench_torch.py --job mlp --data-dir /usr/share/datasets/fashion-mnist
 """
@@ -29,7 +31,22 @@ import json
 import os
 import statistics
 import struct
+import sys
 import time
+
+import blas_setup
+
+
+def blas_threads_arg(argv):
+    """--blas-threads N (0: OpenBLAS's own pool, a thread a core) from the command line; 1 if absent."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--blas-threads", type=int, default=1)
+    n = parser.parse_known_args(argv)[0].blas_threads
+    return None if n == 0 else n
+
+
+# OpenBLAS reads its settings when torch loads it: choose them first (this may restart the script)
+BLAS = blas_setup.configure(blas_threads_arg(sys.argv[1:]))
 
 import numpy as np
 import torch
@@ -84,8 +101,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    parser.add_argument("--blas-threads", type=int, default=1, help="OPENBLAS_NUM_THREADS; 0: OpenBLAS's default (a thread a core)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop after the epoch that passes this many seconds of training (at least 2 epochs): a slow setting is not worth its full run")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -101,6 +121,8 @@ def main():
     n = X_train.shape[0]
     seconds, cpu_seconds = [], []
     for _ in range(args.epochs):
+        if args.max_seconds is not None and len(seconds) >= 2 and sum(seconds) > args.max_seconds:
+            break
         t0, c0 = time.perf_counter(), time.process_time()
         net.train()
         loss_sum = torch.zeros(())
@@ -127,8 +149,9 @@ def main():
         "backend": "torch",
         "torch": torch.__version__,
         "threads": args.threads,
+        **blas_setup.describe(BLAS, torch_threads=args.threads),
         "job": args.job,
-        "epochs": args.epochs,
+        "epochs": len(seconds),
         "batchSize": args.batch_size,
         "lr": args.lr,
         "loadSeconds": load_seconds,

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_ROWS, packedMatMul } from "../../lib/src/engine/packed-matmul";
+import { DEFAULT_ROWS, TALL_ROWS, denseRows, packedMatMul, timeBlocks } from "../../lib/src/engine/packed-matmul";
 import { relaxedSimdAvailable } from "../../lib/src/engine/relaxed-simd";
 import { values } from "./kernel-fixtures";
 
@@ -80,6 +80,42 @@ describe.skipIf(!onWasm)("packedMatMul (wasm backend)", () => {
     // V8 has compiled relaxed SIMD since Node 20 (behind a flag there, which relaxed-simd.ts sets)
     const major = Number(process.versions.node.split(".")[0]);
     if (process.env.D2L_RELAXED_SIMD !== "0" && major >= 20) expect(relaxedSimdAvailable()).toBe(true);
+  });
+
+  it("gives the same floats bit for bit whatever the register block (each element one chain over k in order), fenced rows included", () => {
+    const floats = (a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean, rows: number, bias: tf.Tensor, relaxed: boolean) => {
+      const out = packedMatMul(backend(), info(a), info(b), tA, tB, { bias: info(bias), relu: true }, { relaxed, rows, skipZeros: false });
+      expect(out).toBeDefined();
+      const t = tf.engine().makeTensorFromTensorInfo(out!);
+      const text = Array.from(t.dataSync(), (v) => (Object.is(v, -0) ? "-0" : String(v)));
+      t.dispose();
+      return text;
+    };
+    let compared = 0;
+    for (const [m, k, n] of [[1, 5, 9], [7, 37, 19], [13, 64, 33], [25, 100, 40]]) {
+      for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
+        const a = tf.tensor(values(m * k, 21), tA ? [k, m] : [m, k]);
+        const b = tf.tensor(values(k * n, 22), tB ? [n, k] : [k, n]);
+        const bias = tf.tensor1d(values(n, 23));
+        for (const relaxed of [true, false]) {
+          const reference = floats(a, b, tA, tB, DEFAULT_ROWS, bias, relaxed);
+          for (const rows of [1, 3, 5, TALL_ROWS]) {
+            expect(floats(a, b, tA, tB, rows, bias, relaxed), `${m}x${k}x${n} ${tA} ${tB} rows ${rows} relaxed ${relaxed}`).toEqual(reference);
+            compared++;
+          }
+        }
+        tf.dispose([a, b, bias]);
+      }
+    }
+    expect(compared).toBe(4 * 4 * 2 * 4);
+  });
+
+  it("chooses the dense block by timing both on this machine, once per process", () => {
+    const times = timeBlocks(true, [DEFAULT_ROWS, TALL_ROWS]);
+    expect(times.every((ms) => ms > 0 && Number.isFinite(ms))).toBe(true);
+    const rows = denseRows(true);
+    expect([DEFAULT_ROWS, TALL_ROWS]).toContain(rows);
+    expect(denseRows(true)).toBe(rows); // cached
   });
 
   it("declines what it does not compute and leaves no buffer behind", () => {

@@ -18,9 +18,11 @@ import { relaxedSimdAvailable } from "./relaxed-simd";
  * A's columns when it is transposed, both at constant offsets). The module is generated for its
  * k, n, flags and epilogue (bias, relu), so every address in the inner loop is a pointer plus a
  * constant. With relaxed SIMD the multiply-add is `f32x4.relaxed_madd` (one FMA instruction on
- * x86-64 with FMA3), else `f32x4.mul` then `f32x4.add`. That runs at about 90% of this machine's
- * peak for 128-bit multiply-adds (58 GFLOP/s, two FMAs a cycle), so the one way left to be faster
- * is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
+ * x86-64 with FMA3), else `f32x4.mul` then `f32x4.add`. R is 4 or 6 rows, whichever runs faster on
+ * the machine ({@link denseRows}: 6 rows give 12 independent chains of multiply-adds, which a core
+ * issuing two 4-cycle FMAs a cycle needs); that runs at about 90% of the machine's peak for 128-bit
+ * multiply-adds (AMD EPYC Zen 4: 58 GFLOP/s, Zen 5: 55-57; `scripts/bench-matmul.ts --general`
+ * measures it), so the one way left to be faster is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
  * first layer), each row block first lists the steps of the inner dimension where its rows are
  * not all zero, and the micro-kernel walks that list: runs of steps when A is plain (pixels of two
  * images), single steps carrying a copy of their 4 floats of A when A is transposed (4 pixels of
@@ -55,10 +57,30 @@ const NR = 8;
 /**
  * Rows of the register block: 4 rows × 2 vectors of accumulators, 2 panel vectors and a splat (11
  * of x86-64's 16 SIMD registers). Measured with scripts/bench-matmul.ts --rows 3,4,5: 3 rows ran
- * 20% slower, 5 rows as fast; 4 rows 1.4x (mul+add) to 1.7x (relaxed) XNNPACK. Unrolling the
- * inner loop 2 or 4 times gained nothing (51.5 → 52.3 GFLOP/s), so it is not done.
+ * 20% slower; 4 rows 1.4x (mul+add) to 1.7x (relaxed) XNNPACK. Unrolling the inner loop 2 or 4
+ * times gained nothing (51.5 → 52.3 GFLOP/s), so it is not done. The dense product may take
+ * {@link TALL_ROWS} instead, where it is faster on the machine ({@link denseRows}).
  */
 export const DEFAULT_ROWS = 4;
+
+/**
+ * The taller register block: 6 rows × 2 vectors = 12 independent chains of multiply-adds, where
+ * 4 rows give 8. A fused multiply-add takes about 4 cycles and x86-64 cores issue two a cycle, so
+ * 8 chains leave the FMA units idle whenever a chain waits: on an AMD EPYC Zen 5, a wasm
+ * microbenchmark of independent f32x4.relaxed_madd chains runs 8 chains at 83% of the rate of 12
+ * (47.5 against 57 GFLOP/s), and the 4-row kernel at 46.
+ */
+export const TALL_ROWS = 6;
+
+/**
+ * Blocks of more rows than this fence each row's multiply-adds in an `if (m)` (m ≥ 1, so always
+ * taken; a predicted branch). Without it V8's scheduler puts all loads of a step first (they are
+ * ordered effects; the multiply-adds are pure and sink to their use), so 6 splats, 2 panel vectors
+ * and 12 accumulators need 20 registers of x86-64's 15 that V8 allocates: accumulators were
+ * spilled and 5 or 6 rows ran at 25-35 GFLOP/s. In the fence a row's splat is used before the next
+ * is loaded: 12 + 2 + 1 registers, no spill, 51-52 GFLOP/s on Zen 5 (4 rows: 46).
+ */
+const FENCE_FROM = DEFAULT_ROWS;
 
 /**
  * `f(a, b, bias, c, m, t, list)`: C = op(A)·op(B) (+ bias) (relu), C m×n, op(A) m×k, op(B) k×n,
@@ -72,6 +94,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   const [I, PA0, PC0, PA, PB, PEND, PC, PANEL, SRC, DST, LEFT, STRIDE, SPARSE, PL, PLEND, KK, PREV, RUN_END] =
     [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
   const W = shape.panels;
+  const fenced = R > FENCE_FROM;
   const V = 25; // v128 locals: a splat, two for the finiteness scan, 2W panel vectors, then R × 2W accumulators
   const [SPLAT, FIN, TMP, BV] = [V, V + 1, V + 2, V + 3];
   const ACC = BV + 2 * W;
@@ -139,10 +162,12 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       for (let v = 0; v < vectorsOf(width); v++) out.push(...get(PB), ...load(w * panelBytes + 16 * v), ...set(bv(w, v)));
     });
     for (let r = 0; r < rows; r++) {
+      if (fenced) out.push(...get(M), ...IF);
       out.push(...get(PA), ...loadSplat(aOffset(r)), ...set(SPLAT));
       widths.forEach((width, w) => {
         for (let v = 0; v < vectorsOf(width); v++) out.push(...madd(SPLAT, bv(w, v), acc(r, w, v)), ...set(acc(r, w, v)));
       });
+      if (fenced) out.push(END);
     }
     return out;
   };
@@ -344,14 +369,83 @@ export interface PackedOptions {
 }
 
 /**
- * The register block, rows × panels of 8 columns: 4×1 (8 accumulators) in general; 2×2 when
- * zeros of a plain A are skipped, because a step is skipped only where all the block's rows of A
+ * The register block, rows × panels of 8 columns: in general {@link denseRows}' rows × 1 panel; 2×2
+ * when zeros of a plain A are skipped, because a step is skipped only where all the block's rows of A
  * are zero, and that is more often so for 2 rows than for 4 (Fashion-MNIST batches: 34% of the
  * steps for 2 images, 21% for 4); with A transposed its rows are 4 neighbouring pixels of one
- * image, zero together in 38% of the steps. Measured with scripts/bench-matmul.ts.
+ * image, zero together in 38% of the steps (4 rows, since list entries copy 4 floats of A).
+ * Measured with scripts/bench-matmul.ts.
  */
-export function registerBlock(transposeA: boolean, skipZeros: boolean): { rows: number; panels: number } {
-  return skipZeros && !transposeA ? { rows: 2, panels: 2 } : { rows: DEFAULT_ROWS, panels: 1 };
+export function registerBlock(transposeA: boolean, skipZeros: boolean, relaxed = true): { rows: number; panels: number } {
+  if (skipZeros) return transposeA ? { rows: DEFAULT_ROWS, panels: 1 } : { rows: 2, panels: 2 };
+  return { rows: denseRows(relaxed), panels: 1 };
+}
+
+/** {@link denseRows}' choice, by whether relaxed SIMD is used. */
+const chosenRows = new Map<boolean, number>();
+
+/**
+ * The rows of the dense kernel's register block on this machine: {@link DEFAULT_ROWS} or
+ * {@link TALL_ROWS}, whichever computes a 48×384·384×64 product faster, timed once per process at
+ * first use (10-50 ms: each module is run until V8's optimising compiler has replaced its
+ * baseline code, then both are timed interleaved, the fastest of 9 rounds each). The floats are
+ * the same either way: each element of C is one chain of multiply-adds over k in order, whatever
+ * the block. `D2L_PACKED_ROWS=4` (or 6) skips the timing.
+ */
+export function denseRows(relaxed: boolean): number {
+  const fixed = Number(process.env.D2L_PACKED_ROWS);
+  if (fixed === DEFAULT_ROWS || fixed === TALL_ROWS) return fixed;
+  let rows = chosenRows.get(relaxed);
+  if (rows === undefined) {
+    const [short, tall] = timeBlocks(relaxed, [DEFAULT_ROWS, TALL_ROWS]);
+    // the taller block's fences and larger module must pay for themselves
+    rows = tall < 0.97 * short ? TALL_ROWS : DEFAULT_ROWS;
+    chosenRows.set(relaxed, rows);
+  }
+  return rows;
+}
+
+/** The fastest of several interleaved timings (ms) of the dense kernel with each of `blocks` rows, on a memory of its own. */
+export function timeBlocks(relaxed: boolean, blocks: number[]): number[] {
+  const [m, k, n] = [48, 384, 64];
+  const memory = new WebAssembly.Memory({ initial: 8 });
+  const floats = new Float32Array(memory.buffer);
+  const [a, b, c, t] = [0, 4 * m * k, 4 * (m * k + k * n), 4 * (m * k + k * n + m * n)];
+  for (let i = 0; i < t / 4; i++) floats[i] = ((i * 7919) % 1000) / 1000 - 0.5;
+  const runs = blocks.map((rows) => {
+    const shape: PackedShape = { k, n, transposeA: false, transposeB: false, bias: false, relu: false, relaxed, rows, panels: 1, skipZeros: false };
+    try {
+      const f = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(packedMatMulWasm(shape))), { e: { m: memory } }).exports.f as Packed;
+      return () => f(a, b, 0, c, m, t, 0);
+    } catch {
+      return undefined;
+    }
+  });
+  const time = (run: () => void) => {
+    const start = performance.now();
+    run();
+    return performance.now() - start;
+  };
+  // Warm up: V8 runs a new module's baseline (Liftoff) code, about 3x slower here, for its first
+  // ~20 calls of this size, then swaps in optimised code compiled in the background. Run until a
+  // call takes well under the first ones and 10 in a row gain nothing more (at most 300 calls).
+  for (const run of runs) {
+    if (run === undefined) continue;
+    const first = time(run);
+    let best = first;
+    for (let i = 0, steady = 0; i < 300 && !(best < 0.6 * first && steady >= 10); i++) {
+      const ms = time(run);
+      steady = ms < 0.97 * best ? 0 : steady + 1;
+      best = Math.min(best, ms);
+    }
+  }
+  const best = runs.map(() => Infinity);
+  for (let round = 0; round < 9; round++) {
+    runs.forEach((run, i) => {
+      if (run !== undefined) best[i] = Math.min(best[i], time(run));
+    });
+  }
+  return best;
 }
 
 /** The share of zeros in a sample of A from which "auto" skips them: below, the list costs more than it saves. */
@@ -410,7 +504,7 @@ export function packedMatMul(
   const relaxed = options.relaxed && relaxedSimdAvailable();
   const skip = options.skipZeros ?? "auto";
   const skipZeros = skip === "auto" ? zeroShare(backend, backend.getMemoryOffset(a.dataId), m * k) >= SKIP_ZEROS_FROM : skip;
-  const shape: PackedShape = { k, n, transposeA, transposeB, bias: bias !== undefined, relu, relaxed, ...registerBlock(transposeA, skipZeros), skipZeros };
+  const shape: PackedShape = { k, n, transposeA, transposeB, bias: bias !== undefined, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros };
   if (options.rows !== undefined) shape.rows = options.rows;
   if (options.panels !== undefined) shape.panels = options.panels;
   const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
