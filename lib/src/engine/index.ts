@@ -6,8 +6,10 @@ import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useInterruptRecovery } from "./interrupt";
+import { useThreads } from "./thread-pool";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
+export { getThreads, setThreads } from "./thread-pool";
 
 /**
  * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
@@ -18,7 +20,7 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
- * transpose (wasm-column-sum.ts). Fixes of wrong results stay on either way.
+ * transpose (wasm-column-sum.ts); large products split across threads (thread-pool.ts, see setThreads). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -28,8 +30,10 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmBuffers();
     restoreWasmBinary();
     restoreWasmColumnSum();
+    useThreads(false);
     return;
   }
+  useThreads(true);
   useLazyFusedMatMulGradient();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();

@@ -1,0 +1,250 @@
+import * as os from "node:os";
+import { Worker } from "node:worker_threads";
+
+/**
+ * Worker threads that run d2l's wasm kernels on the wasm backend's shared memory
+ * (shared-memory.ts), so a large product uses every core: `runSplit` cuts a kernel's output into
+ * ranges [start, end) of an outer dimension (rows of a product), the calling thread computes the
+ * first range and each worker one other, and it returns once all are done. Each output element is
+ * computed by exactly one thread, by the same code and in the same order as on one thread, so the
+ * floats do not depend on the thread count. Not in tfjs: its threaded build does not run in Node
+ * (see README.md), and it would thread only XNNPACK, which d2l's kernels replace.
+ *
+ * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
+ * both sides; a worker receives the compiled WebAssembly.Module of a kernel once, by message, and
+ * instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
+ * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
+ * before it frees anything, and before every split) waits for them, so no worker writes into
+ * memory after the repair frees it. Workers are unref'd: they never keep the process alive.
+ */
+
+/** What a worker runs: waits for a job, instantiates kernels it has not seen, calls them, reports. */
+const WORKER_SOURCE = `
+const { parentPort, workerData, receiveMessageOnPort } = require("node:worker_threads");
+const { memory, control } = workerData;
+const ctl = new Int32Array(control);
+const kernels = new Map();
+for (;;) {
+  let state = Atomics.load(ctl, 0);
+  while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
+  if (state === ${3}) break;
+  const id = ctl[1];
+  while (!kernels.has(id)) {
+    const received = receiveMessageOnPort(parentPort);
+    if (received === undefined) { Atomics.wait(ctl, 0, state, 1); continue; }
+    const { clear, id: newId, module, name } = received.message;
+    if (clear) kernels.clear();
+    else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
+  }
+  let failed = 0;
+  try { kernels.get(id)(...ctl.subarray(4, 4 + ctl[2])); } catch { failed = 1; }
+  ctl[3] = failed;
+  Atomics.store(ctl, 0, ${2});
+  Atomics.notify(ctl, 0);
+}
+`;
+
+/** States of a worker's control word. */
+const IDLE = 0;
+const JOB = 1;
+const DONE = 2;
+const EXIT = 3;
+/** Control words: state, kernel id, argument count, failed, then the arguments (i32). */
+const MAX_ARGS = 28;
+/** Kernel modules a worker keeps before it is told to drop them all (the wasm kernels' cache holds at most 256). */
+const MAX_KERNELS = 512;
+
+interface PoolWorker {
+  worker: Worker;
+  control: Int32Array;
+  /** Kernel ids this worker has been sent. */
+  sent: Set<number>;
+}
+
+/** A kernel a split runs: its compiled module (sent to the workers), export name, and the calling thread's instance. */
+export interface SplitKernel {
+  module: WebAssembly.Module;
+  name: string;
+  call: (...args: number[]) => void;
+}
+
+let threads = defaultThreads();
+let memory: WebAssembly.Memory | undefined;
+let workers: PoolWorker[] = [];
+const kernelIds = new WeakMap<WebAssembly.Module, number>();
+let nextId = 0;
+let messagesSent = 0;
+
+/** `D2L_THREADS` if set (an integer ≥ 1, else an error naming it), else the cores Node reports. */
+function defaultThreads(): number {
+  const fromEnv = process.env.D2L_THREADS?.trim();
+  if (fromEnv !== undefined && fromEnv !== "") {
+    const n = Number(fromEnv);
+    if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`d2l: D2L_THREADS must be an integer from 1 to 256, got "${fromEnv}"`);
+    return n;
+  }
+  return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length || 1;
+}
+
+let enabled = true;
+
+/** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
+export function getThreads(): number {
+  return threads;
+}
+
+/** The threads a kernel splits across now: {@link getThreads}, or 1 while the speed-ups are off. */
+export function activeThreads(): number {
+  return enabled ? threads : 1;
+}
+
+/** Lets kernels split across threads, or not (`useSpeedups(false)` turns threads off with the other speed-ups). */
+export function useThreads(on: boolean): void {
+  enabled = on;
+}
+
+/**
+ * Sets the threads d2l's large kernels (matrix products) use on the wasm backend: `n` ≥ 1, by
+ * default `D2L_THREADS` or the cores Node reports (`os.availableParallelism()`). Results are the
+ * same floats whatever `n`. Workers beyond the new count are stopped.
+ */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer from 1 to 256, got ${n}`);
+  threads = n;
+  if (workers.length > n - 1) {
+    settleThreads();
+    for (const w of workers.splice(n - 1)) stop(w);
+  }
+}
+
+/** Whether `m` is a memory workers can share (the wasm backend's, made shared by shared-memory.ts). */
+export function isShared(m: unknown): m is WebAssembly.Memory {
+  return m instanceof WebAssembly.Memory && m.buffer instanceof SharedArrayBuffer;
+}
+
+function stop(w: PoolWorker): void {
+  Atomics.store(w.control, 0, EXIT);
+  Atomics.notify(w.control, 0);
+  void w.worker.terminate();
+}
+
+function start(shared: WebAssembly.Memory): PoolWorker {
+  const control = new SharedArrayBuffer(4 * (4 + MAX_ARGS));
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory: shared, control } });
+  worker.unref();
+  return { worker, control: new Int32Array(control), sent: new Set() };
+}
+
+/** The workers for `count` parts beside the calling thread, on `shared` (a new memory stops the old ones). */
+function workersFor(shared: WebAssembly.Memory, count: number): PoolWorker[] {
+  if (memory !== shared) {
+    settleThreads();
+    for (const w of workers) stop(w);
+    workers = [];
+    memory = shared;
+  }
+  while (workers.length < count) workers.push(start(shared));
+  return workers.slice(0, count);
+}
+
+/**
+ * Waits until no worker is computing (each has finished the job it was given), then marks them
+ * idle. A job cut off on the calling thread by an interrupt leaves workers running: they finish
+ * their range (a product takes milliseconds), and only then may its buffers be freed.
+ */
+export function settleThreads(): void {
+  for (const w of workers) {
+    let state = Atomics.load(w.control, 0);
+    while (state === JOB) {
+      Atomics.wait(w.control, 0, JOB);
+      state = Atomics.load(w.control, 0);
+    }
+    if (state === DONE) Atomics.store(w.control, 0, IDLE);
+  }
+}
+
+function idOf(module: WebAssembly.Module): number {
+  let id = kernelIds.get(module);
+  if (id === undefined) kernelIds.set(module, (id = nextId++));
+  return id;
+}
+
+function send(w: PoolWorker, kernel: SplitKernel, id: number): void {
+  if (w.sent.has(id)) return;
+  if (w.sent.size >= MAX_KERNELS) {
+    w.worker.postMessage({ clear: true });
+    w.sent.clear();
+  }
+  w.worker.postMessage({ id, module: kernel.module, name: kernel.name });
+  w.sent.add(id);
+  messagesSent++;
+}
+
+/**
+ * The ranges [start, end) that cut [0, total) into at most `parts` pieces of whole multiples of
+ * `grain` (the last piece takes the remainder), as even as that allows; fewer when there is not
+ * enough work for each piece to have `minimum` units.
+ */
+export function splitRanges(total: number, parts: number, grain = 1, minimum = grain): Array<[number, number]> {
+  const grains = Math.floor(total / grain);
+  const count = Math.max(1, Math.min(parts, grains, Math.floor(total / Math.max(minimum, 1))));
+  const ranges: Array<[number, number]> = [];
+  for (let p = 0; p < count; p++) {
+    const start = Math.floor((grains * p) / count) * grain;
+    const end = p === count - 1 ? total : Math.floor((grains * (p + 1)) / count) * grain;
+    ranges.push([start, end]);
+  }
+  return ranges;
+}
+
+/**
+ * Runs `kernel` on the ranges of `ranges` (from {@link splitRanges}), each called with
+ * `argsFor(start, end, part)` (at most 28 i32 arguments: pointers into the shared memory, sizes):
+ * part 0 on the calling thread, the others on workers, all at once; returns when every part is
+ * done. With one range (or memory that is not shared) it is a plain call. A worker's trap is
+ * rethrown here, after every part has finished.
+ */
+export function runSplit(
+  shared: WebAssembly.Memory, kernel: SplitKernel, ranges: Array<[number, number]>, argsFor: (start: number, end: number, part: number) => number[],
+): void {
+  if (ranges.length === 1 || !isShared(shared)) {
+    for (const [start, end] of ranges) kernel.call(...argsFor(start, end, 0));
+    return;
+  }
+  settleThreads();
+  const pool = workersFor(shared, ranges.length - 1);
+  const id = idOf(kernel.module);
+  pool.forEach((w, i) => {
+    const args = argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1);
+    if (args.length > MAX_ARGS) throw new Error(`runSplit: at most ${MAX_ARGS} arguments, got ${args.length}`);
+    send(w, kernel, id);
+    w.control[1] = id;
+    w.control[2] = args.length;
+    w.control.set(args, 4);
+    Atomics.store(w.control, 0, JOB);
+    Atomics.notify(w.control, 0);
+  });
+  let error: unknown;
+  try {
+    kernel.call(...argsFor(ranges[0][0], ranges[0][1], 0));
+  } catch (e) {
+    error = e;
+  }
+  settleThreads();
+  if (error !== undefined) throw error;
+  const failed = pool.filter((w) => w.control[3] !== 0).length;
+  if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
+}
+
+/** Stops every worker (they are unref'd, so this is only needed to free their memory early). */
+export function stopThreads(): void {
+  settleThreads();
+  for (const w of workers) stop(w);
+  workers = [];
+  memory = undefined;
+}
+
+/** Kernel messages sent to workers so far (for tests: a kernel is sent to a worker once). */
+export function kernelsSent(): number {
+  return messagesSent;
+}
