@@ -18,16 +18,22 @@ import { Worker } from "node:worker_threads";
  * memory after the repair frees it. Workers are unref'd: they never keep the process alive.
  */
 
-/** What a worker runs: waits for a job, instantiates kernels it has not seen, calls them, reports. */
+/**
+ * What a worker runs (CommonJS: workers start with no execArgv, so no loader or input type of the
+ * parent's applies): says it is alive, waits for a job, claims it, instantiates kernels it has not
+ * seen, calls the kernel, reports.
+ */
 const WORKER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require("node:worker_threads");
 const { memory, control } = workerData;
 const ctl = new Int32Array(control);
 const kernels = new Map();
+Atomics.store(ctl, 4, 1);
 for (;;) {
   let state = Atomics.load(ctl, 0);
   while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
   if (state === ${3}) break;
+  if (Atomics.compareExchange(ctl, 0, ${1}, ${4}) !== ${1}) continue;
   const id = ctl[1];
   while (!kernels.has(id)) {
     const received = receiveMessageOnPort(parentPort);
@@ -37,26 +43,36 @@ for (;;) {
     else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
   }
   let failed = 0;
-  try { kernels.get(id)(...ctl.subarray(4, 4 + ctl[2])); } catch { failed = 1; }
+  try { kernels.get(id)(...ctl.subarray(5, 5 + ctl[2])); } catch { failed = 1; }
   ctl[3] = failed;
   Atomics.store(ctl, 0, ${2});
   Atomics.notify(ctl, 0);
 }
 `;
 
-/** States of a worker's control word. */
+/** States of a worker's control word: a job is posted (JOB), claimed by the worker (RUNNING), then DONE. */
 const IDLE = 0;
 const JOB = 1;
 const DONE = 2;
 const EXIT = 3;
-/** Control words: state, kernel id, argument count, failed, then the arguments (i32). */
-const MAX_ARGS = 28;
+const RUNNING = 4;
+/** Control words: state, kernel id, argument count, failed, alive (set once the worker runs), then the arguments (i32). */
+const ARGS = 5;
+const MAX_ARGS = 27;
+/**
+ * How long a job may wait for a worker that has not started yet (a worker starts in tens of
+ * milliseconds, seconds on a machine that is very busy); after it, the job is taken back and the
+ * worker dropped, so a worker that cannot start never hangs the calling thread.
+ */
+const START_WAIT_MS = 20_000;
 /** Kernel modules a worker keeps before it is told to drop them all (the wasm kernels' cache holds at most 256). */
 const MAX_KERNELS = 512;
 
 interface PoolWorker {
   worker: Worker;
   control: Int32Array;
+  /** Set when the worker exited or failed to start: it takes no more jobs. */
+  dead: boolean;
   /** Kernel ids this worker has been sent. */
   sent: Set<number>;
 }
@@ -129,10 +145,19 @@ function stop(w: PoolWorker): void {
 }
 
 function start(shared: WebAssembly.Memory): PoolWorker {
-  const control = new SharedArrayBuffer(4 * (4 + MAX_ARGS));
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory: shared, control } });
+  const control = new SharedArrayBuffer(4 * (ARGS + MAX_ARGS));
+  const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control } });
   worker.unref();
-  return { worker, control: new Int32Array(control), sent: new Set() };
+  const w: PoolWorker = { worker, control: new Int32Array(control), dead: false, sent: new Set() };
+  const drop = (why: string) => {
+    if (!w.dead) console.warn(`d2l: a worker thread ${why}; its share runs on the calling thread`);
+    w.dead = true;
+  };
+  worker.on("error", (error) => drop(`failed: ${error instanceof Error ? error.message : String(error)}`));
+  worker.on("exit", () => {
+    if (Atomics.load(w.control, 0) !== EXIT) drop("exited");
+  });
+  return w;
 }
 
 /** The workers for `count` parts beside the calling thread, on `shared` (a new memory stops the old ones). */
@@ -143,6 +168,7 @@ function workersFor(shared: WebAssembly.Memory, count: number): PoolWorker[] {
     workers = [];
     memory = shared;
   }
+  workers = workers.filter((w) => !w.dead);
   while (workers.length < count) workers.push(start(shared));
   return workers.slice(0, count);
 }
@@ -153,14 +179,38 @@ function workersFor(shared: WebAssembly.Memory, count: number): PoolWorker[] {
  * their range (a product takes milliseconds), and only then may its buffers be freed.
  */
 export function settleThreads(): void {
-  for (const w of workers) {
-    let state = Atomics.load(w.control, 0);
-    while (state === JOB) {
-      Atomics.wait(w.control, 0, JOB);
-      state = Atomics.load(w.control, 0);
+  for (const w of workers) settle(w);
+}
+
+/**
+ * Waits until `w` is not computing and marks it idle; returns false when its job was taken back
+ * unstarted (the worker never started: it is marked dead).
+ */
+function settle(w: PoolWorker): boolean {
+  const since = Date.now();
+  for (;;) {
+    const state = Atomics.load(w.control, 0);
+    if (state === DONE) {
+      Atomics.store(w.control, 0, IDLE);
+      return true;
     }
-    if (state === DONE) Atomics.store(w.control, 0, IDLE);
+    if (state !== JOB && state !== RUNNING) return true;
+    const waited = Date.now() - since;
+    if (state === JOB && Atomics.load(w.control, 4) === 0 && (w.dead || waited > START_WAIT_MS)) {
+      if (Atomics.compareExchange(w.control, 0, JOB, IDLE) === JOB) {
+        if (!w.dead) console.warn("d2l: a worker thread did not start; its share runs on the calling thread");
+        w.dead = true;
+        return false;
+      }
+      continue;
+    }
+    Atomics.wait(w.control, 0, state, 100);
   }
+}
+
+/** How many workers are computing now (for tests: none once {@link settleThreads} returns). */
+export function busyThreads(): number {
+  return workers.filter((w) => [JOB, RUNNING].includes(Atomics.load(w.control, 0))).length;
 }
 
 function idOf(module: WebAssembly.Module): number {
@@ -220,7 +270,7 @@ export function runSplit(
     send(w, kernel, id);
     w.control[1] = id;
     w.control[2] = args.length;
-    w.control.set(args, 4);
+    w.control.set(args, ARGS);
     Atomics.store(w.control, 0, JOB);
     Atomics.notify(w.control, 0);
   });
@@ -230,9 +280,12 @@ export function runSplit(
   } catch (e) {
     error = e;
   }
+  // a worker that never started: its range is computed here, with its own arguments (its scratch)
+  const taken = pool.map((w) => settle(w));
   settleThreads();
   if (error !== undefined) throw error;
-  const failed = pool.filter((w) => w.control[3] !== 0).length;
+  taken.forEach((ok, i) => ok || kernel.call(...argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1)));
+  const failed = pool.filter((w, i) => taken[i] && w.control[3] !== 0).length;
   if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
 }
 
