@@ -89,7 +89,7 @@ let memory: WebAssembly.Memory | undefined;
 let workers: PoolWorker[] = [];
 const kernelIds = new WeakMap<WebAssembly.Module, number>();
 let nextId = 0;
-let messagesSent = 0;
+let splits = 0;
 
 /** `D2L_THREADS` if set (an integer ≥ 1, else an error naming it), else the cores Node reports. */
 function defaultThreads(): number {
@@ -122,15 +122,12 @@ export function useThreads(on: boolean): void {
 /**
  * Sets the threads d2l's large kernels (matrix products) use on the wasm backend: `n` ≥ 1, by
  * default `D2L_THREADS` or the cores Node reports (`os.availableParallelism()`). Results are the
- * same floats whatever `n`. Workers beyond the new count are stopped.
+ * same floats whatever `n`. Workers beyond a lowered count stay, idle (blocked, no CPU), for a
+ * later raise: starting one takes tens of milliseconds.
  */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer from 1 to 256, got ${n}`);
   threads = n;
-  if (workers.length > n - 1) {
-    settleThreads();
-    for (const w of workers.splice(n - 1)) stop(w);
-  }
 }
 
 /** Whether `m` is a memory workers can share (the wasm backend's, made shared by shared-memory.ts). */
@@ -227,7 +224,6 @@ function send(w: PoolWorker, kernel: SplitKernel, id: number): void {
   }
   w.worker.postMessage({ id, module: kernel.module, name: kernel.name });
   w.sent.add(id);
-  messagesSent++;
 }
 
 /**
@@ -263,6 +259,7 @@ export function runSplit(
   }
   settleThreads();
   const pool = workersFor(shared, ranges.length - 1);
+  splits++;
   const id = idOf(kernel.module);
   pool.forEach((w, i) => {
     const args = argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1);
@@ -297,7 +294,7 @@ export function stopThreads(): void {
   memory = undefined;
 }
 
-/** Kernel messages sent to workers so far (for tests: a kernel is sent to a worker once). */
-export function kernelsSent(): number {
-  return messagesSent;
+/** How many kernel calls were split across threads so far (for tests and benchmarks). */
+export function splitCount(): number {
+  return splits;
 }
