@@ -7,6 +7,7 @@ import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useInterruptRecovery } from "./interrupt";
 import { useThreads } from "./thread-pool";
+import type { WasmBackendLike } from "./wasm-kernels";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -33,7 +34,7 @@ export function useSpeedups(enabled: boolean): void {
     useThreads(false);
     return;
   }
-  useThreads(true);
+  useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
   useLazyFusedMatMulGradient();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();

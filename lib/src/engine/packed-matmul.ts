@@ -365,7 +365,8 @@ const SAMPLE = 256;
 /** The share of zeros among {@link SAMPLE} values spread evenly over the `size` floats at `offset`. */
 function zeroShare(backend: WasmBackendLike, offset: number, size: number): number {
   const heap = backend.wasm?.HEAPU8;
-  if (heap === undefined || heap.buffer.byteLength === 0) return 0; // no view, or a detached one: compute every step
+  // no view, or a detached one, or (shared memory) one from before a grow: compute every step
+  if (heap === undefined || heap.buffer.byteLength < offset + 4 * size) return 0;
   const values = new Float32Array(heap.buffer, offset, size);
   const count = Math.min(SAMPLE, size);
   let zeros = 0;

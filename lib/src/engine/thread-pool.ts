@@ -115,8 +115,26 @@ export function activeThreads(): number {
 }
 
 /** Lets kernels split across threads, or not (`useSpeedups(false)` turns threads off with the other speed-ups). */
-export function useThreads(on: boolean): void {
+export function useThreads(on: boolean, shared?: unknown): void {
   enabled = on;
+  if (on && isShared(shared)) startThreads(shared);
+}
+
+/**
+ * Starts the workers for the thread count on `shared` (the wasm backend's memory; a new memory
+ * stops the old one's workers). Workers start here, from useSpeedups and setThreads, never inside
+ * a kernel: an interrupt that cut Node's Worker constructor half-way left a MessagePort that later
+ * crashed the process (TypeError in MessagePort.onclose), and a kernel is where a cut lands.
+ */
+export function startThreads(shared: WebAssembly.Memory): void {
+  if (memory !== shared) {
+    settleThreads();
+    for (const w of workers) stop(w);
+    workers = [];
+    memory = shared;
+  }
+  workers = workers.filter((w) => !w.dead);
+  while (workers.length < threads - 1) workers.push(start(shared));
 }
 
 /**
@@ -128,6 +146,7 @@ export function useThreads(on: boolean): void {
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer from 1 to 256, got ${n}`);
   threads = n;
+  if (memory !== undefined && enabled) startThreads(memory);
 }
 
 /** Whether `m` is a memory workers can share (the wasm backend's, made shared by shared-memory.ts). */
@@ -155,19 +174,6 @@ function start(shared: WebAssembly.Memory): PoolWorker {
     if (Atomics.load(w.control, 0) !== EXIT) drop("exited");
   });
   return w;
-}
-
-/** The workers for `count` parts beside the calling thread, on `shared` (a new memory stops the old ones). */
-function workersFor(shared: WebAssembly.Memory, count: number): PoolWorker[] {
-  if (memory !== shared) {
-    settleThreads();
-    for (const w of workers) stop(w);
-    workers = [];
-    memory = shared;
-  }
-  workers = workers.filter((w) => !w.dead);
-  while (workers.length < count) workers.push(start(shared));
-  return workers.slice(0, count);
 }
 
 /**
@@ -245,20 +251,22 @@ export function splitRanges(total: number, parts: number, grain = 1, minimum = g
 
 /**
  * Runs `kernel` on the ranges of `ranges` (from {@link splitRanges}), each called with
- * `argsFor(start, end, part)` (at most 28 i32 arguments: pointers into the shared memory, sizes):
- * part 0 on the calling thread, the others on workers, all at once; returns when every part is
- * done. With one range (or memory that is not shared) it is a plain call. A worker's trap is
- * rethrown here, after every part has finished.
+ * `argsFor(start, end, part)` (at most 27 i32 arguments: pointers into the shared memory, sizes;
+ * each part its own scratch): part 0 on the calling thread, the others on the workers started for
+ * `shared` (startThreads), all at once; parts beyond the workers, or all of them where `shared` has
+ * none, run on the calling thread. Returns when every part is done. A worker's trap is rethrown
+ * here, after every part has finished.
  */
 export function runSplit(
   shared: WebAssembly.Memory, kernel: SplitKernel, ranges: Array<[number, number]>, argsFor: (start: number, end: number, part: number) => number[],
 ): void {
-  if (ranges.length === 1 || !isShared(shared)) {
-    for (const [start, end] of ranges) kernel.call(...argsFor(start, end, 0));
+  settleThreads();
+  // the workers started for this memory (startThreads); ranges beyond them run here, after part 0
+  const pool = memory === shared ? workers.filter((w) => !w.dead).slice(0, ranges.length - 1) : [];
+  if (pool.length === 0) {
+    ranges.forEach(([start, end], part) => kernel.call(...argsFor(start, end, part)));
     return;
   }
-  settleThreads();
-  const pool = workersFor(shared, ranges.length - 1);
   splits++;
   const id = idOf(kernel.module);
   pool.forEach((w, i) => {
@@ -274,6 +282,7 @@ export function runSplit(
   let error: unknown;
   try {
     kernel.call(...argsFor(ranges[0][0], ranges[0][1], 0));
+    for (let part = pool.length + 1; part < ranges.length; part++) kernel.call(...argsFor(ranges[part][0], ranges[part][1], part));
   } catch (e) {
     error = e;
   }
@@ -286,7 +295,7 @@ export function runSplit(
   if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
 }
 
-/** Stops every worker (they are unref'd, so this is only needed to free their memory early). */
+/** Stops every worker (they are unref'd, so this is only needed to free their memory early); useSpeedups(true) or setThreads starts them again. */
 export function stopThreads(): void {
   settleThreads();
   for (const w of workers) stop(w);
