@@ -153,7 +153,10 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
       if (rowRanges(m, k, n, registerBlock(tA, true).rows, 2).length > 1) split++;
       const results = [1, 2, 8].map((threads) => {
         setThreads(threads);
-        return tf.tidy(() => bits(tf.fused.matMul({ a: A, b: B, transposeA: tA, transposeB: tB, bias: b, activation: relu ? "relu" : "linear" })));
+        const product = tf.fused.matMul({ a: A, b: B, transposeA: tA, transposeB: tB, bias: b, activation: relu ? "relu" : "linear" });
+        const result = bits(product);
+        product.dispose();
+        return result;
       });
       const label = `${aShape}·${bShape} ${flags} ${epilogue}`;
       expect(results[1], label).toEqual(results[0]);
