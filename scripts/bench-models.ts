@@ -9,13 +9,27 @@
  *   4.2's nn.CrossEntropyLoss takes them.
  * - mlp: 4.3's tf.sequential flatten + dense(256, relu) + dense(10), N(0, 0.01²) weights,
  *   softmaxCrossEntropy on the logits, tf.train.sgd.
+ * - lenet: 6.6's LeNet: conv(6, 5×5, padding 2) sigmoid, avgpool 2×2 stride 2, conv(16, 5×5)
+ *   sigmoid, avgpool, flatten, dense 120 sigmoid, dense 84 sigmoid, dense 10; Xavier (glorot)
+ *   uniform weights, zero biases, softmaxCrossEntropy on the logits, tf.train.sgd, lr 0.9 by default.
+ *   Trained by trainCh3 until chapter 6's trainCh6 lands: the same arithmetic per step (d2l's
+ *   train_ch6 differs in moving data to a device and timing, nothing that changes the floats).
  */
 import * as tf from "@tensorflow/tfjs";
 // Only through index (see bench.ts): a second copy of a lib module would hold its own state.
 import * as d2l from "../lib/src/index";
 
-export const MODELS = ["scratch", "concise", "mlp", "mlp-scratch"] as const;
+export const MODELS = ["scratch", "concise", "mlp", "mlp-scratch", "lenet"] as const;
 export type Model = (typeof MODELS)[number];
+
+/** Each model's learning rate and batch size when --lr / --batch-size are not given (d2l's for its job). */
+export const DEFAULTS: Record<Model, { lr: number; batchSize: number }> = {
+  scratch: { lr: 0.1, batchSize: 256 },
+  concise: { lr: 0.1, batchSize: 256 },
+  mlp: { lr: 0.1, batchSize: 256 },
+  "mlp-scratch": { lr: 0.1, batchSize: 256 },
+  lenet: { lr: 0.9, batchSize: 256 },
+};
 
 /** What trainCh3 needs for one model, and how to free it afterwards. */
 export interface Job {
@@ -31,6 +45,7 @@ export const DESCRIPTIONS: Record<Model, string> = {
   concise: "softmax regression (concise, 3.7)",
   "mlp-scratch": "multilayer perceptron 784-256-10 (scratch, 4.2)",
   mlp: "multilayer perceptron 784-256-10 (concise, 4.3)",
+  lenet: "LeNet (sigmoid, average pooling, 6.6)",
 };
 
 const NUM_INPUTS = 784;
@@ -99,7 +114,23 @@ function mlp(lr: number): Job {
   ], lr);
 }
 
-const MAKERS: Record<Model, (lr: number) => Job> = { scratch, concise, mlp, "mlp-scratch": mlpScratch };
+/** Notebook 6.6's LeNet, loss and optimizer (d2l's nn.Sequential; tf.layers' default kernel initializer is Xavier uniform). */
+function lenet(lr: number): Job {
+  const zeros = "zeros";
+  return sequentialJob([
+    // padding 2 around a 5×5 filter at stride 1 is "same"
+    tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 6, kernelSize: 5, padding: "same", activation: "sigmoid", kernelInitializer: "glorotUniform", biasInitializer: zeros }),
+    tf.layers.averagePooling2d({ poolSize: 2, strides: 2 }),
+    tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: "sigmoid", kernelInitializer: "glorotUniform", biasInitializer: zeros }),
+    tf.layers.averagePooling2d({ poolSize: 2, strides: 2 }),
+    tf.layers.flatten(),
+    tf.layers.dense({ units: 120, activation: "sigmoid", kernelInitializer: "glorotUniform", biasInitializer: zeros }),
+    tf.layers.dense({ units: 84, activation: "sigmoid", kernelInitializer: "glorotUniform", biasInitializer: zeros }),
+    tf.layers.dense({ units: NUM_OUTPUTS, kernelInitializer: "glorotUniform", biasInitializer: zeros }),
+  ], lr);
+}
+
+const MAKERS: Record<Model, (lr: number) => Job> = { scratch, concise, mlp, "mlp-scratch": mlpScratch, lenet };
 
 /** A fresh model of the given kind with its loss and updater at learning rate `lr`. */
 export const makeJob = (model: Model, lr: number): Job => MAKERS[model](lr);

@@ -64,7 +64,7 @@ export interface PeerOptions {
 
 /** One run of the peer in its own process. */
 export function runPeer(python: string, dataDir: string, opts: PeerOptions): PeerResult {
-  const job = opts.model.startsWith("mlp") ? "mlp" : "softmax";
+  const job = opts.model === "lenet" ? "lenet" : opts.model.startsWith("mlp") ? "mlp" : "softmax";
   const args = [SCRIPT, "--job", job, "--data-dir", dataDir, "--epochs", String(opts.epochs),
     "--batch-size", String(opts.batchSize), "--lr", String(opts.lr), "--threads", String(opts.threads ?? 1)];
   // Debian's OpenBLAS settings inherited from a conda or CI environment slow torch's products; run it with its own defaults.

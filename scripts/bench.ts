@@ -3,12 +3,13 @@
  * perceptron (4.2, 4.3) on Fashion-MNIST, trained with the library's own loadDataFashionMnist and
  * trainCh3, the code a reader of those notebooks runs.
  *
- *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch]
+ *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch|lenet]
  *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare] [--peer]
  *                    [--seed N|random] [--seeds N] [--threads N|N,M,...]
  *
- * The models (scratch and concise: 3.6 and 3.7; mlp-scratch and mlp: 4.2 and 4.3) are described
- * in scripts/bench-models.ts. Prints a table per epoch (a progress bar on stderr when it is a
+ * The models (scratch and concise: 3.6 and 3.7; mlp-scratch and mlp: 4.2 and 4.3; lenet: 6.6) are
+ * described in scripts/bench-models.ts; --lr and --batch-size default to each model's (lenet: lr 0.9).
+ * Prints a table per epoch (a progress bar on stderr when it is a
  * terminal); with --json the last line is one JSON object:
  * {"backend","node","model","epochs","batchSize","lr","loadSeconds","secondsPerEpoch","totalSeconds","trainLoss","trainAccuracy","testAccuracy"}
  * (node: process.version; also "cpuSecondsPerEpoch", the process's CPU time likewise, which a
@@ -47,7 +48,7 @@ import { parseArgs } from "node:util";
 // Only through index: importing lib modules one by one from this ES module would load a second
 // copy of those that index also reaches (tsx loads lib/src as CommonJS), e.g. optim's gradient store.
 import * as d2l from "../lib/src/index";
-import { DESCRIPTIONS, MODELS, type Model, makeJob } from "./bench-models";
+import { DEFAULTS, DESCRIPTIONS, MODELS, type Model, makeJob } from "./bench-models";
 import { HOW_TO_GET_TORCH, type PeerResult, fashionMnistDir, findTorchPython, runPeer } from "./bench-peer";
 
 
@@ -77,7 +78,7 @@ interface Options {
 }
 
 const USAGE =
-  "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch] " +
+  "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch|lenet] " +
   "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--peer] [--seed N|random] [--seeds N] [--threads N|N,M,...]";
 
 class UsageError extends Error {}
@@ -108,8 +109,8 @@ function parseOptions(argv: string[]): Options {
         epochs: { type: "string", default: "10" },
         backend: { type: "string" },
         model: { type: "string" },
-        "batch-size": { type: "string", default: "256" },
-        lr: { type: "string", default: "0.1" },
+        "batch-size": { type: "string" },
+        lr: { type: "string" },
         json: { type: "boolean", default: false },
         baseline: { type: "boolean", default: false },
         runs: { type: "string", default: "1" },
@@ -129,6 +130,9 @@ function parseOptions(argv: string[]): Options {
     console.log(USAGE);
     process.exit(0);
   }
+  const model = oneOf("model", v.model ?? "scratch", MODELS);
+  v.lr ??= String(DEFAULTS[model].lr);
+  v["batch-size"] ??= String(DEFAULTS[model].batchSize);
   const lr = Number(v.lr);
   if (v.lr!.trim() === "" || !Number.isFinite(lr) || lr <= 0) {
     throw new UsageError(`--lr must be a positive number; got "${v.lr}"`);
@@ -152,7 +156,7 @@ function parseOptions(argv: string[]): Options {
   return {
     epochs: positiveInt("epochs", v.epochs!),
     backend: v.backend === undefined ? undefined : oneOf("backend", v.backend, d2l.BACKENDS),
-    model: oneOf("model", v.model ?? "scratch", MODELS),
+    model,
     batchSize: positiveInt("batch-size", v["batch-size"]!),
     lr,
     json: v.json!,

@@ -12,6 +12,10 @@ whose two vCPUs share one core's vector units).
 Jobs (batch 256, lr 0.1, SGD, weights ~ N(0, 0.01^2), zero biases, as d2l 3.6/3.7 and 4.2/4.3):
   softmax: Flatten -> Linear(784, 10)
   mlp:     Flatten -> Linear(784, 256) -> ReLU -> Linear(256, 10)
+  lenet:   d2l 6.6's LeNet (lr 0.9): Conv2d(1, 6, 5, padding 2) -> Sigmoid -> AvgPool2d(2, 2) -> Conv2d(6, 16, 5)
+           -> Sigmoid -> AvgPool2d(2, 2) -> Flatten -> Linear(400, 120) -> Sigmoid -> Linear(120, 84) -> Sigmoid
+           -> Linear(84, 10); Xavier uniform weights (d2l's init_weights), zero biases (as d2l-ts's); the rows of
+           784 pixels are unflattened to 1x28x28 images by the net's first module
 
 Prints one JSON line like npm run bench --json: backend "torch", secondsPerEpoch (the median over
 the epochs after the first; an epoch is training and the test accuracy), cpuSecondsPerEpoch (the
@@ -51,6 +55,17 @@ def load(data_dir, prefix):
 
 
 def make_net(job):
+    if job == "lenet":
+        net = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)),
+            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
+        for m in net:
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        return net
     if job == "softmax":
         net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     else:
@@ -64,7 +79,7 @@ def make_net(job):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--job", choices=["softmax", "mlp"], default="softmax")
+    parser.add_argument("--job", choices=["softmax", "mlp", "lenet"], default="softmax")
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)

@@ -5,6 +5,9 @@ import { restoreWasmMatMul, useFastWasmMatMul } from "./wasm-matmul";
 import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
+import { useWasmConvGradients } from "./wasm-conv-grad";
+import { restoreSimdConv2d, useSimdConv2d } from "./conv2d-simd";
+import { restoreLazyFusedConv2d, useLazyFusedConv2dGradient } from "./fused-conv-grad";
 import { useInterruptRecovery } from "./interrupt";
 import { useThreads } from "./thread-pool";
 import type { WasmBackendLike } from "./wasm-kernels";
@@ -21,7 +24,9 @@ export { getThreads, setThreads } from "./thread-pool";
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
- * transpose (wasm-column-sum.ts); large products split across threads (thread-pool.ts, see setThreads). Fixes of wrong results stay on either way.
+ * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
+ * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts); large products
+ * split across threads (thread-pool.ts, see setThreads). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -31,16 +36,20 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmBuffers();
     restoreWasmBinary();
     restoreWasmColumnSum();
+    restoreSimdConv2d();
+    restoreLazyFusedConv2d();
     useThreads(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
   useLazyFusedMatMulGradient();
+  useLazyFusedConv2dGradient();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
     useFastWasmBinary();
     useFastWasmColumnSum();
+    useSimdConv2d();
   }
 }
 
@@ -53,5 +62,7 @@ export function useFixes(): void {
   if (tf.getBackend() === "wasm") {
     // Its OneHot writes int32 bits whatever the dtype: a float32 mask (the losses' targets) came out as zeros.
     useWasmOneHotFix();
+    // It has no Conv2DBackpropFilter (nor depthwise gradients): every gradient through a convolution threw.
+    useWasmConvGradients();
   }
 }

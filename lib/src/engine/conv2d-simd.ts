@@ -1,0 +1,480 @@
+import * as tf from "@tensorflow/tfjs";
+import {
+  ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MAX, F32X4_MUL, F32X4_RELAXED_MADD, F32_MAX, I32, LOOP, MUL,
+  V128, ZERO_F32X4, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
+  storeF32, tee, voidType,
+} from "./wasm-asm";
+import { relaxedSimdAvailable } from "./relaxed-simd";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
+import { filterGradientHook } from "./wasm-conv-grad";
+
+/**
+ * SIMD convolutions for the wasm backend, for the small-channel layers of chapter 6 (LeNet: 1 → 6
+ * and 6 → 16 channels, 5×5 filters), where XNNPACK's forward pass is middling and the backend's
+ * Conv2DBackpropInput is a scalar loop. NHWC, dilation 1, at most 16 output channels.
+ *
+ * Both kernels see a convolution as small matrix products along one row of the image: with the
+ * input zero-padded (a copy, so every window is inside it), the FW·C values under one filter row
+ * at output column ow are contiguous in x. So
+ *
+ * - forward (`convForwardWasm`): y[n, oh, ow..ow+R-1, :] = Σ_fh Σ_r x[n, oh·sh+fh, ow·sw + r] · w[fh, r, :],
+ *   r over FW·C; a register block of R output columns × K channels (⌈K/4⌉ vectors), x splatted,
+ *   the filter read as vectors (packed with K rounded up to 4, so loads need no tail);
+ * - filter gradient (`filterGradWasm`): dw[fh, r..r+R-1, :] = Σ_{n, oh, ow} x[n, oh·sh+fh, ow·sw + r] · dy[n, oh, ow, :],
+ *   a register block of R filter rows × K channels, x splatted, dy read as vectors;
+ * - input gradient (stride 1): the forward kernel on dy padded by FH-1-top (etc.) with the filter
+ *   flipped and its channel axes swapped (dx = dy ⋆ rot180(w)ᵀ).
+ *
+ * Each module is generated for its shape (every offset in the inner loop is a constant) and uses
+ * `f32x4.relaxed_madd` where Node has relaxed SIMD, as packed-matmul.ts does.
+ *
+ * **What is registered** (measured in CPU time on LeNet's shapes, batch 256, AMD EPYC Zen 5, shared):
+ * the filter gradient (3-10 ms against 75-160 ms for the plain loop of wasm-conv-grad.ts); the input
+ * gradient at stride 1 as a forward convolution by the backend's own XNNPACK Conv2D on dy with the
+ * filter flipped ({@link xnnpackInputGradient}: 10 ms against tfjs's scalar Conv2DBackpropInput's
+ * 45, and our SIMD forward's 23, which multiplies the padding's zeros too). The forward kernel is not
+ * registered: single-threaded, XNNPACK's Conv2D is as fast on LeNet's first layer and faster on its
+ * second (33 against 19 GFLOP/s). {@link simdConv2d} and {@link simdInputGradient} are kept, tested,
+ * for the thread pool (a worker cannot call into XNNPACK's module, but can run ours on a range of images).
+ */
+
+/** Images per partial sum of the filter gradient (fixed, so the result does not depend on the split). */
+export const FILTER_CHUNK = 32;
+/** The largest number of output channels the kernels handle (4 vectors). */
+export const MAX_CHANNELS = 16;
+
+/** i32.lt_s, i32.ge_s, i32.gt_s, i32.sub */
+const LT_S = 0x48;
+
+const F32X4_REPLACE_LANE = (lane: number) => [0xfd, 0x20, lane];
+/** v128.load32_zero / v128.load64_zero: one or two floats into the low lanes, zeros above. */
+const load32Zero = (offset: number) => [0xfd, 0x5c, 0x02, ...leb(offset)];
+const load64Zero = (offset: number) => [0xfd, 0x5d, 0x03, ...leb(offset)];
+function leb(n: number): number[] {
+  return n < 128 ? [n] : [(n & 127) | 128, ...leb(n >>> 7)];
+}
+
+/** The vectors of `k` channels, the register block's rows for them (accumulators + operands within 16 registers). */
+const vectorsOf = (k: number) => Math.ceil(k / 4);
+export const blockRows = (k: number) => Math.max(1, Math.floor((13 - vectorsOf(k)) / vectorsOf(k)));
+
+/** What a forward module computes (its constants). */
+export interface ConvShape {
+  /** The (padded) input's height and width, channels. */
+  hp: number;
+  wp: number;
+  c: number;
+  /** The output's height, width, channels. */
+  oh: number;
+  ow: number;
+  k: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
+  relaxed: boolean;
+}
+
+/** The forward kernel's options. */
+export interface ForwardShape extends ConvShape {
+  bias: boolean;
+  relu: boolean;
+}
+
+const madd = (relaxed: boolean, a: number, b: number, c: number) =>
+  relaxed ? [...get(a), ...get(b), ...get(c), ...F32X4_RELAXED_MADD] : [...get(c), ...get(a), ...get(b), ...F32X4_MUL, ...F32X4_ADD];
+
+/** Stores vector `v` of an accumulator (channels 4v..) at `ptr` + `offset`, whole or lane by lane for the last, partial one. */
+function storeChannels(ptr: number, accLocal: number, offset: number, v: number, k: number, epilogue: (lane: boolean) => number[] = () => []): number[] {
+  if (4 * v + 4 <= k) return [...get(ptr), ...get(accLocal), ...epilogue(false), ...store(offset)];
+  const out: number[] = [];
+  for (let lane = 0; 4 * v + lane < k; lane++) {
+    out.push(...get(ptr), ...get(accLocal), ...extractF32(lane), ...epilogue(true), ...storeF32(offset + 4 * lane));
+  }
+  return out;
+}
+
+/**
+ * `f(x, w, bias, y, nStart, nEnd)`: y[n] = conv(x[n], w) (+ bias) (relu) for n in [nStart, nEnd):
+ * x [N, hp, wp, c] (already padded), w packed as [fh, fw·c, kp] (kp = 4⌈k/4⌉, zeros past k),
+ * bias kp floats, y [N, oh, ow, k].
+ */
+export function convForwardWasm(s: ForwardShape): number[] {
+  const V = vectorsOf(s.k);
+  const R = blockRows(s.k);
+  const kp = 4 * V;
+  const rowsPerFilterRow = s.fw * s.c;
+  const [X, W, BIAS, Y, N0, N1] = [0, 1, 2, 3, 4, 5];
+  const [N, OH, PXROW, PY, PX, PW, FH, BLK] = [6, 7, 8, 9, 10, 11, 12, 13];
+  const WV = 14; // v128: V filter vectors, a splat, R × V accumulators
+  const SPLAT = WV + V;
+  const acc = (j: number, v: number) => SPLAT + 1 + j * V + v;
+  /** One block of `rows` output columns from PXROW, written at PY; advances both. */
+  const block = (rows: number) => {
+    const out: number[] = [];
+    for (let j = 0; j < rows; j++) {
+      for (let v = 0; v < V; v++) out.push(...(s.bias ? [...get(BIAS), ...load(16 * v)] : ZERO_F32X4), ...set(acc(j, v)));
+    }
+    out.push(...get(PXROW), ...set(PX), ...get(W), ...set(PW), ...i32(s.fh), ...set(FH));
+    out.push(...LOOP);
+    for (let r = 0; r < rowsPerFilterRow; r++) {
+      for (let v = 0; v < V; v++) out.push(...get(PW), ...load(4 * (r * kp + 4 * v)), ...set(WV + v));
+      for (let j = 0; j < rows; j++) {
+        out.push(...get(PX), ...loadSplat(4 * (j * s.sw * s.c + r)), ...set(SPLAT));
+        for (let v = 0; v < V; v++) out.push(...madd(s.relaxed, SPLAT, WV + v, acc(j, v)), ...set(acc(j, v)));
+      }
+    }
+    out.push(...get(PX), ...i32(4 * s.wp * s.c), ADD, ...set(PX));
+    out.push(...get(PW), ...i32(4 * rowsPerFilterRow * kp), ADD, ...set(PW));
+    out.push(...get(FH), ...i32(1), 0x6b, ...tee(FH), ...i32(0), 0x4a, ...BR_IF_0, END); // while (--fh > 0)
+    const relu = (lane: boolean) => (!s.relu ? [] : lane ? [0x43, 0, 0, 0, 0, F32_MAX] : [...ZERO_F32X4, ...F32X4_MAX]);
+    for (let j = 0; j < rows; j++) {
+      for (let v = 0; v < V; v++) out.push(...storeChannels(PY, acc(j, v), 4 * (j * s.k + 4 * v), v, s.k, relu));
+    }
+    out.push(...get(PXROW), ...i32(4 * rows * s.sw * s.c), ADD, ...set(PXROW));
+    out.push(...get(PY), ...i32(4 * rows * s.k), ADD, ...set(PY));
+    return out;
+  };
+  const fullBlocks = Math.floor(s.ow / R);
+  const rest = s.ow % R;
+  const body = [
+    ...locals([8, I32], [1 + V + R * V, V128]),
+    ...get(N0), ...set(N),
+    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), // if (n >= nEnd) return
+    ...LOOP,
+    ...i32(0), ...set(OH),
+    ...get(Y), ...get(N), ...i32(4 * s.oh * s.ow * s.k), MUL, ADD, ...set(PY),
+    ...LOOP, // each output row
+    ...get(X), ...get(N), ...i32(s.hp), MUL, ...get(OH), ...i32(s.sh), MUL, ADD, ...i32(4 * s.wp * s.c), MUL, ADD, ...set(PXROW),
+    ...(fullBlocks > 0 ? [...i32(fullBlocks), ...set(BLK), ...LOOP, ...block(R), ...get(BLK), ...i32(1), 0x6b, ...tee(BLK), ...i32(0), 0x4a, ...BR_IF_0, END] : []),
+    ...(rest > 0 ? block(rest) : []),
+    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), LT_S, ...BR_IF_0, END,
+    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), LT_S, ...BR_IF_0, END,
+    END,
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(6), "f", body);
+}
+
+/**
+ * `g(x, dy, dw, nStart, nEnd)`: dw = Σ_{n in [nStart, nEnd)} (filter gradient of image n), written
+ * (not added) as [fh, fw, c, k]: x [N, hp, wp, c] (already padded), dy [N, oh, ow, k].
+ */
+export function filterGradWasm(s: ConvShape): number[] {
+  const V = vectorsOf(s.k);
+  const rowsPerFilterRow = s.fw * s.c;
+  const R = Math.min(blockRows(s.k), rowsPerFilterRow);
+  const [X, DY, DW, N0, N1] = [0, 1, 2, 3, 4];
+  const [N, OH, PX, PD, OW, FH, R0, PDW, BLK] = [5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const DV = 14; // v128: V dy vectors, a splat, R × V accumulators
+  const SPLAT = DV + V;
+  const acc = (j: number, v: number) => SPLAT + 1 + j * V + v;
+  /** dy's vector v at PD: whole, or the last channels with zeros above (never reading past the position's k floats). */
+  const loadDy = (v: number) => {
+    const left = s.k - 4 * v;
+    if (left >= 4) return [...get(PD), ...load(16 * v)];
+    if (left === 1) return [...get(PD), ...load32Zero(16 * v)];
+    if (left === 2) return [...get(PD), ...load64Zero(16 * v)];
+    return [...get(PD), ...load64Zero(16 * v), ...get(PD), ...loadF32(16 * v + 8), ...F32X4_REPLACE_LANE(2)];
+  };
+  /** Filter rows R0..R0+rows-1 of filter row FH: the sum over every image, row and column; stored at PDW; R0 and PDW advance. */
+  const block = (rows: number) => {
+    const out: number[] = [];
+    for (let j = 0; j < rows; j++) for (let v = 0; v < V; v++) out.push(...ZERO_F32X4, ...set(acc(j, v)));
+    out.push(...get(N0), ...set(N));
+    out.push(...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), ...LOOP);
+    out.push(...i32(0), ...set(OH));
+    out.push(...get(DY), ...get(N), ...i32(4 * s.oh * s.ow * s.k), MUL, ADD, ...set(PD));
+    out.push(...LOOP); // each output row
+    // PX = x + 4·(((n·hp + oh·sh + fh)·wp)·c + r0)
+    out.push(...get(N), ...i32(s.hp), MUL, ...get(OH), ...i32(s.sh), MUL, ADD, ...get(FH), ADD, ...i32(4 * s.wp * s.c), MUL);
+    out.push(...get(X), ADD, ...get(R0), ...i32(4), MUL, ADD, ...set(PX));
+    out.push(...i32(s.ow), ...set(OW), ...LOOP); // each output column
+    for (let v = 0; v < V; v++) out.push(...loadDy(v), ...set(DV + v));
+    for (let j = 0; j < rows; j++) {
+      out.push(...get(PX), ...loadSplat(4 * j), ...set(SPLAT));
+      for (let v = 0; v < V; v++) out.push(...madd(s.relaxed, SPLAT, DV + v, acc(j, v)), ...set(acc(j, v)));
+    }
+    out.push(...get(PX), ...i32(4 * s.sw * s.c), ADD, ...set(PX));
+    out.push(...get(PD), ...i32(4 * s.k), ADD, ...set(PD));
+    out.push(...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END);
+    out.push(...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), LT_S, ...BR_IF_0, END);
+    out.push(...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), LT_S, ...BR_IF_0, END, END);
+    for (let j = 0; j < rows; j++) {
+      for (let v = 0; v < V; v++) out.push(...storeChannels(PDW, acc(j, v), 4 * (j * s.k + 4 * v), v, s.k));
+    }
+    out.push(...get(R0), ...i32(rows), ADD, ...set(R0));
+    out.push(...get(PDW), ...i32(4 * rows * s.k), ADD, ...set(PDW));
+    return out;
+  };
+  const fullBlocks = Math.floor(rowsPerFilterRow / R);
+  const rest = rowsPerFilterRow % R;
+  const body = [
+    ...locals([9, I32], [1 + V + R * V, V128]),
+    ...get(DW), ...set(PDW), ...i32(0), ...set(FH),
+    ...LOOP, // each filter row
+    ...i32(0), ...set(R0),
+    ...(fullBlocks > 0 ? [...i32(fullBlocks), ...set(BLK), ...LOOP, ...block(R), ...get(BLK), ...i32(1), 0x6b, ...tee(BLK), ...i32(0), 0x4a, ...BR_IF_0, END] : []),
+    ...(rest > 0 ? block(rest) : []),
+    ...get(FH), ...i32(1), ADD, ...tee(FH), ...i32(s.fh), LT_S, ...BR_IF_0, END,
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(5), "g", body);
+}
+
+type Forward = (x: number, w: number, bias: number, y: number, n0: number, n1: number) => void;
+type FilterGrad = (x: number, dy: number, dw: number, n0: number, n1: number) => void;
+
+const heapOf = (backend: WasmBackendLike) => {
+  const heap = backend.wasm?.HEAPU8;
+  if (heap === undefined) throw new Error("d2l's SIMD convolutions: the wasm backend's memory is not reachable");
+  return heap.buffer;
+};
+const f32 = (backend: WasmBackendLike, t: tf.TensorInfo, length = tf.util.sizeFromShape(t.shape)) =>
+  new Float32Array(heapOf(backend), backend.getMemoryOffset(t.dataId), length);
+
+interface Padding { top: number; bottom: number; left: number; right: number }
+
+/**
+ * x [n, h, w, c] copied into a fresh tensor [n, h + top + bottom, w + left + right, c] with zeros
+ * around it (the caller disposes it); x itself when there is no padding.
+ */
+function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info: tf.TensorInfo; temp: boolean } {
+  if (p.top === 0 && p.bottom === 0 && p.left === 0 && p.right === 0) return { info: x, temp: false };
+  const [n, h, w, c] = x.shape;
+  const hp = h + p.top + p.bottom;
+  const wp = w + p.left + p.right;
+  const out = backend.makeOutput([n, hp, wp, c], "float32");
+  const src = f32(backend, x);
+  const dst = f32(backend, out);
+  dst.fill(0);
+  const row = w * c;
+  for (let i = 0; i < n; i++) {
+    for (let y = 0; y < h; y++) {
+      const from = (i * h + y) * row;
+      dst.set(src.subarray(from, from + row), ((i * hp + y + p.top) * wp + p.left) * c);
+    }
+  }
+  return { info: out, temp: true };
+}
+
+/** Whether the kernels handle this convolution: NHWC float32, dilation 1, 1..16 output channels, an output of at least one pixel. */
+function handles(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.dataFormat === "channelsLast" && info.dilationHeight === 1 && info.dilationWidth === 1 &&
+    info.outChannels >= 1 && info.outChannels <= MAX_CHANNELS && info.outHeight >= 1 && info.outWidth >= 1 && info.batchSize >= 1 &&
+    info.padInfo.top >= 0 && info.padInfo.left >= 0 && info.padInfo.bottom >= 0 && info.padInfo.right >= 0;
+}
+
+/** The padding that puts every window of `info` inside the input: tfjs's, and more at the bottom/right when windows need it ("ceil" rounding). */
+function paddingOf(info: tf.backend_util.Conv2DInfo): Padding {
+  const { top, left } = info.padInfo;
+  const needH = (info.outHeight - 1) * info.strideHeight + info.filterHeight;
+  const needW = (info.outWidth - 1) * info.strideWidth + info.filterWidth;
+  return { top, left, bottom: Math.max(0, needH - info.inHeight - top), right: Math.max(0, needW - info.inWidth - left) };
+}
+
+/** The settings of the installed kernels (shared through the kernel registry's marks). */
+interface Settings { relaxed: boolean }
+
+/**
+ * The forward convolution of x [n, h, w, c] with w [fh, fw, c, k] (+ bias) (relu), by the SIMD
+ * kernel, or undefined where it does not handle the case.
+ */
+export function simdConv2d(
+  backend: WasmBackendLike, x: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo,
+  epilogue: { bias?: tf.TensorInfo; relu?: boolean } = {}, settings: Settings = { relaxed: true },
+): tf.TensorInfo | undefined {
+  if (!handles(info) || x.dtype !== "float32" || filter.dtype !== "float32") return undefined;
+  const { bias, relu = false } = epilogue;
+  if (bias !== undefined && (bias.dtype !== "float32" || tf.util.sizeFromShape(bias.shape) !== info.outChannels)) return undefined;
+  const p = paddingOf(info);
+  const k = info.outChannels;
+  const kp = 4 * vectorsOf(k);
+  const shape: ForwardShape = {
+    hp: info.inHeight + p.top + p.bottom, wp: info.inWidth + p.left + p.right, c: info.inChannels, oh: info.outHeight, ow: info.outWidth,
+    k, fh: info.filterHeight, fw: info.filterWidth, sh: info.strideHeight, sw: info.strideWidth, relaxed: settings.relaxed && relaxedSimdAvailable(),
+    bias: bias !== undefined, relu,
+  };
+  const key = `conv ${JSON.stringify(shape)}`;
+  const f = wasmFunction<Forward>(backend, key, () => convForwardWasm(shape), "f");
+  if (f === undefined) return undefined;
+  const xp = padded(backend, x, p);
+  const packed = backend.makeOutput([info.filterHeight * info.filterWidth * info.inChannels * kp + kp], "float32");
+  const out = backend.makeOutput(info.outShape, "float32");
+  {
+    const src = f32(backend, filter);
+    const dst = f32(backend, packed);
+    dst.fill(0);
+    const rows = info.filterHeight * info.filterWidth * info.inChannels;
+    for (let r = 0; r < rows; r++) dst.set(src.subarray(r * k, r * k + k), r * kp);
+    if (bias !== undefined) dst.set(f32(backend, bias), rows * kp);
+  }
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const pw = off(packed);
+  f(off(xp.info), pw, pw + 4 * info.filterHeight * info.filterWidth * info.inChannels * kp, off(out), 0, info.batchSize);
+  backend.disposeData(packed.dataId);
+  if (xp.temp) backend.disposeData(xp.info.dataId);
+  return out;
+}
+
+/** The filter gradient by the SIMD kernel (per fixed chunks of images, added in order), or undefined where it does not handle the case. */
+export function simdFilterGradient(
+  backend: WasmBackendLike, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, settings: Settings = { relaxed: true },
+): tf.TensorInfo | undefined {
+  if (!handles(info) || x.dtype !== "float32" || dy.dtype !== "float32") return undefined;
+  const p = paddingOf(info);
+  const shape: ConvShape = {
+    hp: info.inHeight + p.top + p.bottom, wp: info.inWidth + p.left + p.right, c: info.inChannels, oh: info.outHeight, ow: info.outWidth,
+    k: info.outChannels, fh: info.filterHeight, fw: info.filterWidth, sh: info.strideHeight, sw: info.strideWidth,
+    relaxed: settings.relaxed && relaxedSimdAvailable(),
+  };
+  const key = `conv-filter-grad ${JSON.stringify(shape)}`;
+  const g = wasmFunction<FilterGrad>(backend, key, () => filterGradWasm(shape), "g");
+  if (g === undefined) return undefined;
+  const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
+  const chunks = Math.ceil(info.batchSize / FILTER_CHUNK);
+  const xp = padded(backend, x, p);
+  const partials = chunks > 1 ? backend.makeOutput([chunks * size], "float32") : undefined;
+  const out = backend.makeOutput(info.filterShape, "float32");
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const [px, pdy] = [off(xp.info), off(dy)];
+  if (partials === undefined) {
+    g(px, pdy, off(out), 0, info.batchSize);
+  } else {
+    const base = off(partials);
+    for (let i = 0; i < chunks; i++) g(px, pdy, base + 4 * size * i, i * FILTER_CHUNK, Math.min(info.batchSize, (i + 1) * FILTER_CHUNK));
+    // the partial sums, added in chunk order (float32 rounding at each add)
+    const sums = f32(backend, partials);
+    const dw = f32(backend, out);
+    dw.set(sums.subarray(0, size));
+    for (let i = 1; i < chunks; i++) {
+      for (let e = 0; e < size; e++) dw[e] += sums[i * size + e];
+    }
+    backend.disposeData(partials.dataId);
+  }
+  if (xp.temp) backend.disposeData(xp.info.dataId);
+  return out;
+}
+
+/**
+ * The input gradient dx [n, h, w, c] of a stride-1 convolution: the forward kernel on dy padded by
+ * (FH-1-top, FW-1-left, ...) with the filter flipped and its channel axes swapped; undefined where
+ * it does not apply (strides, dilation, more than 16 input channels, padding beyond the filter).
+ */
+export function simdInputGradient(
+  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, settings: Settings = { relaxed: true },
+): tf.TensorInfo | undefined {
+  const { filterHeight: FH, filterWidth: FW, inChannels: C, outChannels: K } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+  if (info.dataFormat !== "channelsLast" || C > MAX_CHANNELS || dy.dtype !== "float32" || filter.dtype !== "float32") return undefined;
+  const top = FH - 1 - info.padInfo.top;
+  const left = FW - 1 - info.padInfo.left;
+  const bottom = info.inHeight + info.padInfo.top - info.outHeight;
+  const right = info.inWidth + info.padInfo.left - info.outWidth;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return undefined;
+  // rot180(w) with c and k swapped: wt[FH-1-a, FW-1-b, co, ci] = w[a, b, ci, co]
+  const wt = backend.makeOutput([FH, FW, K, C], "float32");
+  {
+    const src = f32(backend, filter);
+    const dst = f32(backend, wt);
+    for (let a = 0; a < FH; a++) {
+      for (let b = 0; b < FW; b++) {
+        for (let ci = 0; ci < C; ci++) {
+          for (let co = 0; co < K; co++) dst[(((FH - 1 - a) * FW + (FW - 1 - b)) * K + co) * C + ci] = src[((a * FW + b) * C + ci) * K + co];
+        }
+      }
+    }
+  }
+  const dyp = padded(backend, dy, { top, left, bottom, right });
+  const transposed = tf.backend_util.computeConv2DInfo(
+    dyp.info.shape as [number, number, number, number], [FH, FW, K, C], 1, 1, "valid", undefined, false, "channelsLast");
+  const out = simdConv2d(backend, dyp.info, wt, transposed, {}, settings);
+  backend.disposeData(wt.dataId);
+  if (dyp.temp) backend.disposeData(dyp.info.dataId);
+  return out;
+}
+
+/**
+ * The input gradient of a stride-1 convolution as a forward convolution by the backend's own Conv2D
+ * kernel (XNNPACK): dy with explicit padding (FH-1-top, ...) and the filter flipped, channel axes swapped.
+ */
+export function xnnpackInputGradient(
+  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo | undefined {
+  const { filterHeight: FH, filterWidth: FW, inChannels: C, outChannels: K } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+  if (info.dataFormat !== "channelsLast" || dy.dtype !== "float32" || filter.dtype !== "float32") return undefined;
+  const top = FH - 1 - info.padInfo.top;
+  const left = FW - 1 - info.padInfo.left;
+  const bottom = info.inHeight + info.padInfo.top - info.outHeight;
+  const right = info.inWidth + info.padInfo.left - info.outWidth;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return undefined;
+  const conv = tf.getKernel(tf.Conv2D, "wasm");
+  if (conv === undefined) return undefined;
+  const wt = backend.makeOutput([FH, FW, K, C], "float32");
+  const src = f32(backend, filter);
+  const dst = f32(backend, wt);
+  for (let a = 0; a < FH; a++) {
+    for (let b = 0; b < FW; b++) {
+      for (let ci = 0; ci < C; ci++) {
+        for (let co = 0; co < K; co++) dst[(((FH - 1 - a) * FW + (FW - 1 - b)) * K + co) * C + ci] = src[((a * FW + b) * C + ci) * K + co];
+      }
+    }
+  }
+  const original = findWasmReplacement(tf.Conv2D, MARK)?.original.kernelFunc ?? conv.kernelFunc;
+  const out = original({
+    inputs: { x: dy, filter: wt }, backend: backend as never,
+    attrs: { strides: 1, pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: "NHWC", dilations: 1 } as never,
+  }) as tf.TensorInfo;
+  backend.disposeData(wt.dataId);
+  return out;
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+const MARK = Symbol.for("d2l.useSimdConv2d");
+
+function infoOf(x: number[], filterShape: number[], attrs: { strides: number | [number, number]; pad: tf.Conv2DAttrs["pad"]; dilations?: number | [number, number]; dimRoundingMode?: "floor" | "round" | "ceil"; dataFormat?: string }) {
+  if ((attrs.dataFormat ?? "NHWC") !== "NHWC") return undefined;
+  return tf.backend_util.computeConv2DInfo(x as [number, number, number, number], filterShape as [number, number, number, number],
+    attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, "channelsLast");
+}
+
+const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.KernelFunc> = {
+  [tf.Conv2DBackpropInput]: (original) => (args: KernelArgs) => {
+    const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+    const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const info = infoOf(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 });
+    const out = info && xnnpackInputGradient(args.backend as unknown as WasmBackendLike, dy, filter, info);
+    return out ?? original(args);
+  },
+};
+
+const SETTINGS_KEY = Symbol.for("d2l.simdConv2dSettings");
+function sharedSettings(): Settings {
+  const g = globalThis as unknown as Record<symbol, Settings | undefined>;
+  return (g[SETTINGS_KEY] ??= { relaxed: true });
+}
+
+/**
+ * Makes the wasm backend's filter gradient (wasm-conv-grad.ts) run the SIMD kernel where it handles
+ * the shape (NHWC, dilation 1, at most 16 output channels), and its Conv2DBackpropInput at stride 1
+ * run as XNNPACK's forward convolution with the filter flipped. Idempotent; `relaxed: false` retunes
+ * (for benchmarks). Returns false when the wasm kernels are not registered.
+ * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/conv2d-simd.ts.
+ */
+export function useSimdConv2d(options: Partial<Settings> = {}): boolean {
+  const settings = sharedSettings();
+  Object.assign(settings, Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)));
+  filterGradientHook().run = (backend, x, dy, info) => simdFilterGradient(backend, x, dy, info, settings);
+  for (const name of Object.keys(WRAP)) {
+    if (findWasmReplacement(name, MARK) !== undefined) continue;
+    if (!replaceWasmKernel(name, MARK, settings, (original) => WRAP[name](original, settings))) return false;
+  }
+  return true;
+}
+
+/** Puts tfjs's Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
+export function restoreSimdConv2d(): boolean {
+  filterGradientHook().run = undefined;
+  return Object.keys(WRAP).map((name) => restoreWasmKernel(name, MARK)).some(Boolean);
+}
