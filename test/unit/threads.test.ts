@@ -240,16 +240,11 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     expect(splitCount() - splits).toBeGreaterThanOrEqual(12);
   });
 
-  it("a process that split products across threads exits by itself, with its workers", async () => {
-    const script = `
-      import * as tf from "@tensorflow/tfjs";
-      import * as d2l from "d2l";
-      await d2l.initBackend("wasm", { quiet: true });
-      d2l.setThreads(4);
-      const y = tf.matMul(tf.randomNormal([256, 784]), tf.randomNormal([784, 256]));
-      console.log("done", y.shape.join("x"), d2l.getThreads());
-    `;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+  /** Runs `script` (an ES module) in a fresh Node with `env`; its output and exit code (null: killed after 50 s). */
+  async function runNode(script: string, env: Record<string, string>): Promise<{ out: string; code: number | null }> {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env },
+    });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
@@ -263,7 +258,22 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
         resolve(c);
       });
     });
-    expect(out.trim()).toBe("done 256x256 4");
+    return { out, code };
+  }
+
+  it("D2L_THREADS sets the count; a process that split products across its workers exits by itself", async () => {
+    const script = `
+      import * as tf from "@tensorflow/tfjs";
+      import * as d2l from "d2l";
+      await d2l.initBackend("wasm", { quiet: true });
+      const y = tf.matMul(tf.randomNormal([256, 784]), tf.randomNormal([784, 256]));
+      console.log("done", y.shape.join("x"), d2l.getThreads());
+    `;
+    const { out, code } = await runNode(script, { D2L_THREADS: "3" });
+    expect(out.trim()).toBe("done 256x256 3");
     expect(code).toBe(0);
+    const bad = await runNode(`import * as d2l from "d2l"; console.log(d2l.getThreads());`, { D2L_THREADS: "two" });
+    expect(bad.out).toMatch(/D2L_THREADS must be an integer from 1 to 256, got "two"/);
+    expect(bad.code).not.toBe(0);
   });
 });

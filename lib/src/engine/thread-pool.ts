@@ -84,7 +84,8 @@ export interface SplitKernel {
   call: (...args: number[]) => void;
 }
 
-let threads = defaultThreads();
+/** The thread count; read from D2L_THREADS on first use, so a bad value is an error there, not at import. */
+let threads: number | undefined;
 let memory: WebAssembly.Memory | undefined;
 let workers: PoolWorker[] = [];
 const kernelIds = new WeakMap<WebAssembly.Module, number>();
@@ -106,12 +107,12 @@ let enabled = true;
 
 /** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
 export function getThreads(): number {
-  return threads;
+  return (threads ??= defaultThreads());
 }
 
 /** The threads a kernel splits across now: {@link getThreads}, or 1 while the speed-ups are off. */
 export function activeThreads(): number {
-  return enabled ? threads : 1;
+  return enabled ? getThreads() : 1;
 }
 
 /** Lets kernels split across threads, or not (`useSpeedups(false)` turns threads off with the other speed-ups). */
@@ -134,7 +135,7 @@ export function startThreads(shared: WebAssembly.Memory): void {
     memory = shared;
   }
   workers = workers.filter((w) => !w.dead);
-  while (workers.length < threads - 1) workers.push(start(shared));
+  while (workers.length < getThreads() - 1) workers.push(start(shared));
 }
 
 /**
