@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--epochs 10] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch|lenet]
  *                    [--batch-size 256] [--lr 0.1] [--json] [--baseline] [--runs N] [--compare] [--peer]
- *                    [--seed N|random] [--seeds N]
+ *                    [--seed N|random] [--seeds N] [--threads N|N,M,...]
  *
  * --model kaggle runs section 4.10's K-fold job instead, with options of its own (scripts/bench-kaggle.ts).
  *
@@ -40,6 +40,12 @@
  * secondsPerEpochRuns, testAccuracy: the one-core figures; oneCore, best, settings: each setting's
  * {torchThreads, blasThreads, secondsPerEpoch, ...}}), "ratioToPeer" (our median seconds per epoch
  * over PyTorch's on one core) and "ratioToPeerBest" (over its best).
+ *
+ * --threads N splits the engine's large products across N threads (d2l.setThreads; default
+ * D2L_THREADS, else the cores Node reports); every run prints its thread count, and the JSON line
+ * has "threads". --threads 1,2 alternates runs with each count (--runs N of each), prints each
+ * median and its ratio to the first count's, and with --peer PyTorch runs beside them with the
+ * largest count as its thread count.
  */
 import * as tf from "@tensorflow/tfjs";
 import cliProgress from "cli-progress";
@@ -77,11 +83,13 @@ interface Options {
   modelGiven: boolean;
   /** Alternate runs with the PyTorch peer (scripts/peer/bench_torch.py). */
   peer: boolean;
+  /** --threads: the thread counts to run with (alternating when several); undefined: d2l's default. */
+  threadCounts?: number[];
 }
 
 const USAGE =
   "usage: npm run bench -- [--epochs N] [--backend tensorflow|wasm|cpu] [--model scratch|concise|mlp|mlp-scratch|lenet] " +
-  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--peer] [--seed N|random] [--seeds N]";
+  "[--batch-size N] [--lr X] [--json] [--baseline] [--runs N] [--compare] [--peer] [--seed N|random] [--seeds N] [--threads N|N,M,...]";
 
 class UsageError extends Error {}
 
@@ -120,6 +128,7 @@ function parseOptions(argv: string[]): Options {
         seed: { type: "string" },
         seeds: { type: "string" },
         peer: { type: "boolean", default: false },
+        threads: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -168,6 +177,7 @@ function parseOptions(argv: string[]): Options {
     seeds: v.seeds === undefined ? 0 : positiveInt("seeds", v.seeds),
     modelGiven: v.model !== undefined,
     peer: v.peer!,
+    threadCounts: v.threads === undefined ? undefined : v.threads.split(",").map((t) => positiveInt("threads", t)),
   };
 }
 
@@ -214,6 +224,8 @@ interface RunResult {
   testAccuracy: number;
   /** The seed of the run's random numbers; null when unseeded. */
   seed: number | null;
+  /** The threads the large products were split across (d2l.getThreads()). */
+  threads: number;
 }
 
 /** One run of the job in a process of its own (this script, with --json); its JSON line. */
@@ -222,6 +234,7 @@ function runChild(opts: Options, baseline: boolean): RunResult {
     "--epochs", String(opts.epochs), "--model", opts.model, "--batch-size", String(opts.batchSize), "--lr", String(opts.lr),
     "--json", ...(opts.backend ? ["--backend", opts.backend] : []), ...(baseline ? ["--baseline"] : []),
     ...(opts.seed !== undefined ? ["--seed", String(opts.seed)] : []),
+    ...(opts.threadCounts !== undefined ? ["--threads", String(opts.threadCounts[0])] : []),
   ];
   // process.execArgv carries tsx's loader, so the child runs this TypeScript file as we do
   const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...args], { encoding: "utf8" });
@@ -381,6 +394,64 @@ function cpuModel(): string {
   return cpus()[0]?.model.trim() || "unknown CPU";
 }
 
+/**
+ * --threads N,M,...: runs with each thread count in turn (and PyTorch's with each, with --peer),
+ * the medians, their ratios to the first count's and to PyTorch's best, and whether seeded runs
+ * gave the same train loss.
+ */
+function orchestrateThreads(opts: Options): void {
+  const counts = opts.threadCounts!;
+  const python = opts.peer ? findTorchPython() : undefined;
+  if (opts.peer && python === undefined) throw new Error(`bench --peer: ${HOW_TO_GET_TORCH}`);
+  const plural = (n: number) => `${n} thread${n === 1 ? "" : "s"}`;
+  const ours = new Map<number, RunResult[]>(counts.map((n) => [n, []]));
+  // PyTorch runs the settings --peer tries (held to one core, OpenBLAS's pool, a torch thread a core) beside each round
+  const blas = python === undefined ? undefined : chooseBlas(python);
+  const settings = peerSettings();
+  const peers = settings.map((): PeerResult[] => []);
+  for (let run = 1; run <= opts.runs; run++) {
+    for (const n of counts) {
+      const r = runChild({ ...opts, threadCounts: [n] }, opts.baseline);
+      ours.get(n)!.push(r);
+      console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend}, ${plural(r.threads)})  ${r.secondsPerEpoch.toFixed(3)} s an epoch ` +
+        `(CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${r.testAccuracy.toFixed(4)}  train loss ${r.trainLoss}`);
+    }
+    if (python === undefined || blas === undefined) continue;
+    for (const [i, setting] of settings.entries()) {
+      const p = runPeer(python, fashionMnistDir(d2l.projectRoot()), { ...opts, setting, blas: blas.json });
+      peers[i].push(p);
+      console.log(`run ${run}/${opts.runs}  PyTorch ${p.torch} (${settingLabel(setting)})  ${p.secondsPerEpoch.toFixed(3)} s an epoch ` +
+        `(CPU ${p.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${p.testAccuracy.toFixed(4)}`);
+    }
+  }
+  const medians = counts.map((n) => median(ours.get(n)!.map((r) => r.secondsPerEpoch)));
+  const peerMedians = python === undefined ? [] : settings.map((_, i) => median(peers[i].map((p) => p.secondsPerEpoch)));
+  const best = peerMedians.length ? Math.min(...peerMedians) : undefined;
+  counts.forEach((n, i) => {
+    const vsPeer = best === undefined ? "" : `; ${(medians[i] / best).toFixed(2)}x PyTorch's best`;
+    console.log(`median of ${opts.runs}, d2l-ts ${plural(n)}: ${medians[i].toFixed(3)} s an epoch, ${(medians[i] / medians[0]).toFixed(2)}x the ${plural(counts[0])} time${vsPeer}`);
+  });
+  settings.forEach((setting, i) => {
+    if (best !== undefined) console.log(`median of ${opts.runs}, PyTorch (${settingLabel(setting)}): ${peerMedians[i].toFixed(3)} s an epoch`);
+  });
+  const losses = new Set(counts.flatMap((n) => ours.get(n)!.map((r) => r.trainLoss)));
+  const seeded = ours.get(counts[0])![0].seed !== null;
+  if (seeded) {
+    console.log(losses.size === 1 ? "seeded runs: the same train loss, digit for digit, with every thread count" : `seeded runs DIFFER: train losses ${[...losses].join(", ")}`);
+  }
+  if (opts.json) {
+    console.log(JSON.stringify({
+      threads: counts,
+      secondsPerEpoch: medians,
+      cpuSecondsPerEpoch: counts.map((n) => median(ours.get(n)!.map((r) => r.cpuSecondsPerEpoch))),
+      secondsPerEpochRuns: counts.map((n) => ours.get(n)!.map((r) => r.secondsPerEpoch)),
+      trainLosses: counts.map((n) => ours.get(n)!.map((r) => r.trainLoss)),
+      runs: opts.runs,
+      ...(best === undefined ? {} : { peer: { settings, secondsPerEpoch: peerMedians, best, blasCore: blas?.core } }),
+    }));
+  }
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   // Section 4.10's K-fold job has options of its own (scripts/bench-kaggle.ts).
@@ -388,6 +459,10 @@ async function main(): Promise<void> {
   const opts = parseOptions(argv);
   if (opts.seeds > 0) {
     sweepSeeds(opts);
+    return;
+  }
+  if (opts.threadCounts !== undefined && opts.threadCounts.length > 1) {
+    orchestrateThreads(opts);
     return;
   }
   if (opts.peer) {
@@ -404,6 +479,8 @@ async function main(): Promise<void> {
   const start = performance.now();
   const { name: backend, seed } = await d2l.initBackend(opts.backend, { quiet: opts.json });
   if (opts.baseline) d2l.useSpeedups(false);
+  if (opts.threadCounts !== undefined) d2l.setThreads(opts.threadCounts[0]);
+  const threads = opts.baseline ? 1 : d2l.getThreads();
 
   const loadStart = performance.now();
   const [trainIter, testIter] = await d2l.loadDataFashionMnist(opts.batchSize);
@@ -429,7 +506,7 @@ async function main(): Promise<void> {
   };
 
   print(`${DESCRIPTIONS[opts.model]} on Fashion-MNIST, ${backend} backend${opts.baseline ? " (tfjs's own kernels)" : ""}` +
-    `${seed === undefined ? "" : `, seed ${seed}`}: ` +
+    `${seed === undefined ? "" : `, seed ${seed}`}, ${threads} thread${threads === 1 ? "" : "s"}: ` +
     `${opts.epochs} epochs, batch ${opts.batchSize}, lr ${opts.lr}; data loaded in ${loadSeconds.toFixed(3)} s`);
   print(row(COLUMNS));
   const epochSeconds: number[] = [];
@@ -493,6 +570,7 @@ async function main(): Promise<void> {
       trainAccuracy: last.trainAcc,
       testAccuracy: last.testAcc,
       seed: seed ?? null,
+      threads,
     }));
   }
 }

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { recoverFromInterrupt, useFixes, useSpeedups } from "./engine";
 import { useIopubQueue } from "./engine/iopub-queue";
+import { withSharedWasmMemory } from "./engine/shared-memory";
 import { seedFromEnv, setSeed } from "./seed";
 import { useCarrierResend } from "./display";
 import { kernelAdvice } from "./kernel";
@@ -83,7 +84,9 @@ function shortError(error: unknown): string {
 /** Loads the backend's package and makes it tfjs's active backend; throws when it cannot. */
 async function activate(name: BackendName): Promise<void> {
   LOADERS[name].load();
-  if (!(await tf.setBackend(name))) {
+  // wasm: its memory is made shared, so worker threads can compute on the tensors (engine/thread-pool.ts)
+  const set = () => tf.setBackend(name);
+  if (!(await (name === "wasm" ? withSharedWasmMemory(set) : set()))) {
     throw new Error(`tfjs could not initialise the ${name} backend`);
   }
   await tf.ready();

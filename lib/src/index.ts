@@ -6,7 +6,7 @@
 
 // Set-up: the backend, seeding, timing, argument checks, freeing what a re-run cell made.
 export { BACKENDS, initBackend } from "./backend";
-export { recoverFromInterrupt, useInterruptRecovery, useSpeedups } from "./engine";
+export { getThreads, recoverFromInterrupt, setThreads, useInterruptRecovery, useSpeedups } from "./engine";
 export { useIopubQueue } from "./engine/iopub-queue";
 export { useFileIO } from "./engine/file-io";
 export type { BackendChoice, BackendName } from "./backend";

@@ -16,7 +16,9 @@ import { recoverFromInterrupt } from "../../lib/src/engine/interrupt";
 import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
 import { softmax } from "../../lib/src/models";
 import { backward, sgd, zeroGrad } from "../../lib/src/optim";
+import { busyThreads, getThreads, setThreads } from "../../lib/src/engine/thread-pool";
 import { blobs } from "./train-fixtures";
+import { values } from "./kernel-fixtures";
 
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -130,5 +132,46 @@ describe("interrupts at hundreds of moments", () => {
     model.dispose();
     optimizer.dispose();
     tf.dispose([X, y]);
+  });
+
+  it("an MLP whose products are split across 2 threads: after each repair no worker computes, none writes into freed memory, and the split still works", async () => {
+    const threads = getThreads();
+    setThreads(2);
+    const X = tf.tensor(values(256 * 784, 7).map((v) => Math.max(v, 0)), [256, 784]); // half zeros, as images
+    const y = tf.tensor1d(Array.from({ length: 256 }, (_, i) => i % 10), "int32");
+    const W1 = tf.variable(tf.tensor(values(784 * 256, 8).map((v) => 0.05 * v), [784, 256]));
+    const W2 = tf.variable(tf.tensor(values(256 * 10, 9).map((v) => 0.05 * v), [256, 10]));
+    const net = (input: tf.Tensor) => tf.matMul(tf.relu(tf.matMul(input, W1)), W2);
+    const product = () => tf.tidy(() => tf.matMul(X, W1).dataSync() as Float32Array);
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    let cutWhileSplit = 0;
+    for (let i = 0; i < 100; i++) {
+      cutAfter(1 + (i % 7), () => {
+        for (;;) {
+          backward(() => softmaxCrossEntropy(net(X), y).sum());
+          sgd([W1, W2], 0.01, 256);
+        }
+      });
+      cutWhileSplit += busyThreads() > 0 ? 1 : 0;
+      await nextTurn();
+      recoverFromInterrupt();
+      expect(busyThreads()).toBe(0);
+      [W1, W2].forEach(zeroGrad);
+      // buffers the repair freed (outputs, scratch) are handed out again; no worker may write into them now
+      const fresh = Array.from({ length: 6 }, () => tf.zeros([256, 256]));
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      const written = tf.tidy(() => fresh.map((t) => t.abs().sum().dataSync()[0]).reduce((a, b) => a + b));
+      expect(written).toBe(0);
+      tf.dispose(fresh);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    console.warn(`${cutWhileSplit} of 100 cuts left a worker computing`);
+    expect(cutWhileSplit).toBeGreaterThan(0); // the cuts did fall inside split products
+    const two = product();
+    setThreads(1);
+    expect(product()).toEqual(two);
+    setThreads(threads);
+    tf.dispose([X, y, W1, W2]);
   });
 });

@@ -5,7 +5,8 @@ import {
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
+import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { filterGradientHook } from "./wasm-conv-grad";
 
 /**
@@ -37,6 +38,12 @@ import { filterGradientHook } from "./wasm-conv-grad";
  * second (33 against 19 GFLOP/s). {@link simdConv2d} and {@link simdInputGradient} are kept, tested,
  * for the thread pool (a worker cannot call into XNNPACK's module, but can run ours on a range of images).
  */
+
+/** Convolutions of at least this many multiply-adds split their images across threads (as packed-matmul.ts's products). */
+const SPLIT_FROM = 1 << 21;
+
+/** The wasm backend's memory (shared where initBackend made it so; then runSplit uses threads). */
+const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebAssembly.Memory;
 
 /** Images per partial sum of the filter gradient (fixed, so the result does not depend on the split). */
 export const FILTER_CHUNK = 32;
@@ -296,7 +303,7 @@ export function simdConv2d(
     bias: bias !== undefined, relu,
   };
   const key = `conv ${JSON.stringify(shape)}`;
-  const f = wasmFunction<Forward>(backend, key, () => convForwardWasm(shape), "f");
+  const f = wasmKernel(backend, key, () => convForwardWasm(shape), "f");
   if (f === undefined) return undefined;
   const xp = padded(backend, x, p);
   const packed = backend.makeOutput([info.filterHeight * info.filterWidth * info.inChannels * kp + kp], "float32");
@@ -311,7 +318,11 @@ export function simdConv2d(
   }
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const pw = off(packed);
-  f(off(xp.info), pw, pw + 4 * info.filterHeight * info.filterWidth * info.inChannels * kp, off(out), 0, info.batchSize);
+  // ranges of images, one a thread (thread-pool.ts): each image's output is computed as on one thread
+  const [px, pbias, py] = [off(xp.info), pw + 4 * info.filterHeight * info.filterWidth * info.inChannels * kp, off(out)];
+  const work = info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels * k;
+  const ranges = work >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+  runSplit(memoryOf(backend), f, ranges, (start, end) => [px, pw, pbias, py, start, end]);
   backend.disposeData(packed.dataId);
   if (xp.temp) backend.disposeData(xp.info.dataId);
   return out;
@@ -329,7 +340,7 @@ export function simdFilterGradient(
     relaxed: settings.relaxed && relaxedSimdAvailable(),
   };
   const key = `conv-filter-grad ${JSON.stringify(shape)}`;
-  const g = wasmFunction<FilterGrad>(backend, key, () => filterGradWasm(shape), "g");
+  const g = wasmKernel(backend, key, () => filterGradWasm(shape), "g");
   if (g === undefined) return undefined;
   const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
   const chunks = Math.ceil(info.batchSize / FILTER_CHUNK);
@@ -339,10 +350,15 @@ export function simdFilterGradient(
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const [px, pdy] = [off(xp.info), off(dy)];
   if (partials === undefined) {
-    g(px, pdy, off(out), 0, info.batchSize);
+    g.call(px, pdy, off(out), 0, info.batchSize);
   } else {
     const base = off(partials);
-    for (let i = 0; i < chunks; i++) g(px, pdy, base + 4 * size * i, i * FILTER_CHUNK, Math.min(info.batchSize, (i + 1) * FILTER_CHUNK));
+    // each chunk's partial sum by one thread (thread-pool.ts), as many chunks at once as there are threads
+    const threads = activeThreads();
+    for (let first = 0; first < chunks; first += threads) {
+      const ranges = Array.from({ length: Math.min(threads, chunks - first) }, (_, j): [number, number] => [first + j, first + j + 1]);
+      runSplit(memoryOf(backend), g, ranges, (i) => [px, pdy, base + 4 * size * i, i * FILTER_CHUNK, Math.min(info.batchSize, (i + 1) * FILTER_CHUNK)]);
+    }
     // the partial sums, added in chunk order (float32 rounding at each add)
     const sums = f32(backend, partials);
     const dw = f32(backend, out);

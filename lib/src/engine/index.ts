@@ -10,8 +10,11 @@ import { restoreSimdConv2d, useSimdConv2d } from "./conv2d-simd";
 import { restoreLazyFusedConv2d, useLazyFusedConv2dGradient } from "./fused-conv-grad";
 import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "./wasm-avg-pool-grad";
 import { useInterruptRecovery } from "./interrupt";
+import { useThreads } from "./thread-pool";
+import type { WasmBackendLike } from "./wasm-kernels";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
+export { getThreads, setThreads } from "./thread-pool";
 
 /**
  * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
@@ -24,8 +27,8 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
- * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts). Fixes of
- * wrong results stay on either way.
+ * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
+ * see setThreads). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -38,8 +41,10 @@ export function useSpeedups(enabled: boolean): void {
     restoreSimdConv2d();
     restoreLazyFusedConv2d();
     restoreWasmAvgPoolGrad();
+    useThreads(false);
     return;
   }
+  useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
   useLazyFusedMatMulGradient();
   useLazyFusedConv2dGradient();
   if (tf.getBackend() === "wasm") {

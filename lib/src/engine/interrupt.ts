@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type EmscriptenHeap, refreshViews, staleViews } from "./wasm-views";
+import { settleThreads } from "./thread-pool";
 
 /**
  * Repairs tfjs's engine after a kernel interrupt (Jupyter's Stop button).
@@ -214,6 +215,8 @@ class Recovery {
 
   /** Closes what an interrupted turn left open and frees what it made; returns the number of tensors freed. */
   repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>, kernelRefs: Map<object, number>, cut: CutCalls): number {
+    // a product split across threads and cut off on this thread: its workers finish before any buffer is freed
+    settleThreads();
     const state = engine.state;
     const backend = engine.backendInstance ?? undefined;
     const wasm = backend?.wasm;

@@ -6,7 +6,8 @@ import {
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
-import { wasmFunction } from "./wasm-kernels";
+import { wasmKernel } from "./wasm-kernels";
+import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -83,19 +84,21 @@ export const TALL_ROWS = 6;
 const FENCE_FROM = DEFAULT_ROWS;
 
 /**
- * `f(a, b, bias, c, m, t, list)`: C = op(A)·op(B) (+ bias) (relu), C m×n, op(A) m×k, op(B) k×n,
- * row-major float32; t is scratch for the packed op(B) (⌈n/8⌉·8·k floats), list for 5k i32s (skipZeros).
+ * `f(a, b, bias, c, m, t, list, lda)`: C = op(A)·op(B) (+ bias) (relu), C m×n, op(A) m×k, op(B) k×n,
+ * row-major float32; t is scratch for the packed op(B) (⌈n/8⌉·8·k floats), list for 5k i32s (skipZeros);
+ * lda is A's row length in floats when A is transposed (its m, or more when these m rows are a
+ * range of a larger product's: thread-pool.ts splits products so).
  */
 export function packedMatMulWasm(shape: PackedShape): number[] {
   const { k, n, transposeA, transposeB, relaxed } = shape;
   const R = shape.rows;
   if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= 2)) throw new Error(`packedMatMulWasm: bad shape ${JSON.stringify(shape)}`);
-  const [A, B, BIAS, C, M, T, LIST] = [0, 1, 2, 3, 4, 5, 6];
+  const [A, B, BIAS, C, M, T, LIST, LDA] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [I, PA0, PC0, PA, PB, PEND, PC, PANEL, SRC, DST, LEFT, STRIDE, SPARSE, PL, PLEND, KK, PREV, RUN_END] =
-    [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24];
+    [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
   const W = shape.panels;
   const fenced = R > FENCE_FROM;
-  const V = 25; // v128 locals: a splat, two for the finiteness scan, 2W panel vectors, then R × 2W accumulators
+  const V = 26; // v128 locals: a splat, two for the finiteness scan, 2W panel vectors, then R × 2W accumulators
   const [SPLAT, FIN, TMP, BV] = [V, V + 1, V + 2, V + 3];
   const ACC = BV + 2 * W;
   const bv = (w: number, v: number) => BV + 2 * w + v;
@@ -336,7 +339,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]),
     ...(shape.skipZeros ? scanFinite() : []),
     ...pack,
-    ...get(M), ...i32(4), MUL, ...set(STRIDE),
+    ...get(LDA), ...i32(4), MUL, ...set(STRIDE),
     ...get(A), ...set(PA0), ...get(C), ...set(PC0), ...i32(0), ...set(I),
     // while (i + R <= m) a block of R rows
     ...BLOCK, ...LOOP,
@@ -350,7 +353,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     ]),
     END,
   ];
-  return moduleWithImportedMemory(voidType(7), "f", body);
+  return moduleWithImportedMemory(voidType(8), "f", body);
 }
 
 /** Tuning of {@link packedMatMul}: which products take it, and how. */
@@ -415,8 +418,8 @@ export function timeBlocks(relaxed: boolean, blocks: number[]): number[] {
   const runs = blocks.map((rows) => {
     const shape: PackedShape = { k, n, transposeA: false, transposeB: false, bias: false, relu: false, relaxed, rows, panels: 1, skipZeros: false };
     try {
-      const f = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(packedMatMulWasm(shape))), { e: { m: memory } }).exports.f as Packed;
-      return () => f(a, b, 0, c, m, t, 0);
+      const f = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(packedMatMulWasm(shape))), { e: { m: memory } }).exports.f as (a: number, b: number, bias: number, c: number, m: number, t: number, list: number, lda: number) => void;
+      return () => f(a, b, 0, c, m, t, 0, m);
     } catch {
       return undefined;
     }
@@ -456,7 +459,8 @@ const SAMPLE = 256;
 /** The share of zeros among {@link SAMPLE} values spread evenly over the `size` floats at `offset`. */
 function zeroShare(backend: WasmBackendLike, offset: number, size: number): number {
   const heap = backend.wasm?.HEAPU8;
-  if (heap === undefined || heap.buffer.byteLength === 0) return 0; // no view, or a detached one: compute every step
+  // no view, or a detached one, or (shared memory) one from before a grow: compute every step
+  if (heap === undefined || heap.buffer.byteLength < offset + 4 * size) return 0;
   const values = new Float32Array(heap.buffer, offset, size);
   const count = Math.min(SAMPLE, size);
   let zeros = 0;
@@ -467,7 +471,17 @@ function zeroShare(backend: WasmBackendLike, offset: number, size: number): numb
 /** The largest list entry (a panel offset and 4 floats of A), in bytes. */
 const ENTRY_BYTES = 20;
 
-type Packed = (a: number, b: number, bias: number, c: number, m: number, t: number, list: number) => void;
+/**
+ * Products of at least this many multiply-adds (m·k·n) are split across threads: about 0.1 ms of
+ * work on one thread, against some 20-50 µs to wake a worker and wait for it.
+ */
+export const SPLIT_FROM = 1 << 21;
+
+/** The ranges of op(A)'s m rows computed by one thread each: multiples of the register block's rows, so each block is as on one thread. */
+export function rowRanges(m: number, k: number, n: number, rows: number, threads = activeThreads()): Array<[number, number]> {
+  if (threads <= 1 || m * k * n < SPLIT_FROM) return [[0, m]];
+  return splitRanges(m, threads, rows, 4 * rows);
+}
 
 /** The batch dimensions of a product's operands, if they match (or one is a single matrix); else undefined. */
 function batchOf(a: number[], b: number[]): { shape: number[]; a: number; b: number } | undefined {
@@ -508,19 +522,30 @@ export function packedMatMul(
   if (options.rows !== undefined) shape.rows = options.rows;
   if (options.panels !== undefined) shape.panels = options.panels;
   const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
-  const f = wasmFunction<Packed>(backend, key, () => packedMatMulWasm(shape), "f");
-  if (f === undefined) return undefined;
+  const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
+  if (kernel === undefined) return undefined;
   const count = Math.max(batch.a, batch.b);
+  // each thread packs op(B) into its own scratch and lists its own steps
+  const ranges = rowRanges(m, k, n, shape.rows);
+  const scratchFloats = Math.ceil(n / NR) * NR * k;
+  const listWords = (ENTRY_BYTES / 4) * k;
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
-  const scratch = backend.makeOutput([Math.ceil(n / NR) * NR * k], "float32");
-  const list = skipZeros ? backend.makeOutput([(ENTRY_BYTES / 4) * k], "int32") : undefined;
+  const scratch = backend.makeOutput([ranges.length * scratchFloats], "float32");
+  const list = skipZeros ? backend.makeOutput([ranges.length * listWords], "int32") : undefined;
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
   const [pa, pb, pc, pt] = [offset(a), offset(b), offset(out), offset(scratch)];
   const pbias = bias === undefined ? 0 : offset(bias);
   const plist = list === undefined ? 0 : offset(list);
+  const memory = backend.wasm?.asm?.memory as WebAssembly.Memory;
   for (let i = 0; i < count; i++) {
-    f(pa + (batch.a === 1 ? 0 : 4 * m * k * i), pb + (batch.b === 1 ? 0 : 4 * k * n * i), pbias, pc + 4 * m * n * i, m, pt, plist);
+    const ai = pa + (batch.a === 1 ? 0 : 4 * m * k * i);
+    const bi = pb + (batch.b === 1 ? 0 : 4 * k * n * i);
+    const ci = pc + 4 * m * n * i;
+    runSplit(memory, kernel, ranges, (start, end, part) => [
+      ai + 4 * start * (transposeA ? 1 : k), bi, pbias, ci + 4 * n * start, end - start,
+      pt + 4 * scratchFloats * part, plist + 4 * listWords * part, m,
+    ]);
   }
   backend.disposeData(scratch.dataId);
   if (list !== undefined) backend.disposeData(list.dataId);

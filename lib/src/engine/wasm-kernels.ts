@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { importingSharedMemory } from "./shared-memory";
 
 const BACKEND = "wasm";
 
@@ -17,7 +18,14 @@ export function singleBatch(shape: number[]): boolean {
 }
 
 /** Modules instantiated so far, by backend memory and key; null where they could not be (no SIMD). */
-const instances = new WeakMap<WebAssembly.Memory, Map<string, unknown>>();
+const instances = new WeakMap<WebAssembly.Memory, Map<string, WasmKernel | null>>();
+
+/** A kernel's compiled module (for worker threads: thread-pool.ts), its export name, and its instance on the backend's memory. */
+export interface WasmKernel {
+  module: WebAssembly.Module;
+  name: string;
+  call: (...args: number[]) => void;
+}
 /**
  * A cap on the modules kept per memory: a program of many shapes recompiles instead of growing
  * without bound. An MLP's training step uses about 20 (products per shape, elementwise ops per
@@ -31,21 +39,32 @@ const MAX_INSTANCES = 256;
  * WebAssembly.Memory or the module cannot run (no WebAssembly SIMD).
  */
 export function wasmFunction<F>(backend: WasmBackendLike, key: string, make: () => readonly number[], name: string): F | undefined {
+  return wasmKernel(backend, key, make, name)?.call as F | undefined;
+}
+
+/**
+ * As {@link wasmFunction}, with the compiled module beside the function. Where the backend's memory
+ * is shared (shared-memory.ts), the module is made to import a shared memory.
+ */
+export function wasmKernel(backend: WasmBackendLike, key: string, make: () => readonly number[], name: string): WasmKernel | undefined {
   const memory = backend.wasm?.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) return undefined;
   let cache = instances.get(memory);
   if (cache === undefined) instances.set(memory, (cache = new Map()));
-  let f = cache.get(key);
-  if (f === undefined) {
+  let kernel = cache.get(key);
+  if (kernel === undefined) {
     try {
-      f = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(make())), { e: { m: memory } }).exports[name];
+      const bytes = memory.buffer instanceof SharedArrayBuffer ? importingSharedMemory(make()) : make();
+      const module = new WebAssembly.Module(new Uint8Array(bytes));
+      const call = new WebAssembly.Instance(module, { e: { m: memory } }).exports[name] as WasmKernel["call"];
+      kernel = { module, name, call };
     } catch {
-      f = null;
+      kernel = null;
     }
     if (cache.size >= MAX_INSTANCES) cache.clear();
-    cache.set(key, f);
+    cache.set(key, kernel);
   }
-  return (f ?? undefined) as F | undefined;
+  return kernel ?? undefined;
 }
 
 /**

@@ -1,0 +1,310 @@
+import * as os from "node:os";
+import { Worker } from "node:worker_threads";
+
+/**
+ * Worker threads that run d2l's wasm kernels on the wasm backend's shared memory
+ * (shared-memory.ts), so a large product uses every core: `runSplit` cuts a kernel's output into
+ * ranges [start, end) of an outer dimension (rows of a product), the calling thread computes the
+ * first range and each worker one other, and it returns once all are done. Each output element is
+ * computed by exactly one thread, by the same code and in the same order as on one thread, so the
+ * floats do not depend on the thread count. Not in tfjs: its threaded build does not run in Node
+ * (see README.md), and it would thread only XNNPACK, which d2l's kernels replace.
+ *
+ * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
+ * both sides; a worker receives the compiled WebAssembly.Module of a kernel once, by message, and
+ * instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
+ * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
+ * before it frees anything, and before every split) waits for them, so no worker writes into
+ * memory after the repair frees it. Workers are unref'd: they never keep the process alive.
+ */
+
+/**
+ * What a worker runs (CommonJS: workers start with no execArgv, so no loader or input type of the
+ * parent's applies): says it is alive, waits for a job, claims it, instantiates kernels it has not
+ * seen, calls the kernel, reports.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData, receiveMessageOnPort } = require("node:worker_threads");
+const { memory, control } = workerData;
+const ctl = new Int32Array(control);
+const kernels = new Map();
+Atomics.store(ctl, 4, 1);
+for (;;) {
+  let state = Atomics.load(ctl, 0);
+  while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
+  if (state === ${3}) break;
+  if (Atomics.compareExchange(ctl, 0, ${1}, ${4}) !== ${1}) continue;
+  const id = ctl[1];
+  while (!kernels.has(id)) {
+    const received = receiveMessageOnPort(parentPort);
+    if (received === undefined) { Atomics.wait(ctl, 0, state, 1); continue; }
+    const { clear, id: newId, module, name } = received.message;
+    if (clear) kernels.clear();
+    else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
+  }
+  let failed = 0;
+  try { kernels.get(id)(...ctl.subarray(5, 5 + ctl[2])); } catch { failed = 1; }
+  ctl[3] = failed;
+  Atomics.store(ctl, 0, ${2});
+  Atomics.notify(ctl, 0);
+}
+`;
+
+/** States of a worker's control word: a job is posted (JOB), claimed by the worker (RUNNING), then DONE. */
+const IDLE = 0;
+const JOB = 1;
+const DONE = 2;
+const EXIT = 3;
+const RUNNING = 4;
+/** Control words: state, kernel id, argument count, failed, alive (set once the worker runs), then the arguments (i32). */
+const ARGS = 5;
+const MAX_ARGS = 27;
+/**
+ * How long a job may wait for a worker that has not started yet (a worker starts in tens of
+ * milliseconds, seconds on a machine that is very busy); after it, the job is taken back and the
+ * worker dropped, so a worker that cannot start never hangs the calling thread.
+ */
+const START_WAIT_MS = 20_000;
+/** Kernel modules a worker keeps before it is told to drop them all (the wasm kernels' cache holds at most 256). */
+const MAX_KERNELS = 512;
+
+interface PoolWorker {
+  worker: Worker;
+  control: Int32Array;
+  /** Set when the worker exited or failed to start: it takes no more jobs. */
+  dead: boolean;
+  /** Kernel ids this worker has been sent. */
+  sent: Set<number>;
+}
+
+/** A kernel a split runs: its compiled module (sent to the workers), export name, and the calling thread's instance. */
+export interface SplitKernel {
+  module: WebAssembly.Module;
+  name: string;
+  call: (...args: number[]) => void;
+}
+
+/** The thread count; read from D2L_THREADS on first use, so a bad value is an error there, not at import. */
+let threads: number | undefined;
+let memory: WebAssembly.Memory | undefined;
+let workers: PoolWorker[] = [];
+const kernelIds = new WeakMap<WebAssembly.Module, number>();
+let nextId = 0;
+let splits = 0;
+
+/** `D2L_THREADS` if set (an integer ≥ 1, else an error naming it), else the cores Node reports. */
+function defaultThreads(): number {
+  const fromEnv = process.env.D2L_THREADS?.trim();
+  if (fromEnv !== undefined && fromEnv !== "") {
+    const n = Number(fromEnv);
+    if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`d2l: D2L_THREADS must be an integer from 1 to 256, got "${fromEnv}"`);
+    return n;
+  }
+  return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length || 1;
+}
+
+let enabled = true;
+
+/** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
+export function getThreads(): number {
+  return (threads ??= defaultThreads());
+}
+
+/** The threads a kernel splits across now: {@link getThreads}, or 1 while the speed-ups are off. */
+export function activeThreads(): number {
+  return enabled ? getThreads() : 1;
+}
+
+/** Lets kernels split across threads, or not (`useSpeedups(false)` turns threads off with the other speed-ups). */
+export function useThreads(on: boolean, shared?: unknown): void {
+  enabled = on;
+  if (on && isShared(shared)) startThreads(shared);
+}
+
+/**
+ * Starts the workers for the thread count on `shared` (the wasm backend's memory; a new memory
+ * stops the old one's workers). Workers start here, from useSpeedups and setThreads, never inside
+ * a kernel: an interrupt that cut Node's Worker constructor half-way left a MessagePort that later
+ * crashed the process (TypeError in MessagePort.onclose), and a kernel is where a cut lands.
+ */
+export function startThreads(shared: WebAssembly.Memory): void {
+  if (memory !== shared) {
+    settleThreads();
+    for (const w of workers) stop(w);
+    workers = [];
+    memory = shared;
+  }
+  workers = workers.filter((w) => !w.dead);
+  while (workers.length < getThreads() - 1) workers.push(start(shared));
+}
+
+/**
+ * Sets the threads d2l's large kernels (matrix products) use on the wasm backend: `n` ≥ 1, by
+ * default `D2L_THREADS` or the cores Node reports (`os.availableParallelism()`). Results are the
+ * same floats whatever `n`. Workers beyond a lowered count stay, idle (blocked, no CPU), for a
+ * later raise: starting one takes tens of milliseconds.
+ */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer from 1 to 256, got ${n}`);
+  threads = n;
+  if (memory !== undefined && enabled) startThreads(memory);
+}
+
+/** Whether `m` is a memory workers can share (the wasm backend's, made shared by shared-memory.ts). */
+export function isShared(m: unknown): m is WebAssembly.Memory {
+  return m instanceof WebAssembly.Memory && m.buffer instanceof SharedArrayBuffer;
+}
+
+function stop(w: PoolWorker): void {
+  Atomics.store(w.control, 0, EXIT);
+  Atomics.notify(w.control, 0);
+  void w.worker.terminate();
+}
+
+function start(shared: WebAssembly.Memory): PoolWorker {
+  const control = new SharedArrayBuffer(4 * (ARGS + MAX_ARGS));
+  const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control } });
+  worker.unref();
+  const w: PoolWorker = { worker, control: new Int32Array(control), dead: false, sent: new Set() };
+  const drop = (why: string) => {
+    if (!w.dead) console.warn(`d2l: a worker thread ${why}; its share runs on the calling thread`);
+    w.dead = true;
+  };
+  worker.on("error", (error) => drop(`failed: ${error instanceof Error ? error.message : String(error)}`));
+  worker.on("exit", () => {
+    if (Atomics.load(w.control, 0) !== EXIT) drop("exited");
+  });
+  return w;
+}
+
+/**
+ * Waits until no worker is computing (each has finished the job it was given), then marks them
+ * idle. A job cut off on the calling thread by an interrupt leaves workers running: they finish
+ * their range (a product takes milliseconds), and only then may its buffers be freed.
+ */
+export function settleThreads(): void {
+  for (const w of workers) settle(w);
+}
+
+/**
+ * Waits until `w` is not computing and marks it idle; returns false when its job was taken back
+ * unstarted (the worker never started: it is marked dead).
+ */
+function settle(w: PoolWorker): boolean {
+  const since = Date.now();
+  for (;;) {
+    const state = Atomics.load(w.control, 0);
+    if (state === DONE) {
+      Atomics.store(w.control, 0, IDLE);
+      return true;
+    }
+    if (state !== JOB && state !== RUNNING) return true;
+    const waited = Date.now() - since;
+    if (state === JOB && Atomics.load(w.control, 4) === 0 && (w.dead || waited > START_WAIT_MS)) {
+      if (Atomics.compareExchange(w.control, 0, JOB, IDLE) === JOB) {
+        if (!w.dead) console.warn("d2l: a worker thread did not start; its share runs on the calling thread");
+        w.dead = true;
+        return false;
+      }
+      continue;
+    }
+    Atomics.wait(w.control, 0, state, 100);
+  }
+}
+
+/** How many workers are computing now (for tests: none once {@link settleThreads} returns). */
+export function busyThreads(): number {
+  return workers.filter((w) => [JOB, RUNNING].includes(Atomics.load(w.control, 0))).length;
+}
+
+function idOf(module: WebAssembly.Module): number {
+  let id = kernelIds.get(module);
+  if (id === undefined) kernelIds.set(module, (id = nextId++));
+  return id;
+}
+
+function send(w: PoolWorker, kernel: SplitKernel, id: number): void {
+  if (w.sent.has(id)) return;
+  if (w.sent.size >= MAX_KERNELS) {
+    w.worker.postMessage({ clear: true });
+    w.sent.clear();
+  }
+  w.worker.postMessage({ id, module: kernel.module, name: kernel.name });
+  w.sent.add(id);
+}
+
+/**
+ * The ranges [start, end) that cut [0, total) into at most `parts` pieces of whole multiples of
+ * `grain` (the last piece takes the remainder), as even as that allows; fewer when there is not
+ * enough work for each piece to have `minimum` units.
+ */
+export function splitRanges(total: number, parts: number, grain = 1, minimum = grain): Array<[number, number]> {
+  const grains = Math.floor(total / grain);
+  const count = Math.max(1, Math.min(parts, grains, Math.floor(total / Math.max(minimum, 1))));
+  const ranges: Array<[number, number]> = [];
+  for (let p = 0; p < count; p++) {
+    const start = Math.floor((grains * p) / count) * grain;
+    const end = p === count - 1 ? total : Math.floor((grains * (p + 1)) / count) * grain;
+    ranges.push([start, end]);
+  }
+  return ranges;
+}
+
+/**
+ * Runs `kernel` on the ranges of `ranges` (from {@link splitRanges}), each called with
+ * `argsFor(start, end, part)` (at most 27 i32 arguments: pointers into the shared memory, sizes;
+ * each part its own scratch): part 0 on the calling thread, the others on the workers started for
+ * `shared` (startThreads), all at once; parts beyond the workers, or all of them where `shared` has
+ * none, run on the calling thread. Returns when every part is done. A worker's trap is rethrown
+ * here, after every part has finished.
+ */
+export function runSplit(
+  shared: WebAssembly.Memory, kernel: SplitKernel, ranges: Array<[number, number]>, argsFor: (start: number, end: number, part: number) => number[],
+): void {
+  settleThreads();
+  // the workers started for this memory (startThreads); ranges beyond them run here, after part 0
+  const pool = memory === shared ? workers.filter((w) => !w.dead).slice(0, ranges.length - 1) : [];
+  if (pool.length === 0) {
+    ranges.forEach(([start, end], part) => kernel.call(...argsFor(start, end, part)));
+    return;
+  }
+  splits++;
+  const id = idOf(kernel.module);
+  pool.forEach((w, i) => {
+    const args = argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1);
+    if (args.length > MAX_ARGS) throw new Error(`runSplit: at most ${MAX_ARGS} arguments, got ${args.length}`);
+    send(w, kernel, id);
+    w.control[1] = id;
+    w.control[2] = args.length;
+    w.control.set(args, ARGS);
+    Atomics.store(w.control, 0, JOB);
+    Atomics.notify(w.control, 0);
+  });
+  let error: unknown;
+  try {
+    kernel.call(...argsFor(ranges[0][0], ranges[0][1], 0));
+    for (let part = pool.length + 1; part < ranges.length; part++) kernel.call(...argsFor(ranges[part][0], ranges[part][1], part));
+  } catch (e) {
+    error = e;
+  }
+  // a worker that never started: its range is computed here, with its own arguments (its scratch)
+  const taken = pool.map((w) => settle(w));
+  settleThreads();
+  if (error !== undefined) throw error;
+  taken.forEach((ok, i) => ok || kernel.call(...argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1)));
+  const failed = pool.filter((w, i) => taken[i] && w.control[3] !== 0).length;
+  if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
+}
+
+/** Stops every worker (they are unref'd, so this is only needed to free their memory early); useSpeedups(true) or setThreads starts them again. */
+export function stopThreads(): void {
+  settleThreads();
+  for (const w of workers) stop(w);
+  workers = [];
+  memory = undefined;
+}
+
+/** How many kernel calls were split across threads so far (for tests and benchmarks). */
+export function splitCount(): number {
+  return splits;
+}

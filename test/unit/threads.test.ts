@@ -1,0 +1,279 @@
+import * as tf from "@tensorflow/tfjs";
+import { spawn } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import { useSpeedups } from "../../lib/src/engine";
+import { simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
+import { SPLIT_FROM, registerBlock, rowRanges } from "../../lib/src/engine/packed-matmul";
+import { withSharedMemory } from "../../lib/src/engine/shared-memory";
+import { activeThreads, busyThreads, getThreads, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
+import { values } from "./kernel-fixtures";
+
+const onWasm = tf.getBackend() === "wasm";
+const initialThreads = getThreads();
+afterAll(() => setThreads(initialThreads));
+
+describe("splitRanges", () => {
+  it("cuts [0, total) into whole grains, as even as they allow, the last taking the remainder", () => {
+    expect(splitRanges(256, 2, 4)).toEqual([[0, 128], [128, 256]]);
+    expect(splitRanges(784, 8, 4)).toEqual([[0, 96], [96, 196], [196, 292], [292, 392], [392, 488], [488, 588], [588, 684], [684, 784]]);
+    expect(splitRanges(10, 3, 4)).toEqual([[0, 4], [4, 10]]);
+    expect(splitRanges(3, 4, 4)).toEqual([[0, 3]]);
+    // fewer parts when each would have less than the minimum
+    expect(splitRanges(40, 8, 4, 16)).toEqual([[0, 20], [20, 40]]);
+    for (const [total, parts, grain] of [[97, 5, 2], [1000, 7, 4], [8, 8, 1]]) {
+      const ranges = splitRanges(total, parts, grain);
+      expect(ranges[0][0]).toBe(0);
+      expect(ranges[ranges.length - 1][1]).toBe(total);
+      ranges.forEach(([s, e], i) => {
+        expect(s % grain).toBe(0);
+        expect(e).toBeGreaterThan(s);
+        if (i > 0) expect(s).toBe(ranges[i - 1][1]);
+      });
+    }
+  });
+
+  it("a product is split only from SPLIT_FROM multiply-adds on, at multiples of its register block's rows", () => {
+    expect(rowRanges(16, 784, 64, 4, 2)).toEqual([[0, 16]]); // 0.8 M multiply-adds
+    expect(16 * 784 * 64).toBeLessThan(SPLIT_FROM);
+    expect(rowRanges(256, 784, 256, 2, 2)).toEqual([[0, 128], [128, 256]]);
+    expect(rowRanges(784, 256, 256, 4, 1)).toEqual([[0, 784]]);
+  });
+
+  it("setThreads and D2L_THREADS take integers from 1 to 256, and say so otherwise", () => {
+    expect(() => setThreads(0)).toThrow(/setThreads: n must be an integer from 1 to 256, got 0/);
+    expect(() => setThreads(1.5)).toThrow(/got 1.5/);
+    setThreads(3);
+    expect(getThreads()).toBe(3);
+    setThreads(initialThreads);
+  });
+});
+
+describe("the shared-memory patch", () => {
+  it("flips the one limits flag of a bounded ordinary memory, and leaves other binaries alone", () => {
+    // (module (memory (export "m") 1 2)): header, memory section [count 1, flag 1, min 1, max 2], export section
+    const exportM = [7, 5, 1, 1, 0x6d, 2, 0];
+    const bytes = Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 4, 1, 1, 1, 2, ...exportM]);
+    const shared = withSharedMemory(bytes)!;
+    expect([...shared]).toEqual([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 4, 1, 3, 1, 2, ...exportM]);
+    const { m } = new WebAssembly.Instance(new WebAssembly.Module(shared)).exports as { m: WebAssembly.Memory };
+    expect(m.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(m.grow(1)).toBe(1);
+    expect(m.buffer.byteLength).toBe(2 * 65536);
+    expect(withSharedMemory(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 1]))).toBeUndefined(); // no maximum
+    expect(withSharedMemory(Uint8Array.from([1, 2, 3]))).toBeUndefined();
+  });
+});
+
+describe.skipIf(!onWasm)("threads on the wasm backend", () => {
+  const memory = () => (tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } }).wasm.asm.memory;
+
+  it("the backend's memory is shared, and the speed-ups' switch turns threads off and on", () => {
+    expect(memory().buffer).toBeInstanceOf(SharedArrayBuffer);
+    setThreads(2);
+    useSpeedups(false);
+    expect(activeThreads()).toBe(1);
+    useSpeedups(true);
+    expect(activeThreads()).toBe(2);
+  });
+
+  /** Bits of a float32 tensor's values. */
+  const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
+  /** How many values of `b` differ from `a` in any bit (the length's difference counted in); toEqual is slow on a million values. */
+  const differing = (a: Uint32Array[], b: Uint32Array[]) =>
+    a.reduce((sum, x, j) => {
+      let count = Math.abs(x.length - b[j].length);
+      for (let i = 0; i < Math.min(x.length, b[j].length); i++) if (x[i] !== b[j][i]) count++;
+      return sum + count;
+    }, Math.abs(a.length - b.length));
+
+  /**
+   * Every product of the packed kernel in the notebooks, logged while running 3.7 and 4.1-4.8 (the
+   * MLPs: hidden layers of 256, 128 or 64, batches of 256 and the last batches of 96 and 16; tf.layers'
+   * dense layers in batches of one matrix; 4.4's polynomial features): A's shape, B's, the transpose
+   * flags, and bias and relu (fused). A has zeros (about half its values), as a batch of images or
+   * of relu activations has, so the zero-skipping kernels run where they would.
+   */
+  const SHAPES: Array<[number[], number[], string, string]> = [
+    [[1,16,256], [1,256,128], "00", "11"],
+    [[1,16,256], [1,256,256], "00", "11"],
+    [[1,16,784], [1,784,256], "00", "00"],
+    [[1,16,784], [1,784,256], "00", "11"],
+    [[1,256,256], [1,256,128], "00", "11"],
+    [[1,256,256], [1,256,256], "00", "11"],
+    [[1,256,784], [1,784,256], "00", "00"],
+    [[1,256,784], [1,784,256], "00", "11"],
+    [[100,1], [1,100], "00", "00"],
+    [[100,1], [1,91], "00", "00"],
+    [[100,1], [1,92], "00", "00"],
+    [[100,1], [1,93], "00", "00"],
+    [[100,1], [1,94], "00", "00"],
+    [[100,1], [1,95], "00", "00"],
+    [[100,1], [1,96], "00", "00"],
+    [[100,1], [1,97], "00", "00"],
+    [[100,1], [1,98], "00", "00"],
+    [[100,1], [1,99], "00", "00"],
+    [[16,256], [256,256], "00", "00"],
+    [[16,784], [784,256], "00", "00"],
+    [[16,784], [784,64], "00", "00"],
+    [[256,10], [128,10], "01", "00"],
+    [[256,10], [256,10], "01", "00"],
+    [[256,10], [64,10], "01", "00"],
+    [[256,128], [256,128], "01", "00"],
+    [[256,256], [256,128], "00", "00"],
+    [[256,256], [256,128], "10", "00"],
+    [[256,256], [256,256], "00", "00"],
+    [[256,256], [256,256], "01", "00"],
+    [[256,256], [256,256], "10", "00"],
+    [[256,784], [256,256], "10", "00"],
+    [[256,784], [256,64], "10", "00"],
+    [[256,784], [784,256], "00", "00"],
+    [[256,784], [784,64], "00", "00"],
+    [[512,256], [256,256], "00", "00"],
+    [[64,64], [64,64], "00", "00"],
+    [[64,64], [64,64], "01", "00"],
+    [[64,64], [64,64], "10", "00"],
+    [[96,10], [128,10], "01", "00"],
+    [[96,10], [256,10], "01", "00"],
+    [[96,10], [64,10], "01", "00"],
+    [[96,128], [256,128], "01", "00"],
+    [[96,256], [256,128], "00", "00"],
+    [[96,256], [256,256], "00", "00"],
+    [[96,256], [256,256], "01", "00"],
+    [[96,256], [96,128], "10", "00"],
+    [[96,256], [96,256], "10", "00"],
+    [[96,784], [784,256], "00", "00"],
+    [[96,784], [784,64], "00", "00"],
+    [[96,784], [96,256], "10", "00"],
+    [[96,784], [96,64], "10", "00"],
+  ];
+
+  it("every product shape the notebooks use: the same floats, bit for bit, with 1, 2 and 8 threads", async () => {
+    let split = 0;
+    for (const [aShape, bShape, flags, epilogue] of SHAPES) {
+      await new Promise(setImmediate); // lets vitest's worker answer its runner between shapes
+      const [tA, tB, bias, relu] = [flags[0] === "1", flags[1] === "1", epilogue[0] === "1", epilogue[1] === "1"];
+      const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+      const A = tf.tensor(values(size(aShape), 1).map((v, i) => (i % 3 === 0 || v < 0 ? 0 : v)), aShape);
+      const B = tf.tensor(values(size(bShape), 2), bShape);
+      const [m, k] = tA ? aShape.slice(-2).reverse() : aShape.slice(-2);
+      const n = tB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
+      const b = bias ? tf.tensor1d(values(n, 3)) : undefined;
+      if (rowRanges(m, k, n, registerBlock(tA, true).rows, 2).length > 1) split++;
+      const results = [1, 2, 8].map((threads) => {
+        setThreads(threads);
+        const product = tf.fused.matMul({ a: A, b: B, transposeA: tA, transposeB: tB, bias: b, activation: relu ? "relu" : "linear" });
+        const result = bits(product);
+        product.dispose();
+        return [result];
+      });
+      const label = `${aShape}·${bShape} ${flags} ${epilogue}`;
+      expect(results[0][0].length, label).toBe(m * n * (aShape.length === 3 ? aShape[0] : 1));
+      expect(differing(results[0], results[1]), label).toBe(0);
+      expect(differing(results[0], results[2]), label).toBe(0);
+      tf.dispose([A, B, ...(b ? [b] : [])]);
+    }
+    expect(split).toBeGreaterThanOrEqual(25); // the large ones were split (28 of 51 with SPLIT_FROM = 2²¹)
+    expect(busyThreads()).toBe(0);
+  }, 120_000);
+
+  it("seeded training steps of an MLP give the same weights, bit for bit, with 1, 2 and 8 threads", () => {
+    const X = tf.tensor(values(256 * 784, 4).map((v) => Math.max(v, 0)), [256, 784]);
+    const y = tf.oneHot(tf.tensor1d(Array.from({ length: 256 }, (_, i) => i % 10), "int32"), 10);
+    const train = (threads: number) => {
+      setThreads(threads);
+      const W1 = tf.variable(tf.tensor(values(784 * 256, 5).map((v) => 0.05 * v), [784, 256]));
+      const W2 = tf.variable(tf.tensor(values(256 * 10, 6).map((v) => 0.05 * v), [256, 10]));
+      const optimizer = tf.train.sgd(0.1);
+      for (let step = 0; step < 3; step++) {
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, tf.matMul(tf.relu(tf.matMul(X, W1)), W2)) as tf.Scalar);
+      }
+      const out = [bits(W1), bits(W2)];
+      tf.dispose([W1, W2]);
+      optimizer.dispose();
+      return out;
+    };
+    const sent = splitCount();
+    const [one, two, eight] = [train(1), train(2), train(8)];
+    expect(splitCount() - sent).toBe(2 * 3 * 2); // X·W1 and Xᵀ·dH split (dY·W2ᵀ is too small), 3 steps, with 2 and with 8 threads
+    expect(one[0].length).toBe(784 * 256);
+    expect(differing(one, two)).toBe(0);
+    expect(differing(one, eight)).toBe(0);
+    tf.dispose([X, y]);
+  });
+
+  it("LeNet's convolutions (6.6) by the SIMD kernels: forward, input and filter gradients the same bits with 1, 2 and 8 threads", () => {
+    type Backend = Parameters<typeof simdConv2d>[0];
+    const backend = tf.backend() as unknown as Backend;
+    const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+    const read = (out: tf.TensorInfo | undefined) => {
+      expect(out).toBeDefined();
+      const t = tf.engine().makeTensorFromTensorInfo(out!);
+      const result = bits(t);
+      t.dispose();
+      return result;
+    };
+    const cases: Array<{ x: [number, number, number, number]; filter: [number, number, number, number]; pad: "same" | "valid" }> = [
+      { x: [256, 28, 28, 1], filter: [5, 5, 1, 6], pad: "same" },
+      { x: [256, 14, 14, 6], filter: [5, 5, 6, 16], pad: "valid" },
+      { x: [96, 14, 14, 6], filter: [5, 5, 6, 16], pad: "valid" }, // an epoch's last batch (60,000 = 234·256 + 96)
+    ];
+    const splits = splitCount();
+    for (const c of cases) {
+      const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+      const x = tf.tensor4d(values(size(c.x), 11).map((v) => Math.max(v, 0)), c.x);
+      const w = tf.tensor4d(values(size(c.filter), 12), c.filter);
+      const conv = tf.backend_util.computeConv2DInfo(c.x, c.filter, 1, 1, c.pad);
+      const dy = tf.tensor(values(size(conv.outShape), 13), conv.outShape);
+      const results = [1, 2, 8].map((threads) => {
+        setThreads(threads);
+        return [
+          read(simdConv2d(backend, info(x), info(w), conv)),
+          read(simdFilterGradient(backend, info(x), info(dy), conv)),
+          read(simdInputGradient(backend, info(dy), info(w), conv)),
+        ];
+      });
+      expect(results[0][1].length).toBe(size(c.filter));
+      expect(differing(results[0], results[1]), JSON.stringify(c)).toBe(0);
+      expect(differing(results[0], results[2]), JSON.stringify(c)).toBe(0);
+      tf.dispose([x, w, dy]);
+    }
+    expect(splitCount() - splits).toBeGreaterThanOrEqual(12);
+  });
+
+  /** Runs `script` (an ES module) in a fresh Node with `env`; its output and exit code (null: killed after 50 s). */
+  async function runNode(script: string, env: Record<string, string>): Promise<{ out: string; code: number | null }> {
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env },
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        resolve(null);
+      }, 50_000);
+      child.on("exit", (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    return { out, code };
+  }
+
+  it("D2L_THREADS sets the count; a process that split products across its workers exits by itself", async () => {
+    const script = `
+      import * as tf from "@tensorflow/tfjs";
+      import * as d2l from "d2l";
+      await d2l.initBackend("wasm", { quiet: true });
+      const y = tf.matMul(tf.randomNormal([256, 784]), tf.randomNormal([784, 256]));
+      console.log("done", y.shape.join("x"), d2l.getThreads());
+    `;
+    const { out, code } = await runNode(script, { D2L_THREADS: "3" });
+    expect(out.trim()).toBe("done 256x256 3");
+    expect(code).toBe(0);
+    const bad = await runNode(`import * as d2l from "d2l"; console.log(d2l.getThreads());`, { D2L_THREADS: "two" });
+    expect(bad.out).toMatch(/D2L_THREADS must be an integer from 1 to 256, got "two"/);
+    expect(bad.code).not.toBe(0);
+  });
+});
