@@ -8,7 +8,8 @@ sends the kernel SIGINT, what the Stop button does). Scenarios:
   the given moments (a fraction of an epoch, measured first, after the chart drew so many epochs:
   forward pass, gradient, update, evaluation, chart redraw fall at different moments); after each,
   the same trainCh3 with 2 epochs, and tf.memory().numTensors;
-- tidy: a learner's plain cell looping inside tf.tidy, interrupted, then trainCh3 again;
+- tidy: a learner's plain cell looping inside tf.tidy (with a product split across threads),
+  interrupted, then trainCh3 again;
 - download: a fresh kernel loading Fashion-MNIST from an HTTP server on 127.0.0.1 that stalls
   halfway through a file, interrupted, then loading again from a server that answers.
 
@@ -117,8 +118,13 @@ console.log('METRICS=' + JSON.stringify({ ...next, numTensors: tf.memory().numTe
 PLAIN_TIDY = """console.log("START");
 tf.tidy(() => {
   const X = tf.randomNormal([64, 784]);
+  // a product large enough to be split across worker threads (d2l.getThreads() of them): Stop falls in one too
+  const [A, B] = [tf.randomNormal([256, 784]), tf.randomNormal([784, 256])];
   let s = tf.zeros([64, 10]);
-  for (let i = 0; ; i++) s = s.add(tf.matMul(X, W)).mul(0.5);
+  for (let i = 0; ; i++) {
+    s = s.add(tf.matMul(X, W)).mul(0.5);
+    tf.matMul(A, B);
+  }
 });
 """
 

@@ -84,13 +84,30 @@ export interface SplitKernel {
   call: (...args: number[]) => void;
 }
 
-/** The thread count; read from D2L_THREADS on first use, so a bad value is an error there, not at import. */
-let threads: number | undefined;
-let memory: WebAssembly.Memory | undefined;
-let workers: PoolWorker[] = [];
-const kernelIds = new WeakMap<WebAssembly.Module, number>();
-let nextId = 0;
-let splits = 0;
+/**
+ * The pool's state, one per process under a `Symbol.for` key: tsx and tslab can load a lib module
+ * twice (ESM and CommonJS), and the copy whose kernels are registered must see the thread count the
+ * other copy's `setThreads` set, and use the same workers.
+ */
+interface PoolState {
+  /** The thread count; read from D2L_THREADS on first use, so a bad value is an error there, not at import. */
+  threads?: number;
+  /** Off while the speed-ups are off. */
+  enabled: boolean;
+  /** The memory the workers compute on. */
+  memory?: WebAssembly.Memory;
+  workers: PoolWorker[];
+  /** Ids of the kernel modules sent to workers. */
+  kernelIds: WeakMap<WebAssembly.Module, number>;
+  nextId: number;
+  /** Kernel calls split so far. */
+  splits: number;
+}
+
+const STATE_KEY = Symbol.for("d2l.threadPool");
+const state: PoolState = ((globalThis as unknown as Record<symbol, PoolState | undefined>)[STATE_KEY] ??= {
+  enabled: true, workers: [], kernelIds: new WeakMap(), nextId: 0, splits: 0,
+});
 
 /** `D2L_THREADS` if set (an integer ≥ 1, else an error naming it), else the cores Node reports. */
 function defaultThreads(): number {
@@ -103,21 +120,19 @@ function defaultThreads(): number {
   return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length || 1;
 }
 
-let enabled = true;
-
 /** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
 export function getThreads(): number {
-  return (threads ??= defaultThreads());
+  return (state.threads ??= defaultThreads());
 }
 
 /** The threads a kernel splits across now: {@link getThreads}, or 1 while the speed-ups are off. */
 export function activeThreads(): number {
-  return enabled ? getThreads() : 1;
+  return state.enabled ? getThreads() : 1;
 }
 
 /** Lets kernels split across threads, or not (`useSpeedups(false)` turns threads off with the other speed-ups). */
 export function useThreads(on: boolean, shared?: unknown): void {
-  enabled = on;
+  state.enabled = on;
   if (on && isShared(shared)) startThreads(shared);
 }
 
@@ -128,14 +143,14 @@ export function useThreads(on: boolean, shared?: unknown): void {
  * crashed the process (TypeError in MessagePort.onclose), and a kernel is where a cut lands.
  */
 export function startThreads(shared: WebAssembly.Memory): void {
-  if (memory !== shared) {
+  if (state.memory !== shared) {
     settleThreads();
-    for (const w of workers) stop(w);
-    workers = [];
-    memory = shared;
+    for (const w of state.workers) stop(w);
+    state.workers = [];
+    state.memory = shared;
   }
-  workers = workers.filter((w) => !w.dead);
-  while (workers.length < getThreads() - 1) workers.push(start(shared));
+  state.workers = state.workers.filter((w) => !w.dead);
+  while (state.workers.length < getThreads() - 1) state.workers.push(start(shared));
 }
 
 /**
@@ -146,8 +161,8 @@ export function startThreads(shared: WebAssembly.Memory): void {
  */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`setThreads: n must be an integer from 1 to 256, got ${n}`);
-  threads = n;
-  if (memory !== undefined && enabled) startThreads(memory);
+  state.threads = n;
+  if (state.memory !== undefined && state.enabled) startThreads(state.memory);
 }
 
 /** Whether `m` is a memory workers can share (the wasm backend's, made shared by shared-memory.ts). */
@@ -183,7 +198,7 @@ function start(shared: WebAssembly.Memory): PoolWorker {
  * their range (a product takes milliseconds), and only then may its buffers be freed.
  */
 export function settleThreads(): void {
-  for (const w of workers) settle(w);
+  for (const w of state.workers) settle(w);
 }
 
 /**
@@ -214,12 +229,12 @@ function settle(w: PoolWorker): boolean {
 
 /** How many workers are computing now (for tests: none once {@link settleThreads} returns). */
 export function busyThreads(): number {
-  return workers.filter((w) => [JOB, RUNNING].includes(Atomics.load(w.control, 0))).length;
+  return state.workers.filter((w) => [JOB, RUNNING].includes(Atomics.load(w.control, 0))).length;
 }
 
 function idOf(module: WebAssembly.Module): number {
-  let id = kernelIds.get(module);
-  if (id === undefined) kernelIds.set(module, (id = nextId++));
+  let id = state.kernelIds.get(module);
+  if (id === undefined) state.kernelIds.set(module, (id = state.nextId++));
   return id;
 }
 
@@ -263,12 +278,12 @@ export function runSplit(
 ): void {
   settleThreads();
   // the workers started for this memory (startThreads); ranges beyond them run here, after part 0
-  const pool = memory === shared ? workers.filter((w) => !w.dead).slice(0, ranges.length - 1) : [];
+  const pool = state.memory === shared ? state.workers.filter((w) => !w.dead).slice(0, ranges.length - 1) : [];
   if (pool.length === 0) {
     ranges.forEach(([start, end], part) => kernel.call(...argsFor(start, end, part)));
     return;
   }
-  splits++;
+  state.splits++;
   const id = idOf(kernel.module);
   pool.forEach((w, i) => {
     const args = argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1);
@@ -299,12 +314,12 @@ export function runSplit(
 /** Stops every worker (they are unref'd, so this is only needed to free their memory early); useSpeedups(true) or setThreads starts them again. */
 export function stopThreads(): void {
   settleThreads();
-  for (const w of workers) stop(w);
-  workers = [];
-  memory = undefined;
+  for (const w of state.workers) stop(w);
+  state.workers = [];
+  state.memory = undefined;
 }
 
 /** How many kernel calls were split across threads so far (for tests and benchmarks). */
 export function splitCount(): number {
-  return splits;
+  return state.splits;
 }
