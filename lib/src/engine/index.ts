@@ -6,6 +6,7 @@ import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useInterruptRecovery } from "./interrupt";
+import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 
@@ -13,7 +14,8 @@ export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
  * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
  * with tfjs's own kernels. On every backend: a dense layer's gradient skips the input gradient
  * nobody asked for (fused-matmul-grad.ts). On wasm only, because the other backends already do
- * these well: products with a transpose flag (every matMul gradient) avoid the backend's scalar
+ * these well (and a plain tf.Sequential applies its layers in turn, skipping the graph executor:
+ * sequential-call.ts): products with a transpose flag (every matMul gradient) avoid the backend's scalar
  * loop, 7-16x slower than its XNNPACK path, and products run our own SIMD kernels, faster than
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
@@ -28,9 +30,11 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmBuffers();
     restoreWasmBinary();
     restoreWasmColumnSum();
+    restoreSequentialCall();
     return;
   }
   useLazyFusedMatMulGradient();
+  useDirectSequential();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
