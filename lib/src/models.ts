@@ -55,12 +55,6 @@ export function isTraining(net: Net): boolean {
  * @see d2l.train_epoch_ch3 (section 3.6.6), which calls `net(X)` for both kinds
  */
 export function forward(net: Net, X: tf.Tensor): tf.Tensor {
-  if (net instanceof tf.Sequential) {
-    // A stack of layers: applied one after another, as the model itself would, without its graph
-    // executor's bookkeeping (tens of microseconds a call, more than a small model's arithmetic: 4.10).
-    const training = isTraining(net);
-    return net.layers.reduce((Y, layer) => layer.apply(Y, { training }) as tf.Tensor, X);
-  }
   return net instanceof tf.LayersModel ? (net.apply(X, { training: isTraining(net) }) as tf.Tensor) : net(X);
 }
 

@@ -12,6 +12,7 @@ import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "./wasm-avg-pool-
 import { useInterruptRecovery } from "./interrupt";
 import { useThreads } from "./thread-pool";
 import type { WasmBackendLike } from "./wasm-kernels";
+import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -20,7 +21,8 @@ export { getThreads, setThreads } from "./thread-pool";
  * Turns d2l's speed-ups of TensorFlow.js on (as {@link initBackend} leaves them) or off, to compare
  * with tfjs's own kernels. On every backend: a dense layer's gradient skips the input gradient
  * nobody asked for (fused-matmul-grad.ts). On wasm only, because the other backends already do
- * these well: products with a transpose flag (every matMul gradient) avoid the backend's scalar
+ * these well (and a plain tf.Sequential applies its layers in turn, skipping the graph executor:
+ * sequential-call.ts): products with a transpose flag (every matMul gradient) avoid the backend's scalar
  * loop, 7-16x slower than its XNNPACK path, and products run our own SIMD kernels, faster than
  * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
@@ -42,11 +44,13 @@ export function useSpeedups(enabled: boolean): void {
     restoreLazyFusedConv2d();
     restoreWasmAvgPoolGrad();
     useThreads(false);
+    restoreSequentialCall();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
   useLazyFusedMatMulGradient();
   useLazyFusedConv2dGradient();
+  useDirectSequential();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();

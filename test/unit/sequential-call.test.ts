@@ -1,0 +1,67 @@
+import * as tf from "@tensorflow/tfjs";
+import { afterEach, describe, expect, it } from "vitest";
+import { restoreSequentialCall, useDirectSequential } from "../../lib/src/engine/sequential-call";
+
+/** Counts the calls of the functional model inside a Sequential (tfjs's graph executor path). */
+function countExecutor(net: tf.Sequential): { count: number } {
+  const counter = { count: 0 };
+  net.apply(tf.zeros([1, ...(net.inputs[0].shape.slice(1) as number[])])); // builds the inner model
+  const inner = (net as unknown as { model: { call: (...a: unknown[]) => unknown } }).model;
+  const call = inner.call.bind(inner);
+  inner.call = (...args: unknown[]) => {
+    counter.count++;
+    return call(...args);
+  };
+  return counter;
+}
+
+function mlp(extra?: tf.layers.Layer): tf.Sequential {
+  const layers: tf.layers.Layer[] = [tf.layers.dense({ units: 8, activation: "relu", inputShape: [5] }), tf.layers.dropout({ rate: 0.5 })];
+  if (extra) layers.push(extra);
+  layers.push(tf.layers.dense({ units: 1 }));
+  return tf.sequential({ layers });
+}
+
+afterEach(() => useDirectSequential()); // the speed-ups' state, as initBackend leaves it
+
+describe("useDirectSequential", () => {
+  it("gives tfjs's values and gradients for a plain stack, without the graph executor", () => {
+    const net = mlp();
+    const X = tf.randomNormal([16, 5]);
+    const lossOf = () => (net.apply(X) as tf.Tensor).square().mean() as tf.Scalar;
+    const params = net.trainableWeights.map((w) => w.read() as tf.Variable);
+    restoreSequentialCall();
+    const theirs = tf.variableGrads(lossOf, params);
+    const counter = countExecutor(net);
+    const before = counter.count;
+    useDirectSequential();
+    const ours = tf.variableGrads(lossOf, params);
+    expect(counter.count).toBe(before); // the executor was not used
+    expect(ours.value.dataSync()[0]).toBe(theirs.value.dataSync()[0]);
+    for (const p of params) expect(Array.from(ours.grads[p.name].dataSync())).toEqual(Array.from(theirs.grads[p.name].dataSync()));
+    tf.dispose([X, ours.value, theirs.value, ...Object.values(ours.grads), ...Object.values(theirs.grads)]);
+    net.dispose();
+  });
+
+  it("passes the training flag on: dropout drops only while training", () => {
+    const net = tf.sequential({ layers: [tf.layers.dropout({ rate: 0.5, inputShape: [1000] })] });
+    const X = tf.ones([1, 1000]);
+    const train = Array.from((net.apply(X, { training: true }) as tf.Tensor).dataSync());
+    const evaluate = Array.from((net.apply(X) as tf.Tensor).dataSync());
+    expect(train.filter((v) => v === 0).length).toBeGreaterThan(400);
+    expect(evaluate.every((v) => v === 1)).toBe(true);
+    net.dispose();
+    X.dispose();
+  });
+
+  it("leaves other Sequentials to tfjs's own path", () => {
+    const net = mlp(tf.layers.batchNormalization());
+    const counter = countExecutor(net);
+    const before = counter.count;
+    tf.tidy(() => {
+      net.apply(tf.ones([2, 5]));
+    });
+    expect(counter.count).toBe(before + 1);
+    net.dispose();
+  });
+});
