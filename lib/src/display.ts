@@ -121,10 +121,9 @@ export function plotlyOutputHtml(build: PlotlyBuild = "cartesian"): string {
 <script type="text/javascript">(window.d2lPlotlyWaiting || []).splice(0).forEach(function (draw) { draw(); });</script>`;
 }
 
-/** An output that carries plotly.js in the notebook: its build, the execution that sent it, and its cell. */
+/** An output that carries plotly.js in the notebook: its build and the cell that sent it. */
 interface Carrier {
   build: PlotlyBuild;
-  execution: WriteDisplayData;
   cell: string | undefined;
 }
 /** The outputs this kernel session sent that carry plotly.js, at most one per build. */
@@ -132,7 +131,7 @@ const carriers = new Map<PlotlyBuild, Carrier>();
 
 function sendCarrier(build: PlotlyBuild, write: WriteDisplayData, cell: string | undefined): void {
   write({ data: { "text/html": plotlyOutputHtml(build), "text/plain": "" }, metadata: {}, transient: {} }, false);
-  carriers.set(build, { build, execution: write, cell });
+  carriers.set(build, { build, cell });
 }
 
 /**

@@ -217,11 +217,12 @@ describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
       remote.push(route.request().url());
       return route.abort();
     });
-    await offline.goto(pathToFileURL(html).href);
+    // Both plotly.js builds inline (about 6.5 MB of script): slow to parse on a busy machine.
+    await offline.goto(pathToFileURL(html).href, { timeout: 180_000 });
     const view = () =>
       offline.evaluate(() => ({
         plots: document.querySelectorAll(".d2l-plot").length,
-        drawn: document.querySelectorAll(".d2l-plot .main-svg").length,
+        drawn: Array.from(document.querySelectorAll(".d2l-plot")).filter((p) => p.querySelector(".main-svg") !== null).length,
         polar: document.querySelectorAll(".d2l-plot .polarlayer .trace").length,
         waiting: document.querySelectorAll(".d2l-plot-message").length,
       }));
