@@ -79,6 +79,8 @@ function runDirect(c: Case, relaxed: boolean): Float32Array[] {
       dxPublic.dataSync().slice() as Float32Array,
       dwPublic.dataSync().slice() as Float32Array,
       read(productInputGradient(backend, info(dy), info(w), conv)),
+      tf.conv2d(x, w, c.strides, c.pad).dataSync().slice() as Float32Array, // the registered kernel (ours for one channel)
+      tf.fused.conv2d({ x, filter: w, strides: c.strides, pad: c.pad, bias: b, activation: "relu" }).dataSync().slice() as Float32Array,
     ];
   });
 }
@@ -125,6 +127,8 @@ describe.skipIf(!onWasm)("SIMD convolutions on wasm (conv2d-simd.ts)", () => {
       expectClose(ours[4], dx, sx, c.filter[0] * c.filter[1] * c.filter[3]);
       expectClose(ours[5], dw, sw, info.batchSize * info.outHeight * info.outWidth);
       expectClose(ours[6], dx, sx, c.filter[0] * c.filter[1] * c.filter[3]);
+      expectClose(ours[7], y, sy, taps);
+      expectClose(ours[8], fusedY, sfused, taps + 1);
     });
   }
 

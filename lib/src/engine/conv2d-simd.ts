@@ -31,12 +31,13 @@ import { filterGradientHook } from "./wasm-conv-grad";
  * `f32x4.relaxed_madd` where Node has relaxed SIMD, as packed-matmul.ts does.
  *
  * **What is registered** (measured in CPU time on LeNet's shapes, batch 256, AMD EPYC Zen 5, shared):
+ * the forward convolution of one-channel images (LeNet's first layer: 3.4 ms against XNNPACK's 5.1);
  * the filter gradient (3-10 ms against 75-160 ms for the plain loop of wasm-conv-grad.ts); the input
  * gradient as product and scatter ({@link productInputGradient}: 5.1 ms for LeNet's second layer,
  * against tfjs's scalar Conv2DBackpropInput's 45, XNNPACK's Conv2D on dy with the flipped filter's
- * 9.7 and our SIMD forward's 23 there, both of which multiply the padding's zeros too). The forward
- * kernel is not registered: single-threaded, XNNPACK's Conv2D is as fast on LeNet's first layer and
- * faster on its second (33 against 19 GFLOP/s). {@link simdConv2d} and {@link simdInputGradient} are
+ * 9.7 and our SIMD forward's 23 there, both of which multiply the padding's zeros too). With more
+ * input channels the forward kernel is not registered: single-threaded, XNNPACK's Conv2D is faster
+ * on LeNet's second layer (5.4 against 7.4 ms). {@link simdConv2d} and {@link simdInputGradient} are
  * kept, tested, for the thread pool (a worker cannot call into XNNPACK's module, but can run ours on a
  * range of images).
  */
@@ -505,7 +506,30 @@ function infoOf(x: number[], filterShape: number[], attrs: { strides: number | [
     attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, "channelsLast");
 }
 
+/**
+ * Which forward convolutions run our kernel rather than XNNPACK's: one input channel (a grayscale
+ * image: LeNet's first layer, 3.4 against 5.1 ms CPU for a batch of 256). With 6 input channels
+ * (LeNet's second layer) XNNPACK was faster, 5.4 against 7.4 ms.
+ */
+const forwardByUs = (info: tf.backend_util.Conv2DInfo) => info.inChannels === 1;
+
 const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.KernelFunc> = {
+  [tf.Conv2D]: (original, settings) => (args: KernelArgs) => {
+    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const info = infoOf(x.shape, filter.shape, args.attrs as unknown as tf.Conv2DAttrs);
+    const out = info && forwardByUs(info) ? simdConv2d(args.backend as unknown as WasmBackendLike, x, filter, info, {}, settings) : undefined;
+    return out ?? original(args);
+  },
+  [tf.FusedConv2D]: (original, settings) => (args: KernelArgs) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined> & { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
+    if ((attrs.activation !== "linear" && attrs.activation !== "relu") || preluActivationWeights != null) return original(args);
+    const info = infoOf(x.shape, filter.shape, attrs);
+    const out = info && forwardByUs(info)
+      ? simdConv2d(args.backend as unknown as WasmBackendLike, x, filter, info, { bias: bias ?? undefined, relu: attrs.activation === "relu" }, settings)
+      : undefined;
+    return out ?? original(args);
+  },
   [tf.Conv2DBackpropInput]: (original) => (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
@@ -522,7 +546,8 @@ function sharedSettings(): Settings {
 }
 
 /**
- * Makes the wasm backend's filter gradient (wasm-conv-grad.ts) run the SIMD kernel where it handles
+ * Makes the wasm backend's Conv2D and FusedConv2D (linear or relu) of one-channel images, and its
+ * filter gradient (wasm-conv-grad.ts), run the SIMD kernels where they handle
  * the shape (NHWC, dilation 1, at most 16 output channels), and its Conv2DBackpropInput (NHWC,
  * dilation 1) run as a product and a scatter ({@link productInputGradient}). Idempotent; `relaxed: false` retunes
  * (for benchmarks). Returns false when the wasm kernels are not registered.
@@ -539,7 +564,7 @@ export function useSimdConv2d(options: Partial<Settings> = {}): boolean {
   return true;
 }
 
-/** Puts tfjs's Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
+/** Puts tfjs's Conv2D, FusedConv2D and Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
 export function restoreSimdConv2d(): boolean {
   filterGradientHook().run = undefined;
   return Object.keys(WRAP).map((name) => restoreWasmKernel(name, MARK)).some(Boolean);
