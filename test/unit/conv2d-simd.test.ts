@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { simdConv2d, simdFilterGradient, simdInputGradient, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
+import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -78,6 +78,9 @@ function runDirect(c: Case, relaxed: boolean): Float32Array[] {
       read(simdFilterGradient(backend, info(x), info(dy), conv, { relaxed })),
       dxPublic.dataSync().slice() as Float32Array,
       dwPublic.dataSync().slice() as Float32Array,
+      read(productInputGradient(backend, info(dy), info(w), conv)),
+      tf.conv2d(x, w, c.strides, c.pad).dataSync().slice() as Float32Array, // the registered kernel (ours for one channel)
+      tf.fused.conv2d({ x, filter: w, strides: c.strides, pad: c.pad, bias: b, activation: "relu" }).dataSync().slice() as Float32Array,
     ];
   });
 }
@@ -123,6 +126,9 @@ describe.skipIf(!onWasm)("SIMD convolutions on wasm (conv2d-simd.ts)", () => {
       expectClose(ours[3], dw, sw, info.batchSize * info.outHeight * info.outWidth);
       expectClose(ours[4], dx, sx, c.filter[0] * c.filter[1] * c.filter[3]);
       expectClose(ours[5], dw, sw, info.batchSize * info.outHeight * info.outWidth);
+      expectClose(ours[6], dx, sx, c.filter[0] * c.filter[1] * c.filter[3]);
+      expectClose(ours[7], y, sy, taps);
+      expectClose(ours[8], fusedY, sfused, taps + 1);
     });
   }
 

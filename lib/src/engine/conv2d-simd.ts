@@ -24,19 +24,23 @@ import { filterGradientHook } from "./wasm-conv-grad";
  * - filter gradient (`filterGradWasm`): dw[fh, r..r+R-1, :] = Σ_{n, oh, ow} x[n, oh·sh+fh, ow·sw + r] · dy[n, oh, ow, :],
  *   a register block of R filter rows × K channels, x splatted, dy read as vectors;
  * - input gradient (stride 1): the forward kernel on dy padded by FH-1-top (etc.) with the filter
- *   flipped and its channel axes swapped (dx = dy ⋆ rot180(w)ᵀ).
+ *   flipped and its channel axes swapped (dx = dy ⋆ rot180(w)ᵀ);
+ * - input gradient (any stride), as registered: the product cols = dy·Wᵀ by the backend's matMul
+ *   kernel, then each row of cols added into dx under its window (`scatterWasm`).
  *
  * Each module is generated for its shape (every offset in the inner loop is a constant) and uses
  * `f32x4.relaxed_madd` where Node has relaxed SIMD, as packed-matmul.ts does.
  *
  * **What is registered** (measured in CPU time on LeNet's shapes, batch 256, AMD EPYC Zen 5, shared):
+ * the forward convolution of one-channel images (LeNet's first layer: 3.4 ms against XNNPACK's 5.1);
  * the filter gradient (3-10 ms against 75-160 ms for the plain loop of wasm-conv-grad.ts); the input
- * gradient at stride 1 as a forward convolution by the backend's own XNNPACK Conv2D on dy with the
- * filter flipped ({@link xnnpackInputGradient}: 10 ms against tfjs's scalar Conv2DBackpropInput's
- * 45, and our SIMD forward's 23, which multiplies the padding's zeros too). The forward kernel is not
- * registered: single-threaded, XNNPACK's Conv2D is as fast on LeNet's first layer and faster on its
- * second (33 against 19 GFLOP/s). {@link simdConv2d} and {@link simdInputGradient} are kept, tested,
- * for the thread pool (a worker cannot call into XNNPACK's module, but can run ours on a range of images).
+ * gradient as product and scatter ({@link productInputGradient}: 5.1 ms for LeNet's second layer,
+ * against tfjs's scalar Conv2DBackpropInput's 45, XNNPACK's Conv2D on dy with the flipped filter's
+ * 9.7 and our SIMD forward's 23 there, both of which multiply the padding's zeros too). With more
+ * input channels the forward kernel is not registered: single-threaded, XNNPACK's Conv2D is faster
+ * on LeNet's second layer (5.4 against 7.4 ms). {@link simdConv2d} and {@link simdInputGradient} are
+ * kept, tested, for the thread pool (a worker cannot call into XNNPACK's module, but can run ours on a
+ * range of images).
  */
 
 /** Convolutions of at least this many multiply-adds split their images across threads (as packed-matmul.ts's products). */
@@ -410,39 +414,102 @@ export function simdInputGradient(
   return out;
 }
 
+/** What a scatter module computes (its constants). */
+export interface ScatterShape {
+  /** The (padded) gradient's height and width, channels; the output's height and width; the filter's. */
+  hp: number;
+  wp: number;
+  c: number;
+  oh: number;
+  ow: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
+}
+
 /**
- * The input gradient of a stride-1 convolution as a forward convolution by the backend's own Conv2D
- * kernel (XNNPACK): dy with explicit padding (FH-1-top, ...) and the filter flipped, channel axes swapped.
+ * `s(cols, dx, nStart, nEnd)`: for images n in [nStart, nEnd), adds each row of cols [N·oh·ow, fh·fw·c]
+ * (the product dy·Wᵀ: what output pixel (oh, ow) sends back through each filter tap) into the
+ * (padded) input gradient dx [N, hp, wp, c] under its window: for each filter row, fw·c contiguous
+ * floats. Images write disjoint parts of dx; within one, additions run in a fixed order.
  */
-export function xnnpackInputGradient(
+export function scatterWasm(s: ScatterShape): number[] {
+  const seg = s.fw * s.c;
+  const [COLS, DX, N0, N1] = [0, 1, 2, 3];
+  const [N, OH, FH, OW, PD, PC] = [4, 5, 6, 7, 8, 9];
+  const add: number[] = [];
+  for (let v = 0; v + 4 <= seg; v += 4) add.push(...get(PD), ...get(PD), ...load(4 * v), ...get(PC), ...load(4 * v), ...F32X4_ADD, ...store(4 * v));
+  for (let e = seg - (seg % 4); e < seg; e++) add.push(...get(PD), ...get(PD), ...loadF32(4 * e), ...get(PC), ...loadF32(4 * e), 0x92, ...storeF32(4 * e));
+  const body = [
+    ...locals([6, I32]),
+    ...get(N0), ...set(N),
+    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0),
+    ...LOOP, ...i32(0), ...set(OH),
+    ...LOOP, ...i32(0), ...set(FH),
+    ...LOOP,
+    // PD = dx + 4·((n·hp + oh·sh + fh)·wp·c); PC = cols + 4·(((n·oh + oh)·ow)·fh·seg + fh·seg)
+    ...get(N), ...i32(s.hp), MUL, ...get(OH), ...i32(s.sh), MUL, ADD, ...get(FH), ADD, ...i32(4 * s.wp * s.c), MUL, ...get(DX), ADD, ...set(PD),
+    ...get(N), ...i32(s.oh), MUL, ...get(OH), ADD, ...i32(4 * s.ow * s.fh * seg), MUL, ...get(FH), ...i32(4 * seg), MUL, ADD, ...get(COLS), ADD, ...set(PC),
+    ...i32(s.ow), ...set(OW), ...LOOP,
+    ...add,
+    ...get(PD), ...i32(4 * s.sw * s.c), ADD, ...set(PD),
+    ...get(PC), ...i32(4 * s.fh * seg), ADD, ...set(PC),
+    ...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END,
+    ...get(FH), ...i32(1), ADD, ...tee(FH), ...i32(s.fh), LT_S, ...BR_IF_0, END,
+    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), LT_S, ...BR_IF_0, END,
+    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), LT_S, ...BR_IF_0, END,
+    END,
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(4), "s", body);
+}
+
+type Scatter = (cols: number, dx: number, n0: number, n1: number) => void;
+
+/**
+ * The input gradient of a convolution (any stride, dilation 1) as a product and a scatter: cols =
+ * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, by the backend's BatchMatMul kernel, ours where
+ * wasm-matmul.ts is installed), then each row of cols added into dx under its window. Half the
+ * multiplications of the flipped-filter convolution, which also multiplies the padding's zeros.
+ */
+export function productInputGradient(
   backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo,
 ): tf.TensorInfo | undefined {
-  const { filterHeight: FH, filterWidth: FW, inChannels: C, outChannels: K } = info;
-  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
-  if (info.dataFormat !== "channelsLast" || dy.dtype !== "float32" || filter.dtype !== "float32") return undefined;
-  const top = FH - 1 - info.padInfo.top;
-  const left = FW - 1 - info.padInfo.left;
-  const bottom = info.inHeight + info.padInfo.top - info.outHeight;
-  const right = info.inWidth + info.padInfo.left - info.outWidth;
-  if (top < 0 || left < 0 || bottom < 0 || right < 0) return undefined;
-  const conv = tf.getKernel(tf.Conv2D, "wasm");
-  if (conv === undefined) return undefined;
-  const wt = backend.makeOutput([FH, FW, K, C], "float32");
-  const src = f32(backend, filter);
-  const dst = f32(backend, wt);
-  for (let a = 0; a < FH; a++) {
-    for (let b = 0; b < FW; b++) {
-      for (let ci = 0; ci < C; ci++) {
-        for (let co = 0; co < K; co++) dst[(((FH - 1 - a) * FW + (FW - 1 - b)) * K + co) * C + ci] = src[((a * FW + b) * C + ci) * K + co];
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1 || info.dataFormat !== "channelsLast") return undefined;
+  if (dy.dtype !== "float32" || filter.dtype !== "float32") return undefined;
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K, filterHeight: FH, filterWidth: FW } = info;
+  const { top, left } = info.padInfo;
+  if (top < 0 || left < 0) return undefined;
+  const hp = Math.max((OH - 1) * info.strideHeight + FH, top + H);
+  const wp = Math.max((OW - 1) * info.strideWidth + FW, left + W);
+  const shape: ScatterShape = { hp, wp, c: C, oh: OH, ow: OW, fh: FH, fw: FW, sh: info.strideHeight, sw: info.strideWidth };
+  const scatter = wasmFunction<Scatter>(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
+  const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
+  if (scatter === undefined || matMul === undefined) return undefined;
+  const taps = FH * FW * C;
+  const cols = matMul.kernelFunc({
+    inputs: { a: { ...dy, shape: [1, N * OH * OW, K] }, b: { ...filter, shape: [1, taps, K] } }, backend: backend as never,
+    attrs: { transposeA: false, transposeB: true } as never,
+  }) as tf.TensorInfo;
+  const direct = hp === H && wp === W && top === 0 && left === 0;
+  const out = backend.makeOutput([N, H, W, C], "float32");
+  const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
+  f32(backend, target).fill(0);
+  scatter(backend.getMemoryOffset(cols.dataId), backend.getMemoryOffset(target.dataId), 0, N);
+  if (!direct) {
+    const src = f32(backend, target);
+    const dst = f32(backend, out);
+    const row = W * C;
+    for (let n = 0; n < N; n++) {
+      for (let y = 0; y < H; y++) {
+        const from = ((n * hp + y + top) * wp + left) * C;
+        dst.set(src.subarray(from, from + row), (n * H + y) * row);
       }
     }
+    backend.disposeData(target.dataId);
   }
-  const original = findWasmReplacement(tf.Conv2D, MARK)?.original.kernelFunc ?? conv.kernelFunc;
-  const out = original({
-    inputs: { x: dy, filter: wt }, backend: backend as never,
-    attrs: { strides: 1, pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: "NHWC", dilations: 1 } as never,
-  }) as tf.TensorInfo;
-  backend.disposeData(wt.dataId);
+  backend.disposeData(cols.dataId);
   return out;
 }
 
@@ -455,12 +522,35 @@ function infoOf(x: number[], filterShape: number[], attrs: { strides: number | [
     attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, "channelsLast");
 }
 
+/**
+ * Which forward convolutions run our kernel rather than XNNPACK's: one input channel (a grayscale
+ * image: LeNet's first layer, 3.4 against 5.1 ms CPU for a batch of 256). With 6 input channels
+ * (LeNet's second layer) XNNPACK was faster, 5.4 against 7.4 ms.
+ */
+const forwardByUs = (info: tf.backend_util.Conv2DInfo) => info.inChannels === 1;
+
 const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.KernelFunc> = {
+  [tf.Conv2D]: (original, settings) => (args: KernelArgs) => {
+    const { x, filter } = args.inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const info = infoOf(x.shape, filter.shape, args.attrs as unknown as tf.Conv2DAttrs);
+    const out = info && forwardByUs(info) ? simdConv2d(args.backend as unknown as WasmBackendLike, x, filter, info, {}, settings) : undefined;
+    return out ?? original(args);
+  },
+  [tf.FusedConv2D]: (original, settings) => (args: KernelArgs) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined> & { x: tf.TensorInfo; filter: tf.TensorInfo };
+    const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
+    if ((attrs.activation !== "linear" && attrs.activation !== "relu") || preluActivationWeights != null) return original(args);
+    const info = infoOf(x.shape, filter.shape, attrs);
+    const out = info && forwardByUs(info)
+      ? simdConv2d(args.backend as unknown as WasmBackendLike, x, filter, info, { bias: bias ?? undefined, relu: attrs.activation === "relu" }, settings)
+      : undefined;
+    return out ?? original(args);
+  },
   [tf.Conv2DBackpropInput]: (original) => (args: KernelArgs) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
     const info = infoOf(attrs.inputShape, filter.shape, { ...attrs, dilations: 1 });
-    const out = info && xnnpackInputGradient(args.backend as unknown as WasmBackendLike, dy, filter, info);
+    const out = info && productInputGradient(args.backend as unknown as WasmBackendLike, dy, filter, info);
     return out ?? original(args);
   },
 };
@@ -472,9 +562,10 @@ function sharedSettings(): Settings {
 }
 
 /**
- * Makes the wasm backend's filter gradient (wasm-conv-grad.ts) run the SIMD kernel where it handles
- * the shape (NHWC, dilation 1, at most 16 output channels), and its Conv2DBackpropInput at stride 1
- * run as XNNPACK's forward convolution with the filter flipped. Idempotent; `relaxed: false` retunes
+ * Makes the wasm backend's Conv2D and FusedConv2D (linear or relu) of one-channel images, and its
+ * filter gradient (wasm-conv-grad.ts), run the SIMD kernels where they handle
+ * the shape (NHWC, dilation 1, at most 16 output channels), and its Conv2DBackpropInput (NHWC,
+ * dilation 1) run as a product and a scatter ({@link productInputGradient}). Idempotent; `relaxed: false` retunes
  * (for benchmarks). Returns false when the wasm kernels are not registered.
  * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/conv2d-simd.ts.
  */
@@ -489,7 +580,7 @@ export function useSimdConv2d(options: Partial<Settings> = {}): boolean {
   return true;
 }
 
-/** Puts tfjs's Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
+/** Puts tfjs's Conv2D, FusedConv2D and Conv2DBackpropInput back, and the plain filter gradient loop; returns whether anything was replaced. */
 export function restoreSimdConv2d(): boolean {
   filterGradientHook().run = undefined;
   return Object.keys(WRAP).map((name) => restoreWasmKernel(name, MARK)).some(Boolean);

@@ -1,5 +1,46 @@
 import * as tf from "@tensorflow/tfjs";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel } from "./wasm-kernels";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
+import {
+  ADD, BLOCK, BR_IF_0, END, F32X4_MUL, I32, LOOP, MUL, V128, brIf, get, i32, load, loadF32, locals, moduleWithImportedMemory,
+  set, store, storeF32, tee, voidType,
+} from "./wasm-asm";
+
+/**
+ * `p(dy, dx, nStart, nEnd)`: the SIMD form of {@link tileAvgPoolGrad} for whole windows (dx's rows
+ * and columns past the last window are left as they are: the caller zeroes them): for images
+ * [nStart, nEnd), each dy pixel's c values times `scale` into its fh×fw window.
+ */
+export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: number; ow: number; fh: number; fw: number; scale: number }): number[] {
+  const [DY, DX, N0, N1] = [0, 1, 2, 3];
+  const [N, OH, OW, PD, PX] = [4, 5, 6, 7, 8];
+  const [K, V] = [9, 10];
+  const scaleBytes = Array.from(new Uint8Array(new Float32Array([s.scale]).buffer));
+  const body: number[] = [...locals([5, I32], [2, V128]), 0x43, ...scaleBytes, 0xfd, 0x13, ...set(K)];
+  const pixel: number[] = [];
+  for (let v = 0; v + 4 <= s.c; v += 4) {
+    pixel.push(...get(PD), ...load(4 * v), ...get(K), ...F32X4_MUL, ...set(V));
+    for (let i = 0; i < s.fh; i++) for (let j = 0; j < s.fw; j++) pixel.push(...get(PX), ...get(V), ...store(4 * ((i * s.w + j) * s.c + v)));
+  }
+  for (let e = s.c - (s.c % 4); e < s.c; e++) {
+    for (let i = 0; i < s.fh; i++) {
+      for (let j = 0; j < s.fw; j++) pixel.push(...get(PX), ...get(PD), ...loadF32(4 * e), 0x43, ...scaleBytes, 0x94, ...storeF32(4 * ((i * s.w + j) * s.c + e)));
+    }
+  }
+  body.push(
+    ...get(N0), ...set(N), ...get(DY), ...get(N0), ...i32(4 * s.oh * s.ow * s.c), MUL, ADD, ...set(PD),
+    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), ...LOOP,
+    ...i32(0), ...set(OH), ...LOOP,
+    // PX = dx + 4·((n·h + oh·fh)·w·c)
+    ...get(N), ...i32(s.h), MUL, ...get(OH), ...i32(s.fh), MUL, ADD, ...i32(4 * s.w * s.c), MUL, ...get(DX), ADD, ...set(PX),
+    ...i32(s.ow), ...set(OW), ...LOOP,
+    ...pixel,
+    ...get(PD), ...i32(4 * s.c), ADD, ...set(PD), ...get(PX), ...i32(4 * s.fw * s.c), ADD, ...set(PX),
+    ...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END,
+    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), 0x48, ...BR_IF_0, END,
+    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), 0x48, ...BR_IF_0, END, END, END,
+  );
+  return moduleWithImportedMemory(voidType(4), "p", body);
+}
 
 /**
  * The wasm backend's AvgPoolGrad (@tensorflow/tfjs-backend-wasm 4.x) loops over every input pixel
@@ -7,7 +48,8 @@ import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWa
  * about 28 ms a LeNet step for the first pooling layer's gradient (256×28×28×6), a tenth of the step.
  * For windows that tile the input (stride = window, no padding: d2l's `AvgPool2d(2, 2)`), each
  * input pixel lies in at most one window, so dx is dy / (window area) copied into its window (and
- * zero in the rows and columns past the last whole window): one pass over dx, 1-2 ms. Other pooling
+ * zero in the rows and columns past the last whole window): one pass over dx, a SIMD module per shape
+ * ({@link tileAvgPoolGradWasm}; the plain loop {@link tileAvgPoolGrad} where SIMD cannot run). Other pooling
  * keeps the original kernel. Images are independent, so {@link tileAvgPoolGrad} takes a range of
  * them (for the thread pool). Same floats as the cpu backend for power-of-two windows (dy/4 is exact).
  */
@@ -45,11 +87,22 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
     const tiles = info.strideHeight === info.filterHeight && info.strideWidth === info.filterWidth && top === 0 && left === 0 && bottom === 0 && right === 0;
     if (!tiles || info.outHeight * info.filterHeight > info.inHeight || info.outWidth * info.filterWidth > info.inWidth) return original(args);
     const out = backend.makeOutput(input.shape, "float32");
+    const shape = {
+      h: info.inHeight, w: info.inWidth, c: info.inChannels, oh: info.outHeight, ow: info.outWidth,
+      fh: info.filterHeight, fw: info.filterWidth, scale: Math.fround(1 / (info.filterHeight * info.filterWidth)),
+    };
+    const simd = wasmFunction<(dy: number, dx: number, n0: number, n1: number) => void>(backend, `avg-pool-grad ${JSON.stringify(shape)}`, () => tileAvgPoolGradWasm(shape), "p");
     // views after the allocation, which may have grown (replaced) the memory's buffer
     const heap = backend.wasm.HEAPU8.buffer;
     const dyv = new Float32Array(heap, backend.getMemoryOffset(dy.dataId), tf.util.sizeFromShape(dy.shape));
     const dx = new Float32Array(heap, backend.getMemoryOffset(out.dataId), tf.util.sizeFromShape(input.shape));
-    tileAvgPoolGrad(dyv, dx, info, 0, info.batchSize);
+    if (simd === undefined) {
+      tileAvgPoolGrad(dyv, dx, info, 0, info.batchSize);
+      return out;
+    }
+    // zeros only where no window reaches (rows and columns past the last whole one), then the windows
+    if (info.outHeight * info.filterHeight !== info.inHeight || info.outWidth * info.filterWidth !== info.inWidth) dx.fill(0);
+    simd(backend.getMemoryOffset(dy.dataId), backend.getMemoryOffset(out.dataId), 0, info.batchSize);
     return out;
   };
 }
