@@ -5,7 +5,7 @@ import {
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
 import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { filterGradientHook } from "./wasm-conv-grad";
 
