@@ -64,4 +64,15 @@ describe("useDirectSequential", () => {
     expect(counter.count).toBe(before + 1);
     net.dispose();
   });
+  it("applied outside a tidy, leaves only its output, as tfjs's executor does", () => {
+    const net = mlp();
+    const X = tf.randomNormal([4, 5]);
+    (net.apply(X) as tf.Tensor).dispose(); // builds the model
+    const before = tf.memory().numTensors;
+    const Y = net.apply(X) as tf.Tensor;
+    expect(tf.memory().numTensors).toBe(before + 1);
+    Y.dispose();
+    tf.dispose([X]);
+    net.dispose();
+  });
 });

@@ -36,7 +36,9 @@ export function useDirectSequential(): void {
     }
     const self = this as unknown as SequentialInternals;
     if (self.model == null) self.build();
-    return this.layers.reduce((x, layer) => layer.apply(x, kwargs) as tf.Tensor, input);
+    // in a tidy, as tfjs's executor frees the intermediate outputs: applied outside one, a model
+    // leaves only its output (under a gradient tape the engine keeps what the backward pass needs)
+    return tf.tidy(() => this.layers.reduce((x, layer) => layer.apply(x, kwargs) as tf.Tensor, input));
   };
 }
 
