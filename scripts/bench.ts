@@ -340,7 +340,7 @@ function orchestratePeer(opts: Options): void {
   for (let run = 1; run <= opts.runs; run++) {
     const r = runChild(opts, opts.baseline);
     ours.push(r);
-    console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend}, 1 thread)  ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${r.testAccuracy.toFixed(4)}`);
+    console.log(`run ${run}/${opts.runs}  d2l-ts (${r.backend}, ${r.threads} thread${r.threads === 1 ? "" : "s"})  ${r.secondsPerEpoch.toFixed(3)} s an epoch (CPU ${r.cpuSecondsPerEpoch.toFixed(3)} s)  test accuracy ${r.testAccuracy.toFixed(4)}`);
     for (const [i, setting] of settings.entries()) {
       // a setting 3x slower than one core cannot be the best: 2 epochs of it tell (2 torch threads on 2 busy vCPUs: 20 s an epoch)
       const maxSeconds = i === 0 ? undefined : Math.max(5, 3 * opts.epochs * peers[0][peers[0].length - 1].secondsPerEpoch);
