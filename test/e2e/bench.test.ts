@@ -114,7 +114,7 @@ describe("npm run bench", () => {
       [["--compare", "--baseline"], /--compare runs with and without the speed-ups itself; leave out --baseline/],
       [["--seed", "1.5"], /--seed must be a non-negative integer or "random"; got "1.5"/],
       [["--seeds", "3", "--runs", "2"], /--seeds runs seeds 0\.\.N-1 once each; leave out --seed, --runs and --compare/],
-      [["--model", "lenet"], /--model must be one of scratch, concise, mlp, mlp-scratch; got "lenet"/],
+      [["--model", "resnet"], /--model must be one of scratch, concise, mlp, mlp-scratch, lenet; got "resnet"/],
       [["--compare", "--peer"], /--compare and --peer each alternate with another run; choose one/],
     ] as const) {
       const { status, stderr } = await bench([...args]);

@@ -197,7 +197,9 @@ describe.runIf(runnable)("JupyterLab 4 with the tslab kernel", () => {
     expect(mostCharts).toBe(1);
     expect(last.charts).toBe(1);
     expect(last.epochs).toEqual([10]);
-    expect(seen.filter((e) => e > 0 && e < 10).length, `epochs seen while training: ${seen}`).toBeGreaterThanOrEqual(2);
+    // drawn while training, not only at the end; how many of the ten states a 50 ms poll catches depends on
+    // the machine's load (CI once saw only epoch 4 before 10, with other test files running beside it)
+    expect(seen.some((e) => e > 0 && e < 10), `epochs seen while training: ${seen}`).toBe(true);
     expect(await finished).toBe(true);
     expect((await chartsView(page)).errors).toEqual([]);
     await screenshotTraining(page, `3.6-training-chart-${mode}.png`);

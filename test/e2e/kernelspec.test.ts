@@ -79,6 +79,9 @@ describe.runIf(python)("npm run kernel with a real jupyter kernelspec", () => {
       JUPYTER_CONFIG_DIR: join(home, "config"),
       JUPYTER_RUNTIME_DIR: join(home, "runtime"),
       PYDEVD_DISABLE_FILE_VALIDATION: "1",
+      // jupyter_core also searches Python's user base (~/.local/share/jupyter), where this checkout's own
+      // `npm install` registered d2l-ts: keep the machine's real kernels out of the learner we play
+      PYTHONNOUSERSITE: "1",
     };
     // What `npm i -g tslab && tslab install` leaves: "tslab" and "jslab" running the tslab command.
     const tslab = join(ROOT, "node_modules", ".bin", "tslab");

@@ -1,21 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
-import { values } from "./kernel-fixtures";
+import { onCpu, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
-/** `f` run on the cpu backend (the reference); the wasm backend active again afterwards. */
-async function onCpu<T>(f: () => T): Promise<T> {
-  await tf.setBackend("cpu");
-  try {
-    return f();
-  } finally {
-    await tf.setBackend("wasm");
-  }
-}
 
-const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
 type Pad = tf.Conv2DAttrs["pad"];
 
 interface Case {

@@ -1,6 +1,19 @@
 import * as tf from "@tensorflow/tfjs";
 import { expect } from "vitest";
 
+/** `f` run on the cpu backend (the reference kernels); the wasm backend active again afterwards. */
+export async function onCpu<T>(f: () => T): Promise<T> {
+  await tf.setBackend("cpu");
+  try {
+    return f();
+  } finally {
+    await tf.setBackend("wasm");
+  }
+}
+
+/** The number of elements of a shape. */
+export const size = (shape: number[]): number => shape.reduce((p, d) => p * d, 1);
+
 /** Deterministic values in [-1, 1), the same for the same seed. */
 export function values(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);

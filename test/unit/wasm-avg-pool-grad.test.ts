@@ -1,20 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "../../lib/src/engine/wasm-avg-pool-grad";
-import { values } from "./kernel-fixtures";
+import { onCpu, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
-async function onCpu<T>(f: () => T): Promise<T> {
-  await tf.setBackend("cpu");
-  try {
-    return f();
-  } finally {
-    await tf.setBackend("wasm");
-  }
-}
 
-const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
 
 /** The gradient of Σ avgPool(x) · w with respect to x, for fixed x and w. */
 function poolGradient(shape: [number, number, number, number], filter: number | [number, number], strides: number | [number, number], pad: "valid" | "same" | number): Float32Array {

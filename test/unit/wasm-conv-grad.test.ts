@@ -2,21 +2,11 @@ import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { useWasmConvGradients } from "../../lib/src/engine/wasm-conv-grad";
 import { restoreSimdConv2d, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
-import { values } from "./kernel-fixtures";
+import { onCpu, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
-/** `f` run on the cpu backend (the reference), its arrays returned; the wasm backend active again afterwards. */
-async function onCpu<T>(f: () => T): Promise<T> {
-  await tf.setBackend("cpu");
-  try {
-    return f();
-  } finally {
-    await tf.setBackend("wasm");
-  }
-}
 
-const size = (s: number[]) => s.reduce((p, d) => p * d, 1);
 const read = (t: tf.Tensor) => t.dataSync() as Float32Array;
 
 type Pad = tf.Conv2DBackpropFilterAttrs["pad"];
