@@ -1,6 +1,7 @@
 /**
  * d2l for TensorFlow.js: the helpers of Dive into Deep Learning, chapters 2 (preliminaries), 3
- * (linear neural networks) and 4 (multilayer perceptrons), as `import * as d2l from "d2l"`, the way the book
+ * (linear neural networks), 4 (multilayer perceptrons), 5 (deep-learning computation) and 6
+ * (convolutional neural networks), as `import * as d2l from "d2l"`, the way the book
  * does `from d2l import torch as d2l`.
  */
 
