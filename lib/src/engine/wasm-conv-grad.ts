@@ -36,7 +36,24 @@ function checkFloat32(kernel: string, inputs: Record<string, tf.TensorInfo>): vo
  * for the images [start, end), added into `dw` (FH·FW·Cin·Cout floats). Pixels outside x are zero padding.
  */
 export function addFilterGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, info: tf.backend_util.Conv2DInfo, start: number, end: number): void {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = info;
+  const { inChannels: C, outChannels: K } = info;
+  forEachTap(info, start, end, (xPixel, yPixel, tap) => {
+    const [p, g, q] = [xPixel * C, yPixel * K, tap * C * K];
+    for (let ci = 0; ci < C; ci++) {
+      const v = x[p + ci];
+      const r = q + ci * K;
+      for (let co = 0; co < K; co++) dw[r + co] += v * dy[g + co];
+    }
+  });
+}
+
+/**
+ * Calls `visit(xPixel, yPixel, tap)` for every filter tap (fh, fw) of every output pixel (n, oh, ow) of the
+ * images [start, end) whose input pixel lies inside x (the rest is zero padding): xPixel = (n·H + ih)·W + iw,
+ * yPixel = (n·OH + oh)·OW + ow, tap = fh·FW + fw, in the order n, oh, fh, ow, fw (the gradients' summation order).
+ */
+function forEachTap(info: tf.backend_util.Conv2DInfo, start: number, end: number, visit: (xPixel: number, yPixel: number, tap: number) => void): void {
+  const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = info;
   const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwid, filterHeight: FH, filterWidth: FW } = info;
   const { top, left } = info.padInfo;
   for (let n = start; n < end; n++) {
@@ -45,17 +62,10 @@ export function addFilterGradient(x: Float32Array, dy: Float32Array, dw: Float32
         const ih = oh * sh + fh * dh - top;
         if (ih < 0 || ih >= H) continue;
         for (let ow = 0; ow < OW; ow++) {
-          const g = ((n * OH + oh) * OW + ow) * K;
           for (let fw = 0; fw < FW; fw++) {
             const iw = ow * sw + fw * dwid - left;
             if (iw < 0 || iw >= W) continue;
-            const p = ((n * H + ih) * W + iw) * C;
-            const q = (fh * FW + fw) * C * K;
-            for (let ci = 0; ci < C; ci++) {
-              const v = x[p + ci];
-              const r = q + ci * K;
-              for (let co = 0; co < K; co++) dw[r + co] += v * dy[g + co];
-            }
+            visit((n * H + ih) * W + iw, (n * OH + oh) * OW + ow, fh * FW + fw);
           }
         }
       }
@@ -116,31 +126,15 @@ function depthwiseBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const out = backend.makeOutput(filterShape, "float32");
   const [xv, dyv, dw] = views(backend, x, dy, out);
   dw.fill(0);
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = info;
-  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwid, filterHeight: FH, filterWidth: FW } = info;
-  const { top, left } = info.padInfo;
+  const { batchSize: N, inChannels: C, outChannels: K } = info;
   const mult = K / C; // output channel c·mult + m reads input channel c; dW[fh, fw, c, m]
-  for (let n = 0; n < N; n++) {
-    for (let oh = 0; oh < OH; oh++) {
-      for (let fh = 0; fh < FH; fh++) {
-        const ih = oh * sh + fh * dh - top;
-        if (ih < 0 || ih >= H) continue;
-        for (let ow = 0; ow < OW; ow++) {
-          const g = ((n * OH + oh) * OW + ow) * K;
-          for (let fw = 0; fw < FW; fw++) {
-            const iw = ow * sw + fw * dwid - left;
-            if (iw < 0 || iw >= W) continue;
-            const p = ((n * H + ih) * W + iw) * C;
-            const q = (fh * FW + fw) * K;
-            for (let c = 0; c < C; c++) {
-              const v = xv[p + c];
-              for (let m = 0; m < mult; m++) dw[q + c * mult + m] += v * dyv[g + c * mult + m];
-            }
-          }
-        }
-      }
+  forEachTap(info, 0, N, (xPixel, yPixel, tap) => {
+    const [p, g, q] = [xPixel * C, yPixel * K, tap * K];
+    for (let c = 0; c < C; c++) {
+      const v = xv[p + c];
+      for (let m = 0; m < mult; m++) dw[q + c * mult + m] += v * dyv[g + c * mult + m];
     }
-  }
+  });
   return out;
 }
 
@@ -153,32 +147,16 @@ function depthwiseBackpropInput(args: KernelArgs): tf.TensorInfo {
   const out = backend.makeOutput(inputShape, "float32");
   const [dyv, fv, dx] = views(backend, dy, filter, out);
   dx.fill(0);
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = info;
-  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwid, filterHeight: FH, filterWidth: FW } = info;
-  const { top, left } = info.padInfo;
+  const { batchSize: N, inChannels: C, outChannels: K } = info;
   const mult = K / C;
-  for (let n = 0; n < N; n++) {
-    for (let oh = 0; oh < OH; oh++) {
-      for (let fh = 0; fh < FH; fh++) {
-        const ih = oh * sh + fh * dh - top;
-        if (ih < 0 || ih >= H) continue;
-        for (let ow = 0; ow < OW; ow++) {
-          const g = ((n * OH + oh) * OW + ow) * K;
-          for (let fw = 0; fw < FW; fw++) {
-            const iw = ow * sw + fw * dwid - left;
-            if (iw < 0 || iw >= W) continue;
-            const p = ((n * H + ih) * W + iw) * C;
-            const q = (fh * FW + fw) * K;
-            for (let c = 0; c < C; c++) {
-              let s = dx[p + c];
-              for (let m = 0; m < mult; m++) s += fv[q + c * mult + m] * dyv[g + c * mult + m];
-              dx[p + c] = s;
-            }
-          }
-        }
-      }
+  forEachTap(info, 0, N, (xPixel, yPixel, tap) => {
+    const [p, g, q] = [xPixel * C, yPixel * K, tap * K];
+    for (let c = 0; c < C; c++) {
+      let s = dx[p + c];
+      for (let m = 0; m < mult; m++) s += fv[q + c * mult + m] * dyv[g + c * mult + m];
+      dx[p + c] = s;
     }
-  }
+  });
   return out;
 }
 
