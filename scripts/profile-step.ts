@@ -1,0 +1,109 @@
+/**
+ * Where a training step goes: trains one of the bench's models (scripts/bench-models.ts) for a few
+ * batches with trainEpochCh3, timing every kernel the backend runs, and prints a table of kernels
+ * (by name and input shapes: calls a step, milliseconds a step) and what is left for tfjs's engine,
+ * the tape, the optimizer and d2l's own JavaScript (the step's time minus its kernels').
+ *
+ *   npx tsx scripts/profile-step.ts --model lenet [--steps 20] [--warmup 3] [--threads N] [--backend wasm]
+ *
+ * Kernels are timed in wall-clock time (performance.now around each kernel function; a kernel split
+ * across threads counts its wall time), so run it on a quiet machine; the step's CPU time (all
+ * threads, process.cpuUsage) is printed beside its wall time. Timing adds ~1 µs a kernel.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { cpus } from "node:os";
+import * as d2l from "../lib/src/index";
+import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
+
+const { values: v } = parseArgs({
+  options: {
+    model: { type: "string", default: "lenet" },
+    steps: { type: "string", default: "20" },
+    warmup: { type: "string", default: "3" },
+    threads: { type: "string" },
+    backend: { type: "string", default: "wasm" },
+  },
+});
+if (!(MODELS as readonly string[]).includes(v.model!)) {
+  throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
+}
+const model = v.model as Model;
+const steps = Number(v.steps);
+const warmup = Number(v.warmup);
+if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer; got "${v.steps}"`);
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup must be an integer >= 0; got "${v.warmup}"`);
+
+interface KernelTally {
+  calls: number;
+  ms: number;
+}
+const tallies = new Map<string, KernelTally>();
+let timing = false;
+
+/** Wraps every kernel registered for `backend` in place (the registry hands out the same config object). */
+function timeKernels(backend: string): void {
+  for (const config of tf.getKernelsForBackend(backend)) {
+    const registered = tf.getKernel(config.kernelName, backend)!;
+    const inner = registered.kernelFunc;
+    registered.kernelFunc = (args) => {
+      if (!timing) return inner(args);
+      const t0 = performance.now();
+      const out = inner(args);
+      const ms = performance.now() - t0;
+      const shapes = Object.values(args.inputs)
+        .map((t) => (t === undefined ? "-" : `[${(t as tf.TensorInfo).shape.join(",")}]`))
+        .join(" ");
+      const key = `${config.kernelName} ${shapes}`;
+      const tally = tallies.get(key) ?? { calls: 0, ms: 0 };
+      tally.calls += 1;
+      tally.ms += ms;
+      tallies.set(key, tally);
+      return out;
+    };
+  }
+}
+
+async function main(): Promise<void> {
+  const { name: backend } = await d2l.initBackend(v.backend, { quiet: true });
+  if (v.threads !== undefined) d2l.setThreads(Number(v.threads));
+  const { lr, batchSize } = DEFAULTS[model];
+  const [trainIter] = await d2l.loadDataFashionMnist(batchSize);
+  const job = makeJob(model, lr);
+  const firstBatches = (n: number): Iterable<d2l.Batch> => ({
+    *[Symbol.iterator]() {
+      let i = 0;
+      for (const batch of trainIter) {
+        if (i++ >= n) return;
+        yield batch;
+      }
+    },
+  });
+  timeKernels(backend);
+  d2l.trainEpochCh3(job.net, firstBatches(warmup), job.loss, job.updater);
+  timing = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  d2l.trainEpochCh3(job.net, firstBatches(steps), job.loss, job.updater);
+  const wall = (performance.now() - t0) / steps;
+  const cpuUsed = process.cpuUsage(cpu0);
+  const cpu = (cpuUsed.user + cpuUsed.system) / 1000 / steps;
+  timing = false;
+  job.dispose();
+
+  const rows = [...tallies.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const kernelMs = rows.reduce((sum, [, t]) => sum + t.ms, 0) / steps;
+  const calls = rows.reduce((sum, [, t]) => sum + t.calls, 0) / steps;
+  console.log(`${model} on ${backend}, batch ${batchSize}, ${d2l.getThreads()} thread(s), ${cpus()[0]?.model ?? "unknown CPU"}`);
+  console.log(`a step: ${wall.toFixed(2)} ms wall, ${cpu.toFixed(2)} ms CPU; kernels ${kernelMs.toFixed(2)} ms in ${calls} calls; ` +
+    `the rest (engine, tape, optimizer, d2l) ${(wall - kernelMs).toFixed(2)} ms`);
+  console.log("ms/step  calls/step  kernel and input shapes");
+  for (const [key, t] of rows) {
+    console.log(`${(t.ms / steps).toFixed(3).padStart(7)}  ${(t.calls / steps).toFixed(1).padStart(10)}  ${key}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
