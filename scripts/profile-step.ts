@@ -29,6 +29,11 @@ if (!(MODELS as readonly string[]).includes(v.model!)) {
   throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
 }
 const model = v.model as Model;
+const BACKENDS = ["wasm", "cpu", "tensorflow"] as const;
+if (!(BACKENDS as readonly string[]).includes(v.backend!)) {
+  throw new Error(`--backend must be one of ${BACKENDS.join(", ")}; got "${v.backend}"`);
+}
+const backendChoice = v.backend as (typeof BACKENDS)[number];
 const steps = Number(v.steps);
 const warmup = Number(v.warmup);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer; got "${v.steps}"`);
@@ -65,7 +70,7 @@ function timeKernels(backend: string): void {
 }
 
 async function main(): Promise<void> {
-  const { name: backend } = await d2l.initBackend(v.backend, { quiet: true });
+  const { name: backend } = await d2l.initBackend(backendChoice, { quiet: true });
   if (v.threads !== undefined) d2l.setThreads(Number(v.threads));
   const { lr, batchSize } = DEFAULTS[model];
   const [trainIter] = await d2l.loadDataFashionMnist(batchSize);
