@@ -21,7 +21,7 @@ if (process.env.CI && !python) throw new Error("CI must register the kernel with
 if (!python) console.warn("SKIPPING the kernelspec tests: no Python with jupyter_client, nbconvert and IPython");
 
 /** A notebook that runs fast and prints d2l's first line. */
-const NOTEBOOK = "2.3-linear-algebra";
+const NOTEBOOK = "6.3-padding-and-strides";
 
 interface Run {
   status: number | null;

@@ -105,8 +105,10 @@ describe.runIf(hasJupyter)("notebooks in the real tslab kernel", () => {
     });
     afterAll(async () => browser?.close());
 
+    // Two pages at a time (vitest's maxConcurrency): each page waits on Chromium's renderer and its
+    // screenshots, so two keep both cores busy; the context's own expect names the right test.
     for (const name of names) {
-      it(`${name}: every chart drew, math rendered, no errors, no network`, async () => {
+      it.concurrent(`${name}: every chart drew, math rendered, no errors, no network`, async ({ expect }) => {
         const file = join(BUILD_DIR, "html", `${name}.html`);
         const html = readFileSync(file, "utf8");
         const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
