@@ -169,7 +169,7 @@ describe.skipIf(!onWasm)("packedMatMul skipping op(A)'s zeros (wasm backend)", (
     let cases = 0;
     for (const [m, k, n] of [[1, 1, 1], [7, 37, 19], [13, 9, 8], [5, 64, 33], [6, 50, 17], [32, 100, 40]]) {
       for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
-        for (const block of [{ rows: 4, panels: 1 }, { rows: 2, panels: 2 }, { rows: 3, panels: 1 }, {}]) {
+        for (const block of [{ rows: 4, panels: 1 }, { rows: 2, panels: 2 }, { rows: 3, panels: 1 }, { rows: 1, panels: 1 }, { rows: 1, panels: 4 }, { rows: 2, panels: 3 }, {}]) {
           const a = tf.tensor(sparse(m * k, 3, m * k > 20 ? 11 : -1), tA ? [k, m] : [m, k]);
           const b = tf.tensor(values(k * n, 4), tB ? [n, k] : [k, n]);
           const bias = tf.tensor1d(values(n, 5));
@@ -181,7 +181,7 @@ describe.skipIf(!onWasm)("packedMatMul skipping op(A)'s zeros (wasm backend)", (
         }
       }
     }
-    expect(cases).toBe(6 * 4 * 4);
+    expect(cases).toBe(6 * 4 * 7);
   });
 
   it("computes every step where op(B) holds an infinity or NaN (0 × ∞ is NaN), and gives +0 for all-zero rows", () => {
