@@ -216,6 +216,13 @@ async function imageBatch(): Promise<Float32Array | undefined> {
   }
 }
 
+/** The product's 2mkn floating-point operations. */
+function flopsOf(c: MatMulCase): number {
+  const [m, k] = c.tA ? [c.a[1], c.a[0]] : c.a;
+  const n = c.tB ? c.b[0] : c.b[1];
+  return 2 * m * k * n;
+}
+
 /**
  * The share of the steps of the inner dimension the zero-skipping kernel computes on an image
  * batch (rows × cols floats): those where its block of `rows` rows of op(A) is not all zero (A
@@ -243,7 +250,8 @@ async function benchGeneral(rowChoices: (number | "auto")[]): Promise<void> {
   console.log(`f32x4.relaxed_madd: ${relaxed ? `${peak.gflops.toFixed(1)} (${peak.chains} chains)` : "unavailable"}; ` +
     `f32x4.mul then add, dependent (acc·a + b): ${mulAddPeak.gflops.toFixed(1)} (${mulAddPeak.chains} chains)`);
   const reference = peak.gflops;
-  console.log(`\n## General products: GFLOP/s of CPU time (median of ${REPS} interleaved repetitions, fresh operands each time)`);
+  console.log(`\n## General products: GFLOP/s of CPU time (median of ${REPS} interleaved repetitions, fresh operands each time; ` +
+    `a product under 20 MFLOP timed over as many calls as make 20)`);
   console.log(`relaxed SIMD ${relaxed ? "available" : `unavailable: the "relaxed" columns repeat mul+add`}; ` +
     `"xnnpack" is the backend's own product (transposed operands copied first), "rows R" our kernel's register block\n`);
   const backend = tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
@@ -270,24 +278,22 @@ async function benchGeneral(rowChoices: (number | "auto")[]): Promise<void> {
   for (let rep = 0; rep < REPS + 5; rep++) {
     for (const [ci, c] of cases.entries()) {
       for (const [ri, r] of runs.entries()) {
-        const [a, b] = operands[ci].map((t) => t.clone());
+        // a small product is timed over several calls (about 20 MFLOP in all): one of 30 µs is near the clock's cost
+        const calls = Math.max(1, Math.round(2e7 / flopsOf(c)));
+        const pairs = Array.from({ length: calls }, () => operands[ci].map((t) => t.clone()));
         // CPU time, not wall time: on a shared machine the wall clock counts other processes' turns
         const start = process.cpuUsage();
-        const out = r.run(a, b, c);
+        const outs = pairs.map(([a, b]) => r.run(a, b, c));
         const used = process.cpuUsage(start);
-        const ms = (used.user + used.system) / 1000;
-        tf.dispose([a, b, out]);
+        const ms = (used.user + used.system) / 1000 / calls;
+        tf.dispose([...pairs.flat(), ...outs]);
         if (rep >= 5) times[ci][ri].push(ms);
       }
     }
   }
   tf.dispose(operands.flat());
   useFastWasmMatMul({ skinny: true, packed: true });
-  const gflops = (c: MatMulCase, ms: number) => {
-    const [m, k] = c.tA ? [c.a[1], c.a[0]] : c.a;
-    const n = c.tB ? c.b[0] : c.b[1];
-    return (2 * m * k * n) / (ms * 1e6);
-  };
+  const gflops = (c: MatMulCase, ms: number) => flopsOf(c) / (ms * 1e6);
   table(
     ["case (GFLOP/s, % of the FMA peak; ms of xnnpack)", ...runs.map((r) => r.name)],
     cases.map((c, ci) => [`${c.name} (${fmt(median(times[ci][0]))} ms)`, ...times[ci].map((t) => {
