@@ -26,9 +26,10 @@ import { relaxedSimdAvailable } from "./relaxed-simd";
  * measures it), so the one way left to be faster is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
  * first layer), each row block first lists the steps of the inner dimension where its rows are
  * not all zero, and the micro-kernel walks that list: runs of steps when A is plain (pixels of two
- * images), single steps carrying a copy of their 4 floats of A when A is transposed (4 pixels of
- * one image). The floats are the dense kernel's, bit for bit, since the steps left out add exact
- * zeros (when op(B) is finite, which the module checks).
+ * images), single steps carrying a copy of their floats of A when A is transposed (2 pixels of one
+ * image), with a wide block of 2 rows × 3 panels ({@link registerBlock}). The floats are the dense
+ * kernel's, bit for bit, since the steps left out add exact zeros (when op(B) is finite, which the
+ * module checks).
  */
 
 /** The product a module computes (its constants). */
@@ -172,9 +173,9 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    */
   const runs = !transposeA;
   /**
-   * With A transposed, a block of 4 rows reads 4 neighbouring floats of A per step, one row of A
-   * (a stride of 4m bytes) apart: the list copies them into its entries, [panel offset, 4 floats],
-   * so the micro-kernel reads one entry after another.
+   * With A transposed, a block of 1, 2 or 4 rows reads as many neighbouring floats of A per step,
+   * one row of A (a stride of 4m bytes) apart: the list copies them into its entries, [panel
+   * offset, the floats], so the micro-kernel reads one entry after another (3 rows: single steps).
    */
   const copiesA = (rows: number) => transposeA && (rows <= 2 || rows === 4);
   /** Bytes of a list entry that copies op(A)'s values: a panel offset and `rows` floats. */
