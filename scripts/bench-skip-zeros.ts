@@ -6,7 +6,9 @@
  * product's 2mkn operations (skipped zeros as done); "executed" counts only the steps the block
  * keeps, and "% peak" compares that with --peak (GFLOP/s; scripts/bench-matmul.ts --general measures it).
  *
- *   npx tsx scripts/bench-skip-zeros.ts [--blocks 2x3,2x2,4x1,2x3x0] [--reps 40] [--peak 55]
+ *   npx tsx scripts/bench-skip-zeros.ts [--blocks 2x3,2x2,4x1,2x3x0] [--reps 40] [--peak 55] [--mul-add]
+ *
+ * --mul-add: f32x4.mul then f32x4.add instead of relaxed SIMD's fused multiply-add.
  *
  * A block is RxP (R rows × P panels of 8 columns, zeros skipped) or RxPx0 (the same block, every
  * step computed).
@@ -23,12 +25,14 @@ const { values } = parseArgs({
     blocks: { type: "string", default: "2x3,2x2,4x1,2x3x0" },
     reps: { type: "string", default: "40" },
     peak: { type: "string" },
+    "mul-add": { type: "boolean", default: false },
   },
 });
 const reps = Number(values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive integer; got "${values.reps}"`);
 const peak = values.peak === undefined ? undefined : Number(values.peak);
 if (peak !== undefined && !(peak > 0)) throw new Error(`--peak must be a positive number (GFLOP/s); got "${values.peak}"`);
+const relaxed = !values["mul-add"];
 const blocks = values.blocks!.split(",").map((spec) => {
   const [rows, panels, skip] = spec.split("x").map(Number);
   if (!(rows >= 1 && panels >= 1) || (skip !== undefined && skip !== 0)) throw new Error(`--blocks: "${spec}" is not RxP or RxPx0`);
@@ -64,11 +68,11 @@ interface Variant { name: string; transposeA: boolean; options: PackedOptions; s
 const variants: Variant[] = [];
 for (const transposeA of [false, true]) {
   const product = transposeA ? "Xᵀ·dH" : "X·W1";
-  variants.push({ name: `${product} dense 6x1`, transposeA, options: { relaxed: true, skipZeros: false, rows: 6, panels: 1 }, share: 1 });
+  variants.push({ name: `${product} dense 6x1`, transposeA, options: { relaxed, skipZeros: false, rows: 6, panels: 1 }, share: 1 });
   for (const b of blocks) {
     variants.push({
       name: `${product} ${b.skipZeros ? "skip" : "dense"} ${b.rows}x${b.panels}`, transposeA,
-      options: { relaxed: true, skipZeros: b.skipZeros, rows: b.rows, panels: b.panels },
+      options: { relaxed, skipZeros: b.skipZeros, rows: b.rows, panels: b.panels },
       share: b.skipZeros ? kept(transposeA, b.rows) : 1,
     });
   }
@@ -84,7 +88,7 @@ for (let rep = 0; rep < reps + 3; rep++) {
     if (rep >= 3) best[i] = Math.min(best[i], (used.user + used.system) / 1000);
   });
 }
-console.log(`CPU ${cpus()[0]?.model.trim()}, ${new Date().toISOString()}; best of ${reps}, CPU time`);
+console.log(`CPU ${cpus()[0]?.model.trim()}, ${new Date().toISOString()}; best of ${reps}, CPU time; ${relaxed ? "relaxed_madd" : "mul then add"}`);
 console.log("product, block        ms     GFLOP/s (dense-equivalent)  steps kept  executed GFLOP/s" + (peak ? "  % peak" : ""));
 variants.forEach((v, i) => {
   const dense = (2 * 256 * 784 * 256) / (best[i] * 1e6);

@@ -469,10 +469,12 @@ export interface PackedOptions {
  * more often so for fewer rows (Fashion-MNIST batches, A plain, rows images: 33% of the steps for
  * 2 images, 21% for 4, 16% for 6; A transposed, rows neighbouring pixels: 45% for 2, 38% for 4).
  * One row against 6 panels skips 50% but reads 12 panel vectors a step: it ran slower (the panels
- * come from L2). Measured with scripts/bench-matmul.ts --general.
+ * come from L2). Without relaxed SIMD a multiply-add needs a register for the product, and 2×3
+ * spills (X·W1 3.3-3.4 ms against 2.1 for 4×8): there it is 4 rows × 1 panel. Measured with
+ * scripts/bench-skip-zeros.ts (--mul-add).
  */
 export function registerBlock(transposeA: boolean, skipZeros: boolean, relaxed = true): { rows: number; panels: number } {
-  if (skipZeros) return { rows: 2, panels: 3 };
+  if (skipZeros) return relaxed ? { rows: 2, panels: 3 } : { rows: DEFAULT_ROWS, panels: 1 };
   return { rows: denseRows(relaxed), panels: 1 };
 }
 
