@@ -151,6 +151,10 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       ...get(SRC), ...i32(transposeB ? 4 : 4 * n), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
     ]);
   };
+  /** FIN &= (v - v == v - v) lane by lane: all ones where v is finite. */
+  const finite = (v: number[]) => [...v, ...get(TMP), ...F32X4_SUB, ...tee(TMP), ...get(TMP), ...F32X4_EQ, ...get(FIN), ...V128_AND, ...set(FIN)];
+  /** Where B is packed whole panels, row by row, the finiteness scan of skipZeros rides along (B is read once). */
+  const scanWhilePacking = shape.skipZeros && !transposeB && tail === 0;
   pack.push(...get(B), ...set(SRC), ...get(T), ...set(DST));
   const nextPanelSource = transposeB ? 4 * k * NR : 4 * NR; // from op(B)[0][8p] to op(B)[0][8p + 8]
   if (fullPanels > 0 && !transposeB) {
@@ -158,7 +162,9 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     // once (panel by panel, a line was read for half of it, and again for the next panel: 80 µs for 784×256)
     pack.push(...i32(k), ...set(LEFT), ...LOOP);
     pack.push(...i32(fullPanels), ...set(PANEL), ...LOOP);
-    pack.push(...get(DST), ...get(SRC), ...load(0), ...store(0), ...get(DST), ...get(SRC), ...load(16), ...store(16));
+    for (const offset of [0, 16]) {
+      pack.push(...get(DST), ...get(SRC), ...load(offset), ...(scanWhilePacking ? [...tee(TMP), ...store(offset), ...finite(get(TMP))] : store(offset)));
+    }
     pack.push(...get(SRC), ...i32(4 * NR), ADD, ...set(SRC), ...get(DST), ...i32(panelBytes), ADD, ...set(DST));
     pack.push(...get(PANEL), ...i32(1), SUB, ...tee(PANEL), ...i32(0), GT_S, ...BR_IF_0, END);
     pack.push(...get(SRC), ...i32(4 * n - 4 * NR * fullPanels), ADD, ...set(SRC));
@@ -440,8 +446,10 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
 
   const body = [
     ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128], [2, F32]),
-    ...(shape.skipZeros ? scanFinite() : []),
+    ...(shape.skipZeros && !scanWhilePacking ? scanFinite() : []),
+    ...(scanWhilePacking ? [...ALL_ONES, ...set(FIN)] : []),
     ...pack,
+    ...(scanWhilePacking ? [...get(FIN), ...I32X4_ALL_TRUE, ...set(SPARSE)] : []),
     ...get(LDA), ...i32(4), MUL, ...set(STRIDE),
     ...get(A), ...set(PA0), ...get(C), ...set(PC0), ...i32(0), ...set(I),
     // while (i + R <= m) a block of R rows
