@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MAX, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
-  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, F32, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
+  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
   SELECT, STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType, V128_OR, loadI32, storeI32,
 } from "./wasm-asm";
@@ -75,8 +75,9 @@ export const DEFAULT_ROWS = 4;
 export const TALL_ROWS = 6;
 
 /**
- * Panels of the one-row block that skips zeros: 1 row × 6 panels of 8 columns = 12 accumulators,
- * the dense 6×8 block's count of independent chains, with only the row's own zeros skipped.
+ * The most panels of a one-row block: 1 row × 6 panels of 8 columns = 12 accumulators, the dense
+ * 6×8 block's count of independent chains (skipping zeros it ran slower than 2 rows × 3 panels:
+ * {@link registerBlock}).
  */
 export const WIDE_PANELS = 6;
 
@@ -123,7 +124,6 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   const [SPLAT, FIN, TMP, BV] = [V, V + 1, V + 2, V + 3];
   const ACC = BV + 2 * W;
   const bv = (w: number, v: number) => BV + 2 * w + v;
-  const VALUE = V + 3 + 2 * W + 2 * R * W; // f32 locals, one a row (lists of one or two rows)
   const acc = (r: number, w: number, v: number) => ACC + 2 * (W * r + w) + v;
   const fullPanels = Math.floor(n / NR);
   const tail = n % NR; // columns of the last, partial panel
@@ -260,7 +260,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
         ...get(PB), ...i32(32), ADD, ...tee(PB), ...get(RUN_END), LT_U, ...BR_IF_0, END,
       ]));
     } else if (listed && copiesA(rows)) {
-      // each entry: PB at the panel's base + its offset, op(A)'s 4 values right after it
+      // each entry: PB at the panel's base + its offset, op(A)'s values right after it
       out.push(...overList(entryBytes(rows), [
         ...get(PL), ...LOAD_I32, ...get(PEND), ADD, ...set(PB), ...get(PL), ...i32(4), ADD, ...set(PA),
         ...step(rows, widths),
@@ -445,7 +445,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   ];
 
   const body = [
-    ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128], [2, F32]),
+    ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]),
     ...(shape.skipZeros && !scanWhilePacking ? scanFinite() : []),
     ...(scanWhilePacking ? [...ALL_ONES, ...set(FIN)] : []),
     ...pack,
