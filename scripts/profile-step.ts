@@ -4,11 +4,12 @@
  * (by name and input shapes: calls a step, milliseconds a step) and what is left for tfjs's engine,
  * the tape, the optimizer and d2l's own JavaScript (the step's time minus its kernels').
  *
- *   npx tsx scripts/profile-step.ts --model lenet [--steps 20] [--warmup 3] [--threads N] [--backend wasm]
+ *   npx tsx scripts/profile-step.ts --model lenet [--steps 20] [--warmup 3] [--threads N] [--backend wasm] [--cpu]
  *
  * Kernels are timed in wall-clock time (performance.now around each kernel function; a kernel split
  * across threads counts its wall time), so run it on a quiet machine; the step's CPU time (all
- * threads, process.cpuUsage) is printed beside its wall time. Timing adds ~1 µs a kernel.
+ * threads, process.cpuUsage) is printed beside its wall time. Timing adds ~1 µs a kernel. `--cpu` times
+ * the kernels in CPU time instead (process.cpuUsage: every thread's), which a busy machine distorts less.
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
@@ -23,8 +24,12 @@ const { values: v } = parseArgs({
     warmup: { type: "string", default: "3" },
     threads: { type: "string" },
     backend: { type: "string", default: "wasm" },
+    /** Time each kernel in CPU time of the whole process (all threads) instead of wall time: for a busy machine. */
+    cpu: { type: "boolean", default: false },
   },
 });
+/** Milliseconds by the chosen clock. */
+const clock = v.cpu ? () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; } : () => performance.now();
 if (!(MODELS as readonly string[]).includes(v.model!)) {
   throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
 }
@@ -53,9 +58,9 @@ function timeKernels(backend: string): void {
     const inner = registered.kernelFunc;
     registered.kernelFunc = (args) => {
       if (!timing) return inner(args);
-      const t0 = performance.now();
+      const t0 = clock();
       const out = inner(args);
-      const ms = performance.now() - t0;
+      const ms = clock() - t0;
       const shapes = Object.values(args.inputs)
         .map((t) => (t === undefined ? "-" : `[${(t as tf.TensorInfo).shape.join(",")}]`))
         .join(" ");
@@ -100,8 +105,9 @@ async function main(): Promise<void> {
   const kernelMs = rows.reduce((sum, [, t]) => sum + t.ms, 0) / steps;
   const calls = rows.reduce((sum, [, t]) => sum + t.calls, 0) / steps;
   console.log(`${model} on ${backend}, batch ${batchSize}, ${d2l.getThreads()} thread(s), ${cpus()[0]?.model ?? "unknown CPU"}`);
-  console.log(`a step: ${wall.toFixed(2)} ms wall, ${cpu.toFixed(2)} ms CPU; kernels ${kernelMs.toFixed(2)} ms in ${calls} calls; ` +
-    `the rest (engine, tape, optimizer, d2l) ${(wall - kernelMs).toFixed(2)} ms`);
+  const step = v.cpu ? cpu : wall;
+  console.log(`a step: ${wall.toFixed(2)} ms wall, ${cpu.toFixed(2)} ms CPU; kernels ${kernelMs.toFixed(2)} ms ${v.cpu ? "CPU" : "wall"} in ${calls} calls; ` +
+    `the rest (engine, tape, optimizer, d2l) ${(step - kernelMs).toFixed(2)} ms`);
   console.log("ms/step  calls/step  kernel and input shapes");
   for (const [key, t] of rows) {
     console.log(`${(t.ms / steps).toFixed(3).padStart(7)}  ${(t.calls / steps).toFixed(1).padStart(10)}  ${key}`);

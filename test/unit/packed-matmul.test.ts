@@ -169,7 +169,7 @@ describe.skipIf(!onWasm)("packedMatMul skipping op(A)'s zeros (wasm backend)", (
     let cases = 0;
     for (const [m, k, n] of [[1, 1, 1], [7, 37, 19], [13, 9, 8], [5, 64, 33], [6, 50, 17], [32, 100, 40]]) {
       for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]]) {
-        for (const block of [{ rows: 4, panels: 1 }, { rows: 2, panels: 2 }, { rows: 3, panels: 1 }, {}]) {
+        for (const block of [{ rows: 4, panels: 1 }, { rows: 2, panels: 2 }, { rows: 3, panels: 1 }, { rows: 1, panels: 1 }, { rows: 1, panels: 4 }, { rows: 2, panels: 3 }, {}]) {
           const a = tf.tensor(sparse(m * k, 3, m * k > 20 ? 11 : -1), tA ? [k, m] : [m, k]);
           const b = tf.tensor(values(k * n, 4), tB ? [n, k] : [k, n]);
           const bias = tf.tensor1d(values(n, 5));
@@ -181,22 +181,26 @@ describe.skipIf(!onWasm)("packedMatMul skipping op(A)'s zeros (wasm backend)", (
         }
       }
     }
-    expect(cases).toBe(6 * 4 * 4);
+    expect(cases).toBe(6 * 4 * 7);
   });
 
   it("computes every step where op(B) holds an infinity or NaN (0 × ∞ is NaN), and gives +0 for all-zero rows", () => {
     const a = tf.tensor(sparse(9 * 20, 7), [9, 20]);
-    const bValues = values(20 * 12, 8);
-    bValues[5 * 12 + 3] = Infinity;
-    const b = tf.tensor(bValues, [20, 12]);
-    const [skipped, dense] = both(a, b, false, false, {});
-    expect(skipped).toEqual(dense);
-    expect(dense.filter((v) => v === "NaN").length).toBeGreaterThan(0); // a zero of A met the infinity
+    // 12 columns: B scanned apart from its packing; 16: while packing it (whole panels); an infinity in the last row too
+    for (const [n, at] of [[12, 5 * 12 + 3], [16, 5 * 16 + 3], [16, 19 * 16 + 15]]) {
+      const bValues = values(20 * n, 8);
+      bValues[at] = Infinity;
+      const b = tf.tensor(bValues, [20, n]);
+      const [skipped, dense] = both(a, b, false, false, {});
+      expect(skipped, `${n} columns, infinity at ${at}`).toEqual(dense);
+      expect(dense.filter((v) => v === "NaN").length).toBeGreaterThan(0); // a zero of A met the infinity
+      b.dispose();
+    }
     const zeros = tf.zeros([5, 20]);
     const [fromZeros, denseZeros] = both(zeros, tf.tensor(values(20 * 12, 9), [20, 12]), false, false, {});
     expect(fromZeros).toEqual(denseZeros);
     expect(new Set(fromZeros)).toEqual(new Set(["0"]));
-    tf.dispose([a, b, zeros]);
+    tf.dispose([a, zeros]);
   });
 
   it("is chosen by \"auto\" for a quarter zeros or more, and leaves no buffer behind", () => {

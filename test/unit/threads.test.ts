@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
-import { SPLIT_FROM, registerBlock, rowRanges } from "../../lib/src/engine/packed-matmul";
+import { SPLIT_FROM, packedMatMul, registerBlock, rowRanges } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
 import { activeThreads, busyThreads, getThreads, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
 import { values } from "./kernel-fixtures";
@@ -175,6 +175,42 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     expect(split).toBeGreaterThanOrEqual(25); // the large ones were split (28 of 51 with SPLIT_FROM = 2²¹)
     expect(busyThreads()).toBe(0);
   }, 120_000);
+
+  it("image batches (runs of zeros, as Fashion-MNIST's): X·W1 + b with relu and Xᵀ·dH skipping zeros on 1, 2 and 8 threads give the dense kernel's floats on one", () => {
+    // 256 images of 28×28: an ellipse of nonzero pixels (some inside it zero) on a zero background, as clothes on Fashion-MNIST's
+    const noise = values(256 * 784, 7);
+    const pixels = noise.map((v, i) => {
+      const [image, y, x] = [Math.floor(i / 784), Math.floor((i % 784) / 28), i % 28];
+      const [cy, cx, ry, rx] = [14 + (image % 5) - 2, 14 + (image % 3) - 1, 6 + (image % 7), 4 + (image % 9)];
+      return ((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2 <= 1 && v > -0.8 ? Math.abs(v) : 0;
+    });
+    const X = tf.tensor(pixels, [256, 784]);
+    const W1 = tf.tensor(values(784 * 256, 8).map((v) => 0.05 * v), [784, 256]);
+    const b1 = tf.tensor1d(values(256, 9));
+    const dH = tf.tensor(values(256 * 256, 10), [256, 256]);
+    const backend = () => tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
+    const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+    const run = (transposeA: boolean, skipZeros: boolean) => {
+      const out = packedMatMul(backend(), info(X), info(transposeA ? dH : W1), transposeA, false,
+        transposeA ? {} : { bias: info(b1), relu: true }, { relaxed: true, skipZeros });
+      expect(out).toBeDefined();
+      const t = tf.engine().makeTensorFromTensorInfo(out!);
+      const result = bits(t);
+      t.dispose();
+      return result;
+    };
+    const sent = splitCount();
+    for (const transposeA of [false, true]) {
+      setThreads(1);
+      const dense = run(transposeA, false);
+      for (const threads of [1, 2, 8]) {
+        setThreads(threads);
+        expect(differing([dense], [run(transposeA, true)]), `transposeA ${transposeA}, ${threads} threads`).toBe(0);
+      }
+    }
+    expect(splitCount() - sent).toBe(2 * 2); // both products split with 2 and with 8 threads
+    tf.dispose([X, W1, b1, dH]);
+  });
 
   it("seeded training steps of an MLP give the same weights, bit for bit, with 1, 2 and 8 threads", () => {
     const X = tf.tensor(values(256 * 784, 4).map((v) => Math.max(v, 0)), [256, 784]);

@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MAX, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
-  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, IF, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
+  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
   SELECT, STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
-  locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType,
+  locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType, V128_OR, loadI32, storeI32,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { wasmKernel } from "./wasm-kernels";
@@ -26,9 +26,10 @@ import { relaxedSimdAvailable } from "./relaxed-simd";
  * measures it), so the one way left to be faster is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
  * first layer), each row block first lists the steps of the inner dimension where its rows are
  * not all zero, and the micro-kernel walks that list: runs of steps when A is plain (pixels of two
- * images), single steps carrying a copy of their 4 floats of A when A is transposed (4 pixels of
- * one image). The floats are the dense kernel's, bit for bit, since the steps left out add exact
- * zeros (when op(B) is finite, which the module checks).
+ * images), single steps carrying a copy of their floats of A when A is transposed (2 pixels of one
+ * image), with a wide block of 2 rows × 3 panels ({@link registerBlock}). The floats are the dense
+ * kernel's, bit for bit, since the steps left out add exact zeros (when op(B) is finite, which the
+ * module checks).
  */
 
 /** The product a module computes (its constants). */
@@ -74,6 +75,18 @@ export const DEFAULT_ROWS = 4;
 export const TALL_ROWS = 6;
 
 /**
+ * The most panels of a one-row block: 1 row × 6 panels of 8 columns = 12 accumulators, the dense
+ * 6×8 block's count of independent chains (skipping zeros it ran slower than 2 rows × 3 panels:
+ * {@link registerBlock}).
+ */
+export const WIDE_PANELS = 6;
+
+/** The most panels a block of `rows` rows takes: 12 accumulators at most, and 2 panels from 3 rows on. */
+export function maxPanels(rows: number): number {
+  return rows === 1 ? WIDE_PANELS : rows === 2 ? 3 : 2;
+}
+
+/**
  * Blocks of more rows than this fence each row's multiply-adds in an `if (m)` (m ≥ 1, so always
  * taken; a predicted branch). Without it V8's scheduler puts all loads of a step first (they are
  * ordered effects; the multiply-adds are pure and sink to their use), so 6 splats, 2 panel vectors
@@ -92,12 +105,21 @@ const FENCE_FROM = DEFAULT_ROWS;
 export function packedMatMulWasm(shape: PackedShape): number[] {
   const { k, n, transposeA, transposeB, relaxed } = shape;
   const R = shape.rows;
-  if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= 2)) throw new Error(`packedMatMulWasm: bad shape ${JSON.stringify(shape)}`);
+  if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= maxPanels(R))) {
+    throw new Error(`packedMatMulWasm: bad shape ${JSON.stringify(shape)}`);
+  }
   const [A, B, BIAS, C, M, T, LIST, LDA] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [I, PA0, PC0, PA, PB, PEND, PC, PANEL, SRC, DST, LEFT, STRIDE, SPARSE, PL, PLEND, KK, PREV, RUN_END] =
     [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
   const W = shape.panels;
-  const fenced = R > FENCE_FROM;
+  /**
+   * A wide block, 1 row against up to 6 panels or 2 rows against up to 3 (12 accumulators): a
+   * step splats the rows' values, then each panel vector, fenced in an `if (m)`, is loaded and
+   * multiplied into each row's accumulator, so 2RW accumulators, R splats and one panel vector
+   * live at once (at most 15 registers).
+   */
+  const wide = R === 1 || W > 2;
+  const fenced = R > FENCE_FROM || wide;
   const V = 26; // v128 locals: a splat, two for the finiteness scan, 2W panel vectors, then R × 2W accumulators
   const [SPLAT, FIN, TMP, BV] = [V, V + 1, V + 2, V + 3];
   const ACC = BV + 2 * W;
@@ -129,9 +151,27 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       ...get(SRC), ...i32(transposeB ? 4 : 4 * n), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
     ]);
   };
+  /** FIN &= (v - v == v - v) lane by lane: all ones where v is finite. */
+  const finite = (v: number[]) => [...v, ...get(TMP), ...F32X4_SUB, ...tee(TMP), ...get(TMP), ...F32X4_EQ, ...get(FIN), ...V128_AND, ...set(FIN)];
+  /** Where B is packed whole panels, row by row, the finiteness scan of skipZeros rides along (B is read once). */
+  const scanWhilePacking = shape.skipZeros && !transposeB && tail === 0;
   pack.push(...get(B), ...set(SRC), ...get(T), ...set(DST));
   const nextPanelSource = transposeB ? 4 * k * NR : 4 * NR; // from op(B)[0][8p] to op(B)[0][8p + 8]
-  if (fullPanels > 0) {
+  if (fullPanels > 0 && !transposeB) {
+    // row by row of B, each row's 8-column pieces to their panels: B is read in order, each cache line
+    // once (panel by panel, a line was read for half of it, and again for the next panel: 80 µs for 784×256)
+    pack.push(...i32(k), ...set(LEFT), ...LOOP);
+    pack.push(...i32(fullPanels), ...set(PANEL), ...LOOP);
+    for (const offset of [0, 16]) {
+      pack.push(...get(DST), ...get(SRC), ...load(offset), ...(scanWhilePacking ? [...tee(TMP), ...store(offset), ...finite(get(TMP))] : store(offset)));
+    }
+    pack.push(...get(SRC), ...i32(4 * NR), ADD, ...set(SRC), ...get(DST), ...i32(panelBytes), ADD, ...set(DST));
+    pack.push(...get(PANEL), ...i32(1), SUB, ...tee(PANEL), ...i32(0), GT_S, ...BR_IF_0, END);
+    pack.push(...get(SRC), ...i32(4 * n - 4 * NR * fullPanels), ADD, ...set(SRC));
+    pack.push(...get(DST), ...i32(32 - panelBytes * fullPanels), ADD, ...set(DST));
+    pack.push(...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...i32(0), GT_S, ...BR_IF_0, END);
+    pack.push(...get(B), ...i32(4 * NR * fullPanels), ADD, ...set(SRC), ...get(T), ...i32(panelBytes * fullPanels), ADD, ...set(DST));
+  } else if (fullPanels > 0) {
     pack.push(...i32(fullPanels), ...set(PANEL), ...LOOP);
     pack.push(...get(SRC), ...set(PA)); // PA: this panel's source start (reused as scratch)
     pack.push(...packPanel(NR));
@@ -151,16 +191,30 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    */
   const runs = !transposeA;
   /**
-   * With A transposed, a block of 4 rows reads 4 neighbouring floats of A per step, one row of A
-   * (a stride of 4m bytes) apart: the list copies them into its entries, [panel offset, 4 floats],
-   * so the micro-kernel reads one entry after another.
+   * With A transposed, a block of 1, 2 or 4 rows reads as many neighbouring floats of A per step,
+   * one row of A (a stride of 4m bytes) apart: the list copies them into its entries, [panel
+   * offset, the floats], so the micro-kernel reads one entry after another (3 rows: single steps).
    */
-  const copiesA = (rows: number) => transposeA && rows === 4;
+  const copiesA = (rows: number) => transposeA && (rows <= 2 || rows === 4);
+  /** Bytes of a list entry that copies op(A)'s values: a panel offset and `rows` floats. */
+  const entryBytes = (rows: number) => 4 + 4 * rows;
   /** Vectors of a panel `width` columns wide. */
   const vectorsOf = (width: number) => (width > 4 ? 2 : 1);
   /** One step of the inner dimension: the panels' rows at PB (panel w at PB + w·panelBytes) times op(A)'s `rows` values at PA. */
   const step = (rows: number, widths: number[]) => {
     const out: number[] = [];
+    if (wide) {
+      // the rows' values in BV.., each panel vector in SPLAT
+      for (let r = 0; r < rows; r++) out.push(...get(PA), ...loadSplat(aOffset(r)), ...set(BV + r));
+      widths.forEach((width, w) => {
+        for (let v = 0; v < vectorsOf(width); v++) {
+          out.push(...get(M), ...IF, ...get(PB), ...load(w * panelBytes + 16 * v), ...set(SPLAT));
+          for (let r = 0; r < rows; r++) out.push(...madd(BV + r, SPLAT, acc(r, w, v)), ...set(acc(r, w, v)));
+          out.push(END);
+        }
+      });
+      return out;
+    }
     widths.forEach((width, w) => {
       for (let v = 0; v < vectorsOf(width); v++) out.push(...get(PB), ...load(w * panelBytes + 16 * v), ...set(bv(w, v)));
     });
@@ -206,8 +260,8 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
         ...get(PB), ...i32(32), ADD, ...tee(PB), ...get(RUN_END), LT_U, ...BR_IF_0, END,
       ]));
     } else if (listed && copiesA(rows)) {
-      // each entry: PB at the panel's base + its offset, op(A)'s 4 values right after it
-      out.push(...overList(ENTRY_BYTES, [
+      // each entry: PB at the panel's base + its offset, op(A)'s values right after it
+      out.push(...overList(entryBytes(rows), [
         ...get(PL), ...LOAD_I32, ...get(PEND), ADD, ...set(PB), ...get(PL), ...i32(4), ADD, ...set(PA),
         ...step(rows, widths),
       ]));
@@ -259,6 +313,20 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
    * where it is kept.
    */
   const listSteps = (rows: number) => {
+    if (copiesA(rows) && rows <= 2) {
+      // entries [32·kk, op(A)[0..rows-1][kk]], written for every kk, kept where a value is nonzero
+      // the values' bits are copied as integers; a value is nonzero where a bit besides the sign's is set
+      const bits = [LEFT, RUN_END];
+      const out = [...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK), ...LOOP];
+      for (let r = 0; r < rows; r++) out.push(...get(PLEND), ...get(PA), ...loadI32(4 * r), ...tee(bits[r]), ...storeI32(4 + 4 * r));
+      out.push(...get(PLEND), ...get(KK), ...i32(5), SHL, ...STORE_I32);
+      out.push(...i32(entryBytes(rows)), ...i32(0));
+      for (let r = 0; r < rows; r++) out.push(...get(bits[r]), ...(r > 0 ? [OR] : []));
+      out.push(...i32(1), SHL, SELECT, ...get(PLEND), ADD, ...set(PLEND));
+      out.push(...get(PA), ...get(STRIDE), ADD, ...set(PA));
+      out.push(...get(KK), ...i32(1), ADD, ...tee(KK), ...i32(k), LT_U, ...BR_IF_0, END);
+      return out;
+    }
     if (copiesA(rows)) {
       // entries [32·kk, op(A)[0..3][kk]], written for every kk, kept where one of the 4 is nonzero
       return [
@@ -272,6 +340,28 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       ];
     }
     const out: number[] = [...get(LIST), ...set(PLEND), ...get(PA0), ...set(PA), ...i32(0), ...set(KK), ...i32(0), ...set(PREV)];
+    const quads = runs ? Math.floor(k / 4) : 0;
+    if (quads > 0) {
+      // 4 steps at a time: t has a bit for each of the 4 where the flag changes (a run starts or ends)
+      out.push(...LOOP);
+      for (let r = 0; r < rows; r++) out.push(...get(PA), ...load(aOffset(r)), ...ZERO_F32X4, ...F32X4_NE, ...(r > 0 ? V128_OR : []));
+      out.push(...I32X4_BITMASK, ...tee(RUN_END));
+      out.push(...get(RUN_END), ...i32(1), SHL, ...get(PREV), OR, XOR, ...i32(15), AND, ...set(LEFT));
+      out.push(...get(RUN_END), ...i32(3), SHR_U, ...set(PREV));
+      out.push(...get(LEFT), ...IF);
+      for (let b = 0; b < 4; b++) {
+        out.push(...get(PLEND), ...get(KK), ...(b > 0 ? [...i32(b), ADD] : []), ...STORE_I32);
+        out.push(...get(LEFT), ...(b > 0 ? [...i32(b), SHR_U] : []), ...i32(1), AND, ...i32(2), SHL, ...get(PLEND), ADD, ...set(PLEND));
+      }
+      out.push(END);
+      out.push(...get(PA), ...i32(16), ADD, ...set(PA));
+      out.push(...get(KK), ...i32(4), ADD, ...tee(KK), ...i32(4 * quads), LT_U, ...BR_IF_0, END);
+      if (k % 4 === 0) {
+        // a run still open ends at k
+        out.push(...get(PLEND), ...i32(k), ...STORE_I32, ...get(PREV), ...i32(2), SHL, ...get(PLEND), ADD, ...set(PLEND));
+        return out;
+      }
+    }
     out.push(...LOOP, ...get(PLEND), ...get(KK), ...STORE_I32);
     for (let r = 0; r < rows; r++) {
       out.push(...get(PA), ...loadF32(aOffset(r)), 0x43, 0, 0, 0, 0, F32_NE);
@@ -300,6 +390,25 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       ...get(PC), ...i32(4 * NR * count), ADD, ...set(PC),
       ...(shape.bias ? [...get(BIAS), ...i32(4 * NR * count), ADD, ...set(BIAS)] : []),
     ];
+    if (wide) {
+      // the ⌈n/8⌉ panels (the last maybe partial) in groups as even as W allows: 32 panels as 6, 6, 5, 5, 5, 5
+      const all = Math.ceil(n / NR);
+      const groups = Math.ceil(all / W);
+      const sizes = Array.from({ length: groups }, (_, g) => Math.floor(all / groups) + (g < all % groups ? 1 : 0));
+      const last = sizes.pop()!;
+      for (let g = 0; g < sizes.length;) {
+        let same = 1;
+        while (g + same < sizes.length && sizes[g + same] === sizes[g]) same++;
+        out.push(...i32(same), ...set(PANEL), ...LOOP);
+        out.push(...microKernel(rows, Array<number>(sizes[g]).fill(NR), listed), ...nextColumns(sizes[g]));
+        out.push(...get(PANEL), ...i32(1), SUB, ...tee(PANEL), ...i32(0), GT_S, ...BR_IF_0, END);
+        g += same;
+      }
+      out.push(...microKernel(rows, [...Array<number>(last - 1).fill(NR), tail > 0 ? tail : NR], listed));
+      const before = all - last;
+      if (shape.bias && before > 0) out.push(...get(BIAS), ...i32(4 * NR * before), SUB, ...set(BIAS));
+      return out;
+    }
     const groups = Math.floor(fullPanels / W);
     if (groups > 0) {
       out.push(...i32(groups), ...set(PANEL), ...LOOP);
@@ -337,8 +446,10 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
 
   const body = [
     ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]),
-    ...(shape.skipZeros ? scanFinite() : []),
+    ...(shape.skipZeros && !scanWhilePacking ? scanFinite() : []),
+    ...(scanWhilePacking ? [...ALL_ONES, ...set(FIN)] : []),
     ...pack,
+    ...(scanWhilePacking ? [...get(FIN), ...I32X4_ALL_TRUE, ...set(SPARSE)] : []),
     ...get(LDA), ...i32(4), MUL, ...set(STRIDE),
     ...get(A), ...set(PA0), ...get(C), ...set(PC0), ...i32(0), ...set(I),
     // while (i + R <= m) a block of R rows
@@ -372,15 +483,18 @@ export interface PackedOptions {
 }
 
 /**
- * The register block, rows × panels of 8 columns: in general {@link denseRows}' rows × 1 panel; 2×2
- * when zeros of a plain A are skipped, because a step is skipped only where all the block's rows of A
- * are zero, and that is more often so for 2 rows than for 4 (Fashion-MNIST batches: 34% of the
- * steps for 2 images, 21% for 4); with A transposed its rows are 4 neighbouring pixels of one
- * image, zero together in 38% of the steps (4 rows, since list entries copy 4 floats of A).
- * Measured with scripts/bench-matmul.ts.
+ * The register block, rows × panels of 8 columns: in general {@link denseRows}' rows × 1 panel;
+ * 2 rows × 3 panels (12 accumulators, as many chains as the dense 6×8 block) where zeros are
+ * skipped, because a step is skipped only where all the block's rows of A are zero, and that is
+ * more often so for fewer rows (Fashion-MNIST batches, A plain, rows images: 33% of the steps for
+ * 2 images, 21% for 4, 16% for 6; A transposed, rows neighbouring pixels: 45% for 2, 38% for 4).
+ * One row against 6 panels skips 50% but reads 12 panel vectors a step: it ran slower (the panels
+ * come from L2). Without relaxed SIMD a multiply-add needs a register for the product, and 2×3
+ * spills (X·W1 3.3-3.4 ms against 2.1 for 4×8): there it is 4 rows × 1 panel. Measured with
+ * scripts/bench-skip-zeros.ts (--mul-add).
  */
 export function registerBlock(transposeA: boolean, skipZeros: boolean, relaxed = true): { rows: number; panels: number } {
-  if (skipZeros) return transposeA ? { rows: DEFAULT_ROWS, panels: 1 } : { rows: 2, panels: 2 };
+  if (skipZeros) return relaxed ? { rows: 2, panels: 3 } : { rows: DEFAULT_ROWS, panels: 1 };
   return { rows: denseRows(relaxed), panels: 1 };
 }
 

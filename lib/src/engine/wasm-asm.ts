@@ -115,3 +115,11 @@ export const I32X4_ALL_TRUE = [0xfd, 0xa3, 0x01];
 /** v128.const with every bit set. */
 export const ALL_ONES = [0xfd, 0x0c, ...Array<number>(16).fill(0xff)];
 export const SELECT = 0x1b;
+/** What packed-matmul.ts's one-row lists use besides: i32.and, i32.shr_u, and i32x4.bitmask (a bit for each lane's sign). */
+export const AND = 0x71;
+export const SHR_U = 0x76;
+export const I32X4_BITMASK = [0xfd, 0xa4, 0x01];
+export const V128_OR = [0xfd, 0x50];
+/** i32.load / i32.store at a constant offset from the address on the stack. */
+export const loadI32 = (offset = 0) => [0x28, 0x02, ...leb(offset)];
+export const storeI32 = (offset = 0) => [0x36, 0x02, ...leb(offset)];
