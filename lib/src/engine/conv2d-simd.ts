@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MAX, F32X4_MUL, F32X4_RELAXED_MADD, F32_MAX, I32, LOOP, MUL,
-  V128, ZERO_F32X4, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
+  V128, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
@@ -45,6 +45,9 @@ import { filterGradientHook } from "./wasm-conv-grad";
 
 /** Convolutions of at least this many multiply-adds split their images across threads (as packed-matmul.ts's products). */
 const SPLIT_FROM = 1 << 21;
+
+/** Passes over memory (the input gradient's scatter, with its zeroing) of at least this many floats split their images across threads. */
+export const SPLIT_ELEMENTS_FROM = 1 << 18;
 
 /** The wasm backend's memory (shared where initBackend made it so; then runSplit uses threads). */
 const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebAssembly.Memory;
@@ -107,6 +110,11 @@ export interface ForwardShape extends ConvShape {
   relu: boolean;
   /** Output columns in a register block; by default {@link forwardBlock}. */
   rows?: number;
+  /**
+   * Channel vectors a block computes at once (the block then runs once for each group of them); by
+   * default all (LeNet's second layer: 2 columns × 4 vectors 1.08 ms per 64 images; 4 × 2: 1.14, 5 × 1: 1.03-1.2).
+   */
+  vectors?: number;
 }
 
 const madd = (relaxed: boolean, a: number, b: number, c: number) =>
@@ -134,14 +142,15 @@ export function convForwardWasm(s: ForwardShape): number[] {
   const rowsPerFilterRow = s.fw * s.c;
   const [X, W, BIAS, Y, N0, N1] = [0, 1, 2, 3, 4, 5];
   const [N, OH, PXROW, PY, PX, PW, FH, BLK] = [6, 7, 8, 9, 10, 11, 12, 13];
-  const SPLAT = 14; // v128: a splat, R × V accumulators, then the filter row's rowsPerFilterRow × V vectors
-  const acc = (j: number, v: number) => SPLAT + 1 + j * V + v;
-  const wv = (r: number, v: number) => SPLAT + 1 + R * V + r * V + v;
-  /** One block of `rows` output columns from PXROW, written at PY; advances both. */
-  const block = (rows: number) => {
+  const VB = Math.min(V, s.vectors ?? V);
+  const SPLAT = 14; // v128: a splat, R × VB accumulators, then the filter row's rowsPerFilterRow × VB vectors
+  const acc = (j: number, v: number) => SPLAT + 1 + j * VB + v;
+  const wv = (r: number, v: number) => SPLAT + 1 + R * VB + r * VB + v;
+  /** Channel vectors [v0, v1) of `rows` output columns from PXROW, written at PY. */
+  const group = (rows: number, v0: number, v1: number) => {
     const out: number[] = [];
     for (let j = 0; j < rows; j++) {
-      for (let v = 0; v < V; v++) out.push(...(s.bias ? [...get(BIAS), ...load(16 * v)] : ZERO_F32X4), ...set(acc(j, v)));
+      for (let v = v0; v < v1; v++) out.push(...(s.bias ? [...get(BIAS), ...load(16 * v)] : ZERO_F32X4), ...set(acc(j, v - v0)));
     }
     out.push(...get(PXROW), ...set(PX), ...get(W), ...set(PW), ...i32(s.fh), ...set(FH));
     out.push(...LOOP);
@@ -157,12 +166,12 @@ export function convForwardWasm(s: ForwardShape): number[] {
       out.push(...get(PX), ...loadSplat(4 * u), ...set(SPLAT));
       for (const j of js) {
         const r = u - j * step;
-        for (let v = 0; v < V; v++) {
-          if (!loaded.has(wv(r, v))) {
-            out.push(...get(PW), ...load(4 * (r * kp + 4 * v)), ...set(wv(r, v)));
-            loaded.add(wv(r, v));
+        for (let v = v0; v < v1; v++) {
+          if (!loaded.has(wv(r, v - v0))) {
+            out.push(...get(PW), ...load(4 * (r * kp + 4 * v)), ...set(wv(r, v - v0)));
+            loaded.add(wv(r, v - v0));
           }
-          out.push(...madd(s.relaxed, SPLAT, wv(r, v), acc(j, v)), ...set(acc(j, v)));
+          out.push(...madd(s.relaxed, SPLAT, wv(r, v - v0), acc(j, v - v0)), ...set(acc(j, v - v0)));
         }
       }
     }
@@ -171,8 +180,14 @@ export function convForwardWasm(s: ForwardShape): number[] {
     out.push(...get(FH), ...i32(1), 0x6b, ...tee(FH), ...i32(0), 0x4a, ...BR_IF_0, END); // while (--fh > 0)
     const relu = (lane: boolean) => (!s.relu ? [] : lane ? [0x43, 0, 0, 0, 0, F32_MAX] : [...ZERO_F32X4, ...F32X4_MAX]);
     for (let j = 0; j < rows; j++) {
-      for (let v = 0; v < V; v++) out.push(...storeChannels(PY, acc(j, v), 4 * (j * s.k + 4 * v), v, s.k, relu));
+      for (let v = v0; v < v1; v++) out.push(...storeChannels(PY, acc(j, v - v0), 4 * (j * s.k + 4 * v), v, s.k, relu));
     }
+    return out;
+  };
+  /** One block of `rows` output columns from PXROW, written at PY, a group of VB channel vectors at a time; advances both. */
+  const block = (rows: number) => {
+    const out: number[] = [];
+    for (let v0 = 0; v0 < V; v0 += VB) out.push(...group(rows, v0, Math.min(V, v0 + VB)));
     out.push(...get(PXROW), ...i32(4 * rows * s.sw * s.c), ADD, ...set(PXROW));
     out.push(...get(PY), ...i32(4 * rows * s.k), ADD, ...set(PY));
     return out;
@@ -180,7 +195,7 @@ export function convForwardWasm(s: ForwardShape): number[] {
   const fullBlocks = Math.floor(s.ow / R);
   const rest = s.ow % R;
   const body = [
-    ...locals([8, I32], [1 + R * V + rowsPerFilterRow * V, V128]),
+    ...locals([8, I32], [1 + R * VB + rowsPerFilterRow * VB, V128]),
     ...get(N0), ...set(N),
     ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), // if (n >= nEnd) return
     ...LOOP,
@@ -486,7 +501,8 @@ export interface ScatterShape {
  * `s(cols, dx, nStart, nEnd)`: for images n in [nStart, nEnd), adds each row of cols [N·oh·ow, fh·fw·c]
  * (the product dy·Wᵀ: what output pixel (oh, ow) sends back through each filter tap) into the
  * (padded) input gradient dx [N, hp, wp, c] under its window: for each filter row, fw·c contiguous
- * floats. Images write disjoint parts of dx; within one, additions run in a fixed order.
+ * floats. dx's images [nStart, nEnd) are zeroed first. Images write disjoint parts of dx; within
+ * one, additions run in a fixed order (so the thread pool splits by images).
  */
 export function scatterWasm(s: ScatterShape): number[] {
   const seg = s.fw * s.c;
@@ -495,10 +511,22 @@ export function scatterWasm(s: ScatterShape): number[] {
   const add: number[] = [];
   for (let v = 0; v + 4 <= seg; v += 4) add.push(...get(PD), ...get(PD), ...load(4 * v), ...get(PC), ...load(4 * v), ...F32X4_ADD, ...store(4 * v));
   for (let e = seg - (seg % 4); e < seg; e++) add.push(...get(PD), ...get(PD), ...loadF32(4 * e), ...get(PC), ...loadF32(4 * e), 0x92, ...storeF32(4 * e));
+  const perImage = 4 * s.hp * s.wp * s.c; // bytes of dx an image
   const body = [
     ...locals([6, I32]),
     ...get(N0), ...set(N),
     ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0),
+    // dx[nStart..nEnd) = 0: PD from its first byte, PC its end; whole vectors, then single floats
+    ...get(DX), ...get(N0), ...i32(perImage), MUL, ADD, ...set(PD),
+    ...get(DX), ...get(N1), ...i32(perImage), MUL, ADD, ...set(PC),
+    ...BLOCK, ...LOOP,
+    ...get(PD), ...i32(16), ADD, ...get(PC), 0x4b, ...brIf(1), // while (pd + 16 <= pc)
+    ...get(PD), ...ZERO_F32X4, ...store(0),
+    ...get(PD), ...i32(16), ADD, ...set(PD), ...br(0), END, END,
+    ...BLOCK, ...LOOP,
+    ...get(PD), ...get(PC), 0x4f, ...brIf(1), // while (pd < pc)
+    ...get(PD), 0x43, 0, 0, 0, 0, ...storeF32(0),
+    ...get(PD), ...i32(4), ADD, ...set(PD), ...br(0), END, END,
     ...LOOP, ...i32(0), ...set(OH),
     ...LOOP, ...i32(0), ...set(FH),
     ...LOOP,
@@ -519,8 +547,6 @@ export function scatterWasm(s: ScatterShape): number[] {
   return moduleWithImportedMemory(voidType(4), "s", body);
 }
 
-type Scatter = (cols: number, dx: number, n0: number, n1: number) => void;
-
 /**
  * The input gradient of a convolution (any stride, dilation 1) as a product and a scatter: cols =
  * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, by the backend's BatchMatMul kernel, ours where
@@ -538,7 +564,7 @@ export function productInputGradient(
   const hp = Math.max((OH - 1) * info.strideHeight + FH, top + H);
   const wp = Math.max((OW - 1) * info.strideWidth + FW, left + W);
   const shape: ScatterShape = { hp, wp, c: C, oh: OH, ow: OW, fh: FH, fw: FW, sh: info.strideHeight, sw: info.strideWidth };
-  const scatter = wasmFunction<Scatter>(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
+  const scatter = wasmKernel(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
   const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
   if (scatter === undefined || matMul === undefined) return undefined;
   const taps = FH * FW * C;
@@ -549,8 +575,10 @@ export function productInputGradient(
   const direct = hp === H && wp === W && top === 0 && left === 0;
   const out = backend.makeOutput([N, H, W, C], "float32");
   const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
-  f32(backend, target).fill(0);
-  scatter(backend.getMemoryOffset(cols.dataId), backend.getMemoryOffset(target.dataId), 0, N);
+  // ranges of images, one a thread (thread-pool.ts): each zeroes and fills its own images of dx
+  const [pcols, ptarget] = [backend.getMemoryOffset(cols.dataId), backend.getMemoryOffset(target.dataId)];
+  const ranges = N * hp * wp * C >= SPLIT_ELEMENTS_FROM ? splitRanges(N, activeThreads()) : [[0, N] as [number, number]];
+  runSplit(memoryOf(backend), scatter, ranges, (start, end) => [pcols, ptarget, start, end]);
   if (!direct) {
     const src = f32(backend, target);
     const dst = f32(backend, out);
@@ -577,11 +605,14 @@ function infoOf(x: number[], filterShape: number[], attrs: { strides: number | [
 }
 
 /**
- * Which forward convolutions run our kernel rather than XNNPACK's: one input channel (a grayscale
- * image: LeNet's first layer, 3.4 against 5.1 ms CPU for a batch of 256). With 6 input channels
- * (LeNet's second layer) XNNPACK was faster, 5.4 against 7.4 ms.
+ * Which forward convolutions run our kernel rather than XNNPACK's: at most 16 input channels (and,
+ * as every kernel here, at most 16 output channels). One channel (LeNet's first layer): ours 2.2
+ * against XNNPACK's 4.5 ms CPU for a batch of 256. Six (its second layer): XNNPACK is faster on one
+ * thread (3.6 against 4.2-5.2 ms), but cannot be split across threads (a worker cannot call into
+ * the backend's module), and the kernel must not depend on the thread count (same floats with 1, 2
+ * or 8 threads), so ours runs: with two threads it takes half its time (`scripts/bench-conv.ts`).
  */
-const forwardByUs = (info: tf.backend_util.Conv2DInfo) => info.inChannels === 1;
+const forwardByUs = (info: tf.backend_util.Conv2DInfo) => info.inChannels <= MAX_CHANNELS;
 
 const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.KernelFunc> = {
   [tf.Conv2D]: (original, settings) => (args: KernelArgs) => {

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
+import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import {
   ADD, BLOCK, BR_IF_0, END, F32X4_MUL, I32, LOOP, MUL, V128, brIf, get, i32, load, loadF32, locals, moduleWithImportedMemory,
   set, store, storeF32, tee, voidType,
@@ -51,10 +52,13 @@ export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: nu
  * zero in the rows and columns past the last whole window): one pass over dx, a SIMD module per shape
  * ({@link tileAvgPoolGradWasm}; the plain loop {@link tileAvgPoolGrad} where SIMD cannot run). Other pooling
  * keeps the original kernel. Images are independent, so {@link tileAvgPoolGrad} takes a range of
- * them (for the thread pool). Same floats as the cpu backend for power-of-two windows (dy/4 is exact).
+ * them; the SIMD module runs split by images across the thread pool (each image written by one
+ * thread). Same floats as the cpu backend for power-of-two windows (dy/4 is exact).
  */
 
 const MARK = Symbol.for("d2l.useFastWasmAvgPoolGrad");
+/** Gradients of at least this many floats split their images across threads (thread-pool.ts): LeNet's two poolings. */
+const SPLIT_FROM = 1 << 18;
 
 /** dx for images [start, end): each dy value times 1/(fh·fw) into its fh×fw window (NHWC; dx zero elsewhere, written here too). */
 export function tileAvgPoolGrad(dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo, start: number, end: number): void {
@@ -91,7 +95,7 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
       h: info.inHeight, w: info.inWidth, c: info.inChannels, oh: info.outHeight, ow: info.outWidth,
       fh: info.filterHeight, fw: info.filterWidth, scale: Math.fround(1 / (info.filterHeight * info.filterWidth)),
     };
-    const simd = wasmFunction<(dy: number, dx: number, n0: number, n1: number) => void>(backend, `avg-pool-grad ${JSON.stringify(shape)}`, () => tileAvgPoolGradWasm(shape), "p");
+    const simd = wasmKernel(backend, `avg-pool-grad ${JSON.stringify(shape)}`, () => tileAvgPoolGradWasm(shape), "p");
     // views after the allocation, which may have grown (replaced) the memory's buffer
     const heap = backend.wasm.HEAPU8.buffer;
     const dyv = new Float32Array(heap, backend.getMemoryOffset(dy.dataId), tf.util.sizeFromShape(dy.shape));
@@ -102,7 +106,11 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
     }
     // zeros only where no window reaches (rows and columns past the last whole one), then the windows
     if (info.outHeight * info.filterHeight !== info.inHeight || info.outWidth * info.filterWidth !== info.inWidth) dx.fill(0);
-    simd(backend.getMemoryOffset(dy.dataId), backend.getMemoryOffset(out.dataId), 0, info.batchSize);
+    // ranges of images, one a thread (thread-pool.ts): images write disjoint parts of dx
+    const size = tf.util.sizeFromShape(input.shape);
+    const ranges = size >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+    const [pdy, pdx] = [backend.getMemoryOffset(dy.dataId), backend.getMemoryOffset(out.dataId)];
+    runSplit(backend.wasm.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [pdy, pdx, start, end]);
     return out;
   };
 }
