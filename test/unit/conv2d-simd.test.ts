@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
+import { padWasm, productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
 import { onCpu, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -69,7 +69,7 @@ function runDirect(c: Case, relaxed: boolean): Float32Array[] {
       dxPublic.dataSync().slice() as Float32Array,
       dwPublic.dataSync().slice() as Float32Array,
       read(productInputGradient(backend, info(dy), info(w), conv)),
-      tf.conv2d(x, w, c.strides, c.pad).dataSync().slice() as Float32Array, // the registered kernel (ours for one channel)
+      tf.conv2d(x, w, c.strides, c.pad).dataSync().slice() as Float32Array, // the registered kernel (ours for at most 16 input channels)
       tf.fused.conv2d({ x, filter: w, strides: c.strides, pad: c.pad, bias: b, activation: "relu" }).dataSync().slice() as Float32Array,
     ];
   });
@@ -132,4 +132,37 @@ describe.skipIf(!onWasm)("SIMD convolutions on wasm (conv2d-simd.ts)", () => {
   });
 
 
+});
+
+describe("the zero padding module (padWasm)", () => {
+  it.each([
+    { h: 28, w: 28, c: 1, top: 2, left: 2, bottom: 2, right: 2 }, // LeNet's first layer
+    { h: 5, w: 7, c: 3, top: 1, left: 3, bottom: 0, right: 2 }, // rows of 21 floats: vectors and single floats
+    { h: 3, w: 2, c: 2, top: 0, left: 0, bottom: 3, right: 1 },
+  ])("puts images [1, 3) of x in place with zeros around them, and writes nothing else: %o", (p) => {
+    const n = 4;
+    const [hp, wp] = [p.h + p.top + p.bottom, p.w + p.left + p.right];
+    const memory = new WebAssembly.Memory({ initial: 4 });
+    const module = new WebAssembly.Module(new Uint8Array(padWasm({ h: p.h, w: p.w, c: p.c, hp, wp, top: p.top, left: p.left })));
+    const pad = new WebAssembly.Instance(module, { e: { m: memory } }).exports.p as (x: number, xp: number, n0: number, n1: number) => void;
+    const [xSize, xpSize] = [n * p.h * p.w * p.c, n * hp * wp * p.c];
+    const x = new Float32Array(memory.buffer, 0, xSize);
+    x.set(values(xSize, 61));
+    const xp = new Float32Array(memory.buffer, 4 * xSize, xpSize);
+    xp.fill(7); // garbage, to be zeroed inside images 1 and 2 and left alone in 0 and 3
+    pad(0, 4 * xSize, 1, 3);
+    for (let i = 0; i < n; i++) {
+      for (let y = 0; y < hp; y++) {
+        for (let col = 0; col < wp; col++) {
+          for (let ch = 0; ch < p.c; ch++) {
+            const got = xp[((i * hp + y) * wp + col) * p.c + ch];
+            const [sy, sx] = [y - p.top, col - p.left];
+            const inside = sy >= 0 && sy < p.h && sx >= 0 && sx < p.w;
+            const want = i === 0 || i === 3 ? 7 : inside ? x[((i * p.h + sy) * p.w + sx) * p.c + ch] : 0;
+            if (got !== want) expect({ i, y, col, ch, got }).toEqual({ i, y, col, ch, got: want });
+          }
+        }
+      }
+    }
+  });
 });

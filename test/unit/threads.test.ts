@@ -276,6 +276,53 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     expect(splitCount() - splits).toBeGreaterThanOrEqual(12);
   });
 
+  it("seeded training steps of 6.6's LeNet give the same weights, bit for bit, with 1, 2 and 8 threads, its heavy kernels split", () => {
+    // LeNet as 6.6 builds it (sigmoid, average pooling), fixed weights, one batch of 256 in [0, 1]
+    const X = tf.tensor4d(values(256 * 28 * 28, 21).map((v) => Math.min(Math.max(v + 0.5, 0), 1)), [256, 28, 28, 1]);
+    const y = tf.oneHot(tf.tensor1d(Array.from({ length: 256 }, (_, i) => (i * 7) % 10), "int32"), 10);
+    const train = (threads: number) => {
+      setThreads(threads);
+      const net = tf.sequential({
+        layers: [
+          tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 6, kernelSize: 5, padding: "same", activation: "sigmoid" }),
+          tf.layers.averagePooling2d({ poolSize: 2, strides: 2 }),
+          tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: "sigmoid" }),
+          tf.layers.averagePooling2d({ poolSize: 2, strides: 2 }),
+          tf.layers.flatten(),
+          tf.layers.dense({ units: 120, activation: "sigmoid" }),
+          tf.layers.dense({ units: 84, activation: "sigmoid" }),
+          tf.layers.dense({ units: 10 }),
+        ],
+      });
+      const weights = net.getWeights().map((w, i) => tf.tensor(values(w.size, 30 + i).map((v) => 0.4 * v), w.shape));
+      net.setWeights(weights);
+      tf.dispose(weights);
+      const optimizer = tf.train.sgd(0.9);
+      for (let step = 0; step < 2; step++) {
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, net.predict(X) as tf.Tensor) as tf.Scalar);
+      }
+      const out = net.getWeights().map(bits);
+      net.dispose();
+      optimizer.dispose();
+      return out;
+    };
+    const numTensors = tf.memory().numTensors;
+    const one = train(1);
+    const sent = splitCount();
+    const two = train(2);
+    // splits a step with 2 threads: both forwards (1 + 1), the first layer's zero padding (forward and filter
+    // gradient: 2), both filter gradients (8 chunks of 32 images, 2 at a time: 4 + 4), layer 2's input gradient
+    // (dy·Wᵀ and the scatter: 2), both poolings and their gradients (4), and the dense layers' larger products
+    const perStep = (splitCount() - sent) / 2;
+    const eight = train(8);
+    expect(perStep).toBeGreaterThanOrEqual(2 + 2 + 8 + 2 + 4);
+    expect(one.length).toBe(10);
+    expect(differing(one, two)).toBe(0);
+    expect(differing(one, eight)).toBe(0);
+    expect(tf.memory().numTensors).toBe(numTensors);
+    tf.dispose([X, y]);
+  }, 120_000);
+
   /** Runs `script` (an ES module) in a fresh Node with `env`; its output and exit code (null: killed after 50 s). */
   async function runNode(script: string, env: Record<string, string>): Promise<{ out: string; code: number | null }> {
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {

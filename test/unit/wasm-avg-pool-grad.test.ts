@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "../../lib/src/engine/wasm-avg-pool-grad";
+import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { onCpu, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -38,6 +39,33 @@ describe.skipIf(!onWasm)("useFastWasmAvgPoolGrad (wasm backend)", () => {
     // one rounding of a product (tiling windows) or of a sum of a few (overlapping: the original kernel), against cpu's float64
     const largest = Math.max(...reference.map(Math.abs));
     ours.forEach((v, i) => expect(Math.abs(v - reference[i])).toBeLessThanOrEqual(2 ** -22 * largest));
+  });
+
+  it.each(cases)("its forward pass gives the cpu backend's average: x %j, window %j, strides %j, pad %j", async (shape, filter, strides, pad) => {
+    useFastWasmAvgPoolGrad();
+    const run = () => tf.tidy(() => tf.avgPool(tf.tensor4d(values(size(shape), 73), shape), filter, strides, pad).dataSync().slice() as Float32Array);
+    const ours = run();
+    const reference = await onCpu(run);
+    expect(ours.length).toBe(reference.length);
+    // a float32 sum of at most 9 values, times 1/(window area): a few roundings of values below 1 (cpu sums in float64)
+    ours.forEach((v, i) => expect(Math.abs(v - reference[i])).toBeLessThanOrEqual(2 ** -21));
+  });
+
+  it("its forward pass on LeNet's first pooling splits by images: the same bits with 1, 2 and 8 threads, no leak", () => {
+    const x = tf.tensor4d(values(256 * 28 * 28 * 6, 74), [256, 28, 28, 6]);
+    const before = tf.memory().numTensors;
+    const initial = getThreads();
+    const splits = splitCount();
+    const results = [1, 2, 8].map((n) => {
+      setThreads(n);
+      return tf.tidy(() => Array.from(new Uint32Array(Float32Array.from(tf.avgPool(x, 2, 2, "valid").dataSync()).buffer)));
+    });
+    setThreads(initial);
+    expect(splitCount() - splits).toBeGreaterThanOrEqual(2);
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
   });
 
   it("is what the kernel runs, same bits as the original for 2x2 windows, and leaks nothing", () => {

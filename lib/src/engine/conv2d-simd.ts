@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MAX, F32X4_MUL, F32X4_RELAXED_MADD, F32_MAX, I32, LOOP, MUL,
-  V128, ZERO_F32X4, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
+  V128, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
@@ -46,9 +46,25 @@ import { filterGradientHook } from "./wasm-conv-grad";
 /** Convolutions of at least this many multiply-adds split their images across threads (as packed-matmul.ts's products). */
 const SPLIT_FROM = 1 << 21;
 
+/**
+ * Images whose product dy·Wᵀ is computed and scattered at a time, so the product (1.9 MB for 32 of
+ * LeNet's second layer, 15 MB for the whole batch) is still in cache when the scatter reads it:
+ * 5.1-5.2 → 4.3-4.4 ms CPU for LeNet's batch of 256 (16 and 64 images: 4.6).
+ */
+const SCATTER_CHUNK = 32;
+
+/** Passes over memory (the input gradient's scatter, with its zeroing) of at least this many floats split their images across threads. */
+export const SPLIT_ELEMENTS_FROM = 1 << 18;
+
 /** The wasm backend's memory (shared where initBackend made it so; then runSplit uses threads). */
 const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebAssembly.Memory;
 
+/**
+ * Output columns the filter gradient's inner loop takes at a time: 4 where neighbouring columns
+ * share x values (stride · channels below the block's filter rows: LeNet's first layer, 0.47 → 0.255
+ * ms per 32 images), else 1 (its second layer: unrolled, 0.30 → 0.47-0.60).
+ */
+const filterUnroll = (s: ConvShape, rows: number) => (s.sw * s.c < rows ? 4 : 1);
 /** Images per partial sum of the filter gradient (fixed, so the result does not depend on the split). */
 export const FILTER_CHUNK = 32;
 /** The largest number of output channels the kernels handle (4 vectors). */
@@ -68,6 +84,15 @@ function leb(n: number): number[] {
 /** The vectors of `k` channels, the register block's rows for them (accumulators + operands within 16 registers). */
 const vectorsOf = (k: number) => Math.ceil(k / 4);
 export const blockRows = (k: number) => Math.max(1, Math.floor((13 - vectorsOf(k)) / vectorsOf(k)));
+
+/**
+ * The forward kernel's register block (output columns). Neighbouring columns share x values when
+ * the input has one channel and stride 1; then up to 14 accumulators (LeNet's first layer: 7
+ * columns, 0.232 → 0.205 ms per 32 images against 5; 0.32 before the splats were shared);
+ * otherwise R·V accumulators within 13 registers (LeNet's second layer: 2 columns, 3 and 4 slower).
+ */
+export const forwardBlock = (s: ConvShape) =>
+  s.c * s.sw === 1 ? Math.max(blockRows(s.k), Math.floor(14 / vectorsOf(s.k))) : blockRows(s.k);
 
 /** What a forward module computes (its constants). */
 export interface ConvShape {
@@ -90,6 +115,13 @@ export interface ConvShape {
 export interface ForwardShape extends ConvShape {
   bias: boolean;
   relu: boolean;
+  /** Output columns in a register block; by default {@link forwardBlock}. */
+  rows?: number;
+  /**
+   * Channel vectors a block computes at once (the block then runs once for each group of them); by
+   * default all (LeNet's second layer: 2 columns × 4 vectors 1.08 ms per 64 images; 4 × 2: 1.14, 5 × 1: 1.03-1.2).
+   */
+  vectors?: number;
 }
 
 const madd = (relaxed: boolean, a: number, b: number, c: number) =>
@@ -112,27 +144,42 @@ function storeChannels(ptr: number, accLocal: number, offset: number, v: number,
  */
 export function convForwardWasm(s: ForwardShape): number[] {
   const V = vectorsOf(s.k);
-  const R = blockRows(s.k);
+  const R = s.rows ?? forwardBlock(s);
   const kp = 4 * V;
   const rowsPerFilterRow = s.fw * s.c;
   const [X, W, BIAS, Y, N0, N1] = [0, 1, 2, 3, 4, 5];
   const [N, OH, PXROW, PY, PX, PW, FH, BLK] = [6, 7, 8, 9, 10, 11, 12, 13];
-  const WV = 14; // v128: V filter vectors, a splat, R × V accumulators
-  const SPLAT = WV + V;
-  const acc = (j: number, v: number) => SPLAT + 1 + j * V + v;
-  /** One block of `rows` output columns from PXROW, written at PY; advances both. */
-  const block = (rows: number) => {
+  const VB = Math.min(V, s.vectors ?? V);
+  const SPLAT = 14; // v128: a splat, R × VB accumulators, then the filter row's rowsPerFilterRow × VB vectors
+  const acc = (j: number, v: number) => SPLAT + 1 + j * VB + v;
+  const wv = (r: number, v: number) => SPLAT + 1 + R * VB + r * VB + v;
+  /** Channel vectors [v0, v1) of `rows` output columns from PXROW, written at PY. */
+  const group = (rows: number, v0: number, v1: number) => {
     const out: number[] = [];
     for (let j = 0; j < rows; j++) {
-      for (let v = 0; v < V; v++) out.push(...(s.bias ? [...get(BIAS), ...load(16 * v)] : ZERO_F32X4), ...set(acc(j, v)));
+      for (let v = v0; v < v1; v++) out.push(...(s.bias ? [...get(BIAS), ...load(16 * v)] : ZERO_F32X4), ...set(acc(j, v - v0)));
     }
     out.push(...get(PXROW), ...set(PX), ...get(W), ...set(PW), ...i32(s.fh), ...set(FH));
     out.push(...LOOP);
-    for (let r = 0; r < rowsPerFilterRow; r++) {
-      for (let v = 0; v < V; v++) out.push(...get(PW), ...load(4 * (r * kp + 4 * v)), ...set(WV + v));
-      for (let j = 0; j < rows; j++) {
-        out.push(...get(PX), ...loadSplat(4 * (j * s.sw * s.c + r)), ...set(SPLAT));
-        for (let v = 0; v < V; v++) out.push(...madd(s.relaxed, SPLAT, WV + v, acc(j, v)), ...set(acc(j, v)));
+    // Output column j under filter tap r reads x at u = j·sw·c + r: walking u, each x value is
+    // splatted once for every (j, r) that shares it (with stride 1 and one channel, R + FW - 1
+    // splats instead of R·FW), and each filter vector is loaded at its first use and kept (V8
+    // keeps what fits in registers). Each accumulator still adds its taps in order of r.
+    const step = s.sw * s.c;
+    const loaded = new Set<number>();
+    for (let u = 0; u <= (rows - 1) * step + rowsPerFilterRow - 1; u++) {
+      const js = Array.from({ length: rows }, (_, j) => j).filter((j) => u - j * step >= 0 && u - j * step < rowsPerFilterRow);
+      if (js.length === 0) continue;
+      out.push(...get(PX), ...loadSplat(4 * u), ...set(SPLAT));
+      for (const j of js) {
+        const r = u - j * step;
+        for (let v = v0; v < v1; v++) {
+          if (!loaded.has(wv(r, v - v0))) {
+            out.push(...get(PW), ...load(4 * (r * kp + 4 * v)), ...set(wv(r, v - v0)));
+            loaded.add(wv(r, v - v0));
+          }
+          out.push(...madd(s.relaxed, SPLAT, wv(r, v - v0), acc(j, v - v0)), ...set(acc(j, v - v0)));
+        }
       }
     }
     out.push(...get(PX), ...i32(4 * s.wp * s.c), ADD, ...set(PX));
@@ -140,8 +187,14 @@ export function convForwardWasm(s: ForwardShape): number[] {
     out.push(...get(FH), ...i32(1), 0x6b, ...tee(FH), ...i32(0), 0x4a, ...BR_IF_0, END); // while (--fh > 0)
     const relu = (lane: boolean) => (!s.relu ? [] : lane ? [0x43, 0, 0, 0, 0, F32_MAX] : [...ZERO_F32X4, ...F32X4_MAX]);
     for (let j = 0; j < rows; j++) {
-      for (let v = 0; v < V; v++) out.push(...storeChannels(PY, acc(j, v), 4 * (j * s.k + 4 * v), v, s.k, relu));
+      for (let v = v0; v < v1; v++) out.push(...storeChannels(PY, acc(j, v - v0), 4 * (j * s.k + 4 * v), v, s.k, relu));
     }
+    return out;
+  };
+  /** One block of `rows` output columns from PXROW, written at PY, a group of VB channel vectors at a time; advances both. */
+  const block = (rows: number) => {
+    const out: number[] = [];
+    for (let v0 = 0; v0 < V; v0 += VB) out.push(...group(rows, v0, Math.min(V, v0 + VB)));
     out.push(...get(PXROW), ...i32(4 * rows * s.sw * s.c), ADD, ...set(PXROW));
     out.push(...get(PY), ...i32(4 * rows * s.k), ADD, ...set(PY));
     return out;
@@ -149,7 +202,7 @@ export function convForwardWasm(s: ForwardShape): number[] {
   const fullBlocks = Math.floor(s.ow / R);
   const rest = s.ow % R;
   const body = [
-    ...locals([8, I32], [1 + V + R * V, V128]),
+    ...locals([8, I32], [1 + R * VB + rowsPerFilterRow * VB, V128]),
     ...get(N0), ...set(N),
     ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), // if (n >= nEnd) return
     ...LOOP,
@@ -171,22 +224,47 @@ export function convForwardWasm(s: ForwardShape): number[] {
  * `g(x, dy, dw, nStart, nEnd)`: dw = Σ_{n in [nStart, nEnd)} (filter gradient of image n), written
  * (not added) as [fh, fw, c, k]: x [N, hp, wp, c] (already padded), dy [N, oh, ow, k].
  */
-export function filterGradWasm(s: ConvShape): number[] {
+export function filterGradWasm(s: ConvShape & { /** columns a step of the inner loop takes (by default as measured best) */ unroll?: number }): number[] {
   const V = vectorsOf(s.k);
+  const R = Math.min(blockRows(s.k), s.fw * s.c);
+  const U = Math.min(s.unroll ?? filterUnroll(s, R), s.ow);
   const rowsPerFilterRow = s.fw * s.c;
-  const R = Math.min(blockRows(s.k), rowsPerFilterRow);
   const [X, DY, DW, N0, N1] = [0, 1, 2, 3, 4];
   const [N, OH, PX, PD, OW, FH, R0, PDW, BLK] = [5, 6, 7, 8, 9, 10, 11, 12, 13];
-  const DV = 14; // v128: V dy vectors, a splat, R × V accumulators
-  const SPLAT = DV + V;
-  const acc = (j: number, v: number) => SPLAT + 1 + j * V + v;
-  /** dy's vector v at PD: whole, or the last channels with zeros above (never reading past the position's k floats). */
-  const loadDy = (v: number) => {
+  // v128 locals: R × V accumulators, then U × V dy vectors, then a splat for each x offset of a group of U columns
+  const acc = (j: number, v: number) => 14 + j * V + v;
+  const dv = (t: number, v: number) => 14 + R * V + t * V + v;
+  const splatOf = (u: number) => 14 + R * V + U * V + u;
+  const splats = (U - 1) * s.sw * s.c + R;
+  /** dy's vector v at PD + t positions: whole, or the last channels with zeros above (never reading past the position's k floats). */
+  const loadDy = (t: number, v: number) => {
+    const at = 4 * s.k * t + 16 * v;
     const left = s.k - 4 * v;
-    if (left >= 4) return [...get(PD), ...load(16 * v)];
-    if (left === 1) return [...get(PD), ...load32Zero(16 * v)];
-    if (left === 2) return [...get(PD), ...load64Zero(16 * v)];
-    return [...get(PD), ...load64Zero(16 * v), ...get(PD), ...loadF32(16 * v + 8), ...F32X4_REPLACE_LANE(2)];
+    if (left >= 4) return [...get(PD), ...load(at)];
+    if (left === 1) return [...get(PD), ...load32Zero(at)];
+    if (left === 2) return [...get(PD), ...load64Zero(at)];
+    return [...get(PD), ...load64Zero(at), ...get(PD), ...loadF32(at + 8), ...F32X4_REPLACE_LANE(2)];
+  };
+  /**
+   * `cols` output columns at PX / PD (U, or the row's last few) for `rows` filter rows: every
+   * accumulator adds x·dy in order of the column, as one column at a time would; an x value that two
+   * (column, filter row) pairs share is splatted once (stride 1, one channel: U + R - 1 splats, not U·R).
+   */
+  const columns = (cols: number, rows: number) => {
+    const out: number[] = [];
+    const splatted = new Set<number>();
+    for (let t = 0; t < cols; t++) {
+      for (let v = 0; v < V; v++) out.push(...loadDy(t, v), ...set(dv(t, v)));
+      for (let j = 0; j < rows; j++) {
+        const u = t * s.sw * s.c + j;
+        if (!splatted.has(u)) out.push(...get(PX), ...loadSplat(4 * u), ...set(splatOf(u)));
+        splatted.add(u);
+        for (let v = 0; v < V; v++) out.push(...madd(s.relaxed, splatOf(u), dv(t, v), acc(j, v)), ...set(acc(j, v)));
+      }
+    }
+    out.push(...get(PX), ...i32(4 * cols * s.sw * s.c), ADD, ...set(PX));
+    out.push(...get(PD), ...i32(4 * cols * s.k), ADD, ...set(PD));
+    return out;
   };
   /** Filter rows R0..R0+rows-1 of filter row FH: the sum over every image, row and column; stored at PDW; R0 and PDW advance. */
   const block = (rows: number) => {
@@ -200,15 +278,13 @@ export function filterGradWasm(s: ConvShape): number[] {
     // PX = x + 4·(((n·hp + oh·sh + fh)·wp)·c + r0)
     out.push(...get(N), ...i32(s.hp), MUL, ...get(OH), ...i32(s.sh), MUL, ADD, ...get(FH), ADD, ...i32(4 * s.wp * s.c), MUL);
     out.push(...get(X), ADD, ...get(R0), ...i32(4), MUL, ADD, ...set(PX));
-    out.push(...i32(s.ow), ...set(OW), ...LOOP); // each output column
-    for (let v = 0; v < V; v++) out.push(...loadDy(v), ...set(DV + v));
-    for (let j = 0; j < rows; j++) {
-      out.push(...get(PX), ...loadSplat(4 * j), ...set(SPLAT));
-      for (let v = 0; v < V; v++) out.push(...madd(s.relaxed, SPLAT, DV + v, acc(j, v)), ...set(acc(j, v)));
+    const groups = Math.floor(s.ow / U);
+    if (groups > 0) {
+      out.push(...i32(groups), ...set(OW), ...LOOP); // each group of U output columns
+      out.push(...columns(U, rows));
+      out.push(...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END);
     }
-    out.push(...get(PX), ...i32(4 * s.sw * s.c), ADD, ...set(PX));
-    out.push(...get(PD), ...i32(4 * s.k), ADD, ...set(PD));
-    out.push(...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END);
+    if (s.ow % U > 0) out.push(...columns(s.ow % U, rows));
     out.push(...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), LT_S, ...BR_IF_0, END);
     out.push(...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), LT_S, ...BR_IF_0, END, END);
     for (let j = 0; j < rows; j++) {
@@ -221,7 +297,7 @@ export function filterGradWasm(s: ConvShape): number[] {
   const fullBlocks = Math.floor(rowsPerFilterRow / R);
   const rest = rowsPerFilterRow % R;
   const body = [
-    ...locals([9, I32], [1 + V + R * V, V128]),
+    ...locals([9, I32], [R * V + U * V + splats, V128]),
     ...get(DW), ...set(PDW), ...i32(0), ...set(FH),
     ...LOOP, // each filter row
     ...i32(0), ...set(R0),
@@ -246,9 +322,56 @@ const f32 = (backend: WasmBackendLike, t: tf.TensorInfo, length = tf.util.sizeFr
 
 interface Padding { top: number; bottom: number; left: number; right: number }
 
+/** What a padding module copies (its constants): an image's height, width, channels, and where it goes in the padded one. */
+export interface PadShape { h: number; w: number; c: number; hp: number; wp: number; top: number; left: number }
+
+/**
+ * `p(x, xp, nStart, nEnd)`: images [nStart, nEnd) of x [N, h, w, c] into xp [N, hp, wp, c] at
+ * (top, left), zeros around them: the padded images zeroed (whole vectors, then single floats), then
+ * each row of w·c floats copied. Images are independent (the thread pool splits them).
+ */
+export function padWasm(s: PadShape): number[] {
+  const [X, XP, N0, N1] = [0, 1, 2, 3];
+  const [N, Y, PS, PD] = [4, 5, 6, 7];
+  const row = s.w * s.c;
+  const copyRow: number[] = [];
+  for (let e = 0; e + 4 <= row; e += 4) copyRow.push(...get(PD), ...get(PS), ...load(4 * e), ...store(4 * e));
+  for (let e = row - (row % 4); e < row; e++) copyRow.push(...get(PD), ...get(PS), ...loadF32(4 * e), ...storeF32(4 * e));
+  const perImage = 4 * s.hp * s.wp * s.c;
+  const body = [
+    ...locals([4, I32]),
+    // xp[nStart..nEnd) = 0: PD from its first byte to PS, its end
+    ...get(XP), ...get(N0), ...i32(perImage), MUL, ADD, ...set(PD),
+    ...get(XP), ...get(N1), ...i32(perImage), MUL, ADD, ...set(PS),
+    ...BLOCK, ...LOOP,
+    ...get(PD), ...i32(16), ADD, ...get(PS), 0x4b, ...brIf(1), // while (pd + 16 <= end)
+    ...get(PD), ...ZERO_F32X4, ...store(0),
+    ...get(PD), ...i32(16), ADD, ...set(PD), ...br(0), END, END,
+    ...BLOCK, ...LOOP,
+    ...get(PD), ...get(PS), 0x4f, ...brIf(1), // while (pd < end)
+    ...get(PD), 0x43, 0, 0, 0, 0, ...storeF32(0),
+    ...get(PD), ...i32(4), ADD, ...set(PD), ...br(0), END, END,
+    ...get(N0), ...set(N),
+    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0),
+    ...LOOP, ...i32(0), ...set(Y),
+    ...LOOP,
+    // PS = x + 4·((n·h + y)·w·c); PD = xp + 4·(((n·hp + y + top)·wp + left)·c)
+    ...get(N), ...i32(s.h), MUL, ...get(Y), ADD, ...i32(4 * row), MUL, ...get(X), ADD, ...set(PS),
+    ...get(N), ...i32(s.hp), MUL, ...get(Y), ADD, ...i32(s.top), ADD, ...i32(4 * s.wp * s.c), MUL, ...get(XP), ADD, ...i32(4 * s.left * s.c), ADD, ...set(PD),
+    ...copyRow,
+    ...get(Y), ...i32(1), ADD, ...tee(Y), ...i32(s.h), LT_S, ...BR_IF_0, END,
+    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), LT_S, ...BR_IF_0, END,
+    END,
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(4), "p", body);
+}
+
 /**
  * x [n, h, w, c] copied into a fresh tensor [n, h + top + bottom, w + left + right, c] with zeros
- * around it (the caller disposes it); x itself when there is no padding.
+ * around it (the caller disposes it); x itself when there is no padding. By {@link padWasm}, split
+ * by images across threads from 2¹⁸ floats (LeNet's first layer, twice a step: 0.36 ms in the
+ * JavaScript loop, 0.043 in the module, CPU); the loop remains where the module cannot be made.
  */
 function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info: tf.TensorInfo; temp: boolean } {
   if (p.top === 0 && p.bottom === 0 && p.left === 0 && p.right === 0) return { info: x, temp: false };
@@ -256,6 +379,14 @@ function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info:
   const hp = h + p.top + p.bottom;
   const wp = w + p.left + p.right;
   const out = backend.makeOutput([n, hp, wp, c], "float32");
+  const shape: PadShape = { h, w, c, hp, wp, top: p.top, left: p.left };
+  const pad = wasmKernel(backend, `conv-pad ${JSON.stringify(shape)}`, () => padWasm(shape), "p");
+  if (pad !== undefined) {
+    const [px, pxp] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
+    const ranges = n * hp * wp * c >= SPLIT_ELEMENTS_FROM ? splitRanges(n, activeThreads()) : [[0, n] as [number, number]];
+    runSplit(memoryOf(backend), pad, ranges, (start, end) => [px, pxp, start, end]);
+    return { info: out, temp: true };
+  }
   const src = f32(backend, x);
   const dst = f32(backend, out);
   dst.fill(0);
@@ -432,7 +563,8 @@ export interface ScatterShape {
  * `s(cols, dx, nStart, nEnd)`: for images n in [nStart, nEnd), adds each row of cols [N·oh·ow, fh·fw·c]
  * (the product dy·Wᵀ: what output pixel (oh, ow) sends back through each filter tap) into the
  * (padded) input gradient dx [N, hp, wp, c] under its window: for each filter row, fw·c contiguous
- * floats. Images write disjoint parts of dx; within one, additions run in a fixed order.
+ * floats. dx's images [nStart, nEnd) are zeroed first. Images write disjoint parts of dx; within
+ * one, additions run in a fixed order (so the thread pool splits by images).
  */
 export function scatterWasm(s: ScatterShape): number[] {
   const seg = s.fw * s.c;
@@ -441,10 +573,22 @@ export function scatterWasm(s: ScatterShape): number[] {
   const add: number[] = [];
   for (let v = 0; v + 4 <= seg; v += 4) add.push(...get(PD), ...get(PD), ...load(4 * v), ...get(PC), ...load(4 * v), ...F32X4_ADD, ...store(4 * v));
   for (let e = seg - (seg % 4); e < seg; e++) add.push(...get(PD), ...get(PD), ...loadF32(4 * e), ...get(PC), ...loadF32(4 * e), 0x92, ...storeF32(4 * e));
+  const perImage = 4 * s.hp * s.wp * s.c; // bytes of dx an image
   const body = [
     ...locals([6, I32]),
     ...get(N0), ...set(N),
     ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0),
+    // dx[nStart..nEnd) = 0: PD from its first byte, PC its end; whole vectors, then single floats
+    ...get(DX), ...get(N0), ...i32(perImage), MUL, ADD, ...set(PD),
+    ...get(DX), ...get(N1), ...i32(perImage), MUL, ADD, ...set(PC),
+    ...BLOCK, ...LOOP,
+    ...get(PD), ...i32(16), ADD, ...get(PC), 0x4b, ...brIf(1), // while (pd + 16 <= pc)
+    ...get(PD), ...ZERO_F32X4, ...store(0),
+    ...get(PD), ...i32(16), ADD, ...set(PD), ...br(0), END, END,
+    ...BLOCK, ...LOOP,
+    ...get(PD), ...get(PC), 0x4f, ...brIf(1), // while (pd < pc)
+    ...get(PD), 0x43, 0, 0, 0, 0, ...storeF32(0),
+    ...get(PD), ...i32(4), ADD, ...set(PD), ...br(0), END, END,
     ...LOOP, ...i32(0), ...set(OH),
     ...LOOP, ...i32(0), ...set(FH),
     ...LOOP,
@@ -465,12 +609,11 @@ export function scatterWasm(s: ScatterShape): number[] {
   return moduleWithImportedMemory(voidType(4), "s", body);
 }
 
-type Scatter = (cols: number, dx: number, n0: number, n1: number) => void;
-
 /**
  * The input gradient of a convolution (any stride, dilation 1) as a product and a scatter: cols =
  * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, by the backend's BatchMatMul kernel, ours where
- * wasm-matmul.ts is installed), then each row of cols added into dx under its window. Half the
+ * wasm-matmul.ts is installed), then each row of cols added into dx under its window; both a
+ * chunk of {@link SCATTER_CHUNK} images at a time. Half the
  * multiplications of the flipped-filter convolution, which also multiplies the padding's zeros.
  */
 export function productInputGradient(
@@ -484,19 +627,32 @@ export function productInputGradient(
   const hp = Math.max((OH - 1) * info.strideHeight + FH, top + H);
   const wp = Math.max((OW - 1) * info.strideWidth + FW, left + W);
   const shape: ScatterShape = { hp, wp, c: C, oh: OH, ow: OW, fh: FH, fw: FW, sh: info.strideHeight, sw: info.strideWidth };
-  const scatter = wasmFunction<Scatter>(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
+  const scatter = wasmKernel(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
   const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
   if (scatter === undefined || matMul === undefined) return undefined;
   const taps = FH * FW * C;
-  const cols = matMul.kernelFunc({
-    inputs: { a: { ...dy, shape: [1, N * OH * OW, K] }, b: { ...filter, shape: [1, taps, K] } }, backend: backend as never,
-    attrs: { transposeA: false, transposeB: true } as never,
-  }) as tf.TensorInfo;
   const direct = hp === H && wp === W && top === 0 && left === 0;
   const out = backend.makeOutput([N, H, W, C], "float32");
   const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
-  f32(backend, target).fill(0);
-  scatter(backend.getMemoryOffset(cols.dataId), backend.getMemoryOffset(target.dataId), 0, N);
+  const ptarget = backend.getMemoryOffset(target.dataId);
+  const perImage = OH * OW * K;
+  for (let n0 = 0; n0 < N; n0 += SCATTER_CHUNK) {
+    const n1 = Math.min(N, n0 + SCATTER_CHUNK);
+    // this chunk's rows of dy (a copy, unless the batch is one chunk), their product with Wᵀ, scattered into dx while in cache
+    const a = n0 === 0 && n1 === N ? dy : backend.makeOutput([(n1 - n0) * perImage], "float32");
+    if (a !== dy) f32(backend, a).set(f32(backend, dy).subarray(n0 * perImage, n1 * perImage));
+    const cols = matMul.kernelFunc({
+      inputs: { a: { ...a, shape: [1, (n1 - n0) * OH * OW, K] }, b: { ...filter, shape: [1, taps, K] } }, backend: backend as never,
+      attrs: { transposeA: false, transposeB: true } as never,
+    }) as tf.TensorInfo;
+    // the scatter indexes cols by absolute image number: its base moved back by n0 images (i32 arithmetic wraps)
+    const pcols = (backend.getMemoryOffset(cols.dataId) - 4 * n0 * OH * OW * taps) | 0;
+    // ranges of images, one a thread (thread-pool.ts): each zeroes and fills its own images of dx
+    const ranges = (n1 - n0) * hp * wp * C >= SPLIT_ELEMENTS_FROM ? splitRanges(n1 - n0, activeThreads()).map(([s0, s1]): [number, number] => [n0 + s0, n0 + s1]) : [[n0, n1] as [number, number]];
+    runSplit(memoryOf(backend), scatter, ranges, (start, end) => [pcols, ptarget, start, end]);
+    backend.disposeData(cols.dataId);
+    if (a !== dy) backend.disposeData(a.dataId);
+  }
   if (!direct) {
     const src = f32(backend, target);
     const dst = f32(backend, out);
@@ -509,7 +665,6 @@ export function productInputGradient(
     }
     backend.disposeData(target.dataId);
   }
-  backend.disposeData(cols.dataId);
   return out;
 }
 
@@ -523,11 +678,14 @@ function infoOf(x: number[], filterShape: number[], attrs: { strides: number | [
 }
 
 /**
- * Which forward convolutions run our kernel rather than XNNPACK's: one input channel (a grayscale
- * image: LeNet's first layer, 3.4 against 5.1 ms CPU for a batch of 256). With 6 input channels
- * (LeNet's second layer) XNNPACK was faster, 5.4 against 7.4 ms.
+ * Which forward convolutions run our kernel rather than XNNPACK's: at most 16 input channels (and,
+ * as every kernel here, at most 16 output channels). One channel (LeNet's first layer): ours 2.2
+ * against XNNPACK's 4.5 ms CPU for a batch of 256. Six (its second layer): XNNPACK is faster on one
+ * thread (3.6 against 4.2-5.2 ms), but cannot be split across threads (a worker cannot call into
+ * the backend's module), and the kernel must not depend on the thread count (same floats with 1, 2
+ * or 8 threads), so ours runs: with two threads it takes half its time (`scripts/bench-conv.ts`).
  */
-const forwardByUs = (info: tf.backend_util.Conv2DInfo) => info.inChannels === 1;
+const forwardByUs = (info: tf.backend_util.Conv2DInfo) => info.inChannels <= MAX_CHANNELS;
 
 const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.KernelFunc> = {
   [tf.Conv2D]: (original, settings) => (args: KernelArgs) => {

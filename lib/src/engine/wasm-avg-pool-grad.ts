@@ -1,8 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
+import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import {
-  ADD, BLOCK, BR_IF_0, END, F32X4_MUL, I32, LOOP, MUL, V128, brIf, get, i32, load, loadF32, locals, moduleWithImportedMemory,
-  set, store, storeF32, tee, voidType,
+  ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_ADD, I32, LOOP, MUL, V128, brIf, get, i32, load, loadF32, locals,
+  moduleWithImportedMemory, set, store, storeF32, tee, voidType,
 } from "./wasm-asm";
 
 /**
@@ -43,6 +44,46 @@ export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: nu
 }
 
 /**
+ * `a(x, y, nStart, nEnd)`: average pooling over windows that tile x (stride = window, no padding)
+ * for images [nStart, nEnd): each output value the window's values added in row-major order, times
+ * `scale` (1/(fh·fw); exact for power-of-two windows, so the sum is divided as the cpu backend
+ * divides it), c channels as whole vectors, then single floats.
+ */
+export function tileAvgPoolWasm(s: { h: number; w: number; c: number; oh: number; ow: number; fh: number; fw: number; scale: number }): number[] {
+  const [X, Y, N0, N1] = [0, 1, 2, 3];
+  const [N, OH, OW, PY, PX] = [4, 5, 6, 7, 8];
+  const K = 9;
+  const scaleBytes = Array.from(new Uint8Array(new Float32Array([s.scale]).buffer));
+  const body: number[] = [...locals([5, I32], [1, V128]), 0x43, ...scaleBytes, 0xfd, 0x13, ...set(K)];
+  const at = (i: number, j: number, e: number) => 4 * ((i * s.w + j) * s.c + e);
+  const pixel: number[] = [];
+  for (let v = 0; v + 4 <= s.c; v += 4) {
+    pixel.push(...get(PY), ...get(PX), ...load(at(0, 0, v)));
+    for (let t = 1; t < s.fh * s.fw; t++) pixel.push(...get(PX), ...load(at(Math.floor(t / s.fw), t % s.fw, v)), ...F32X4_ADD);
+    pixel.push(...get(K), ...F32X4_MUL, ...store(4 * v));
+  }
+  for (let e = s.c - (s.c % 4); e < s.c; e++) {
+    pixel.push(...get(PY), ...get(PX), ...loadF32(at(0, 0, e)));
+    for (let t = 1; t < s.fh * s.fw; t++) pixel.push(...get(PX), ...loadF32(at(Math.floor(t / s.fw), t % s.fw, e)), F32_ADD);
+    pixel.push(0x43, ...scaleBytes, 0x94, ...storeF32(4 * e));
+  }
+  body.push(
+    ...get(N0), ...set(N), ...get(Y), ...get(N0), ...i32(4 * s.oh * s.ow * s.c), MUL, ADD, ...set(PY),
+    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), ...LOOP,
+    ...i32(0), ...set(OH), ...LOOP,
+    // PX = x + 4·((n·h + oh·fh)·w·c)
+    ...get(N), ...i32(s.h), MUL, ...get(OH), ...i32(s.fh), MUL, ADD, ...i32(4 * s.w * s.c), MUL, ...get(X), ADD, ...set(PX),
+    ...i32(s.ow), ...set(OW), ...LOOP,
+    ...pixel,
+    ...get(PY), ...i32(4 * s.c), ADD, ...set(PY), ...get(PX), ...i32(4 * s.fw * s.c), ADD, ...set(PX),
+    ...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END,
+    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), 0x48, ...BR_IF_0, END,
+    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), 0x48, ...BR_IF_0, END, END, END,
+  );
+  return moduleWithImportedMemory(voidType(4), "a", body);
+}
+
+/**
  * The wasm backend's AvgPoolGrad (@tensorflow/tfjs-backend-wasm 4.x) loops over every input pixel
  * and, for each, over every window that could hold it, with a division and bounds tests per step:
  * about 28 ms a LeNet step for the first pooling layer's gradient (256×28×28×6), a tenth of the step.
@@ -51,10 +92,19 @@ export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: nu
  * zero in the rows and columns past the last whole window): one pass over dx, a SIMD module per shape
  * ({@link tileAvgPoolGradWasm}; the plain loop {@link tileAvgPoolGrad} where SIMD cannot run). Other pooling
  * keeps the original kernel. Images are independent, so {@link tileAvgPoolGrad} takes a range of
- * them (for the thread pool). Same floats as the cpu backend for power-of-two windows (dy/4 is exact).
+ * them; the SIMD module runs split by images across the thread pool (each image written by one
+ * thread). Same floats as the cpu backend for power-of-two windows (dy/4 is exact).
+ *
+ * The forward AvgPool of tiling windows is here too ({@link tileAvgPoolWasm}): XNNPACK's pooling
+ * cannot be split across threads, and ours is faster alone (LeNet's first pooling, 256×28×28×6:
+ * 0.56 → 0.21 ms CPU; its second 0.175 → 0.11; best of 40). Its sums run in row-major order, so
+ * about a third of its values differ from XNNPACK's in the last bit (both within one rounding of
+ * the cpu backend's). Other pooling keeps the original kernels; `useSpeedups(false)` restores both.
  */
 
 const MARK = Symbol.for("d2l.useFastWasmAvgPoolGrad");
+/** Gradients of at least this many floats split their images across threads (thread-pool.ts): LeNet's two poolings. */
+const SPLIT_FROM = 1 << 18;
 
 /** dx for images [start, end): each dy value times 1/(fh·fw) into its fh×fw window (NHWC; dx zero elsewhere, written here too). */
 export function tileAvgPoolGrad(dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo, start: number, end: number): void {
@@ -91,7 +141,7 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
       h: info.inHeight, w: info.inWidth, c: info.inChannels, oh: info.outHeight, ow: info.outWidth,
       fh: info.filterHeight, fw: info.filterWidth, scale: Math.fround(1 / (info.filterHeight * info.filterWidth)),
     };
-    const simd = wasmFunction<(dy: number, dx: number, n0: number, n1: number) => void>(backend, `avg-pool-grad ${JSON.stringify(shape)}`, () => tileAvgPoolGradWasm(shape), "p");
+    const simd = wasmKernel(backend, `avg-pool-grad ${JSON.stringify(shape)}`, () => tileAvgPoolGradWasm(shape), "p");
     // views after the allocation, which may have grown (replaced) the memory's buffer
     const heap = backend.wasm.HEAPU8.buffer;
     const dyv = new Float32Array(heap, backend.getMemoryOffset(dy.dataId), tf.util.sizeFromShape(dy.shape));
@@ -102,22 +152,56 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
     }
     // zeros only where no window reaches (rows and columns past the last whole one), then the windows
     if (info.outHeight * info.filterHeight !== info.inHeight || info.outWidth * info.filterWidth !== info.inWidth) dx.fill(0);
-    simd(backend.getMemoryOffset(dy.dataId), backend.getMemoryOffset(out.dataId), 0, info.batchSize);
+    // ranges of images, one a thread (thread-pool.ts): images write disjoint parts of dx
+    const size = tf.util.sizeFromShape(input.shape);
+    const ranges = size >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+    const [pdy, pdx] = [backend.getMemoryOffset(dy.dataId), backend.getMemoryOffset(out.dataId)];
+    runSplit(backend.wasm.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [pdy, pdx, start, end]);
+    return out;
+  };
+}
+
+const MARK_FORWARD = Symbol.for("d2l.useFastWasmAvgPool");
+
+/** wasm AvgPool by {@link tileAvgPoolWasm} where the windows tile the input (float32, NHWC), split by images from 2¹⁸ input floats. */
+function fastAvgPool(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.AvgPoolAttrs;
+    const backend = args.backend as unknown as WasmBackendLike;
+    if (x.dtype !== "float32" || x.shape.length !== 4) return original(args);
+    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    const { top, left, bottom, right } = info.padInfo;
+    const tiles = info.strideHeight === info.filterHeight && info.strideWidth === info.filterWidth && top === 0 && left === 0 && bottom === 0 && right === 0;
+    if (!tiles || info.outHeight * info.filterHeight > info.inHeight || info.outWidth * info.filterWidth > info.inWidth || info.outHeight < 1 || info.outWidth < 1) return original(args);
+    const shape = {
+      h: info.inHeight, w: info.inWidth, c: info.inChannels, oh: info.outHeight, ow: info.outWidth,
+      fh: info.filterHeight, fw: info.filterWidth, scale: Math.fround(1 / (info.filterHeight * info.filterWidth)),
+    };
+    const simd = wasmKernel(backend, `avg-pool ${JSON.stringify(shape)}`, () => tileAvgPoolWasm(shape), "a");
+    if (simd === undefined) return original(args);
+    const out = backend.makeOutput(info.outShape, "float32");
+    const ranges = tf.util.sizeFromShape(x.shape) >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+    const [px, py] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
+    runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [px, py, start, end]);
     return out;
   };
 }
 
 /**
- * Makes the wasm backend's AvgPoolGrad copy each gradient into its window when the windows tile the
- * input (stride = window size, no padding). Idempotent; false when the wasm kernel is not registered.
+ * Makes the wasm backend's AvgPoolGrad copy each gradient into its window, and its AvgPool average
+ * each window by a SIMD module split by images, when the windows tile the input (stride = window
+ * size, no padding). Idempotent; false when the wasm kernels are not registered.
  * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/wasm-avg-pool-grad.ts.
  */
 export function useFastWasmAvgPoolGrad(): boolean {
-  if (findWasmReplacement(tf.AvgPoolGrad, MARK) !== undefined) return true;
-  return replaceWasmKernel(tf.AvgPoolGrad, MARK, undefined, fastAvgPoolGrad);
+  const forward = findWasmReplacement(tf.AvgPool, MARK_FORWARD) !== undefined || replaceWasmKernel(tf.AvgPool, MARK_FORWARD, undefined, fastAvgPool);
+  if (findWasmReplacement(tf.AvgPoolGrad, MARK) !== undefined) return forward;
+  return replaceWasmKernel(tf.AvgPoolGrad, MARK, undefined, fastAvgPoolGrad) && forward;
 }
 
-/** Puts the original wasm AvgPoolGrad back; returns whether it was replaced. */
+/** Puts the original wasm AvgPool and AvgPoolGrad back; returns whether either was replaced. */
 export function restoreWasmAvgPoolGrad(): boolean {
-  return restoreWasmKernel(tf.AvgPoolGrad, MARK);
+  const forward = restoreWasmKernel(tf.AvgPool, MARK_FORWARD);
+  return restoreWasmKernel(tf.AvgPoolGrad, MARK) || forward;
 }
