@@ -30,11 +30,13 @@ function bothWays<T>(restore: () => boolean, use: () => boolean, f: () => T): [T
 const OPS = ["maximum", "minimum", "equal", "notEqual", "less", "greater", "lessEqual", "greaterEqual", "add", "sub", "mul", "div"] as const;
 /**
  * Same shapes, a scalar on either side, a [1, 1] against a vector, rows repeated (a bias: rows of
- * 1, 7, 16 and 37 values, either side, with leading 1s), sizes below, at and past 16 (the SIMD turn).
+ * 1, 7, 16 and 37 values, either side, with leading 1s), columns repeated (softmax's [256, 10] / [256, 1];
+ * rows of 4, 10, 16 and 37 values, either side, rank 3), sizes below, at and past 16 (the SIMD turn).
  */
 const SHAPES: [number[], number[]][] = [
   [[37], [37]], [[16], [16]], [[3], [3]], [[5, 7], []], [[], [3, 17]], [[1], [37]], [[1, 1], [7]], [[256, 256], []],
   [[5, 7], [7]], [[7], [6, 7]], [[3, 2, 37], [1, 37]], [[4, 16], [16]], [[256, 256], [256]], [[9, 1], [1]], [[2, 3, 4], [3, 4]],
+  [[3, 4], [3, 1]], [[3, 1], [3, 4]], [[256, 10], [256, 1]], [[5, 16], [5, 1]], [[2, 3, 37], [2, 3, 1]], [[7, 1], [7, 37]],
 ];
 
 describe.skipIf(!onWasm)("fast maximum, minimum, comparisons and row broadcasts (wasm backend)", () => {
@@ -60,10 +62,10 @@ describe.skipIf(!onWasm)("fast maximum, minimum, comparisons and row broadcasts 
     expect(cases).toBe((OPS.length * 2 - 1) * SHAPES.length);
   });
 
-  it("keeps the original for shapes it does not take (a column broadcast, bool operands) and leaks nothing", () => {
+  it("keeps the original for shapes it does not take (an outer broadcast, bool operands) and leaks nothing", () => {
     const before = tf.memory().numTensors;
-    const x = tf.tensor2d(values(12, 2), [3, 4]);
-    const column = tf.tensor2d([0, -1, NaN], [3, 1]);
+    const x = tf.tensor2d(values(3, 2), [3, 1]);
+    const column = tf.tensor2d([0, -1, NaN, 2], [1, 4]);
     for (const op of OPS) {
       const [original, ours] = bothWays(restoreWasmBinary, useFastWasmBinary, () => exactly(tf[op](x, column)));
       expect(ours, op).toEqual(original);

@@ -52,6 +52,12 @@ export interface FastMatMulOptions {
   transposer?: Transposer;
   /** Whether products with few output columns use the kernels of skinny-matmul.ts (default true). */
   skinny?: boolean;
+  /**
+   * Whether those products run skinny-matmul.ts's broadcast kernel (default true: 1.8x the row-dot and
+   * column-axpy kernels for softmax's products; the packed kernel's floats, with relaxed SIMD as `relaxed` says);
+   * false: the row-dot and column-axpy kernels (chapter 3's floats before December 2026).
+   */
+  broadcast?: boolean;
   /** Whether the products {@link usePacked} picks run the packed kernel of packed-matmul.ts (default true). */
   packed?: boolean;
   /** Whether the packed kernel uses relaxed SIMD's fused multiply-add where Node has it (default true). */
@@ -75,7 +81,7 @@ const MARK = Symbol.for("d2l.useFastWasmMatMul");
 
 const BACKEND = "wasm";
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
-const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true, packed: true, relaxed: true, skipZeros: "auto" };
+const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true, broadcast: true, packed: true, relaxed: true, skipZeros: "auto" };
 
 /**
  * XNNPACK packs the right operand (its weights) with a strided gather: per element about
@@ -186,7 +192,7 @@ function fastBatchMatMul(original: Kernel, settings: Settings): Kernel {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
     const backend = args.backend as WasmBackendLike;
-    const skinny = settings.skinny ? skinnyMatMul(backend, a, b, transposeA, transposeB) : undefined;
+    const skinny = settings.skinny ? skinnyMatMul(backend, a, b, transposeA, transposeB, undefined, settings) : undefined;
     if (skinny !== undefined) return skinny;
     const packed = tryPacked(backend, settings, a, b, transposeA, transposeB);
     if (packed !== undefined) return packed;
@@ -221,7 +227,7 @@ function fastFusedMatMul(original: Kernel, settings: Settings): Kernel {
     const { transposeA, transposeB, activation } = args.attrs as unknown as tf._FusedMatMulAttrs;
     const backend = args.backend as WasmBackendLike;
     if (settings.skinny && activation === "linear" && preluActivationWeights == null) {
-      const skinny = skinnyMatMul(backend, a, b, transposeA, transposeB, bias ?? undefined);
+      const skinny = skinnyMatMul(backend, a, b, transposeA, transposeB, bias ?? undefined, settings);
       if (skinny !== undefined) return skinny;
     }
     if ((activation === "linear" || activation === "relu") && preluActivationWeights == null) {
