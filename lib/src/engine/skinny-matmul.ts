@@ -302,6 +302,25 @@ export interface SkinnyOptions {
   relaxed: boolean;
 }
 
+/**
+ * The sizes of op(A)·op(B) (+ bias) when the skinny kernels take it: float32 operands of a single
+ * batch, at most {@link SKINNY_MAX_COLUMNS} columns, a bias of n values. Otherwise undefined.
+ */
+function skinnyShape(
+  a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias: tf.TensorInfo | undefined,
+): { m: number; k: number; n: number; batch: number[] } | undefined {
+  if (a.dtype !== "float32" || b.dtype !== "float32" || (bias !== undefined && bias.dtype !== "float32")) return undefined;
+  if (!singleBatch(a.shape) || !singleBatch(b.shape)) return undefined;
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [m, k] = transposeA ? [ac, ar] : [ar, ac];
+  const [kb, n] = transposeB ? [bc, br] : [br, bc];
+  if (k !== kb || m < 1 || k < 1 || n < 1 || n > SKINNY_MAX_COLUMNS) return undefined;
+  if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
+  const batch = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
+  return { m, k, n, batch };
+}
+
 type Broadcast = (a: number, b: number, bias: number, c: number, m: number, t: number) => void;
 
 /**
@@ -312,19 +331,13 @@ export function broadcastMatMul(
   backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias: tf.TensorInfo | undefined,
   relaxed: boolean, rows?: number,
 ): tf.TensorInfo | undefined {
-  if (a.dtype !== "float32" || b.dtype !== "float32" || (bias !== undefined && bias.dtype !== "float32")) return undefined;
-  if (!singleBatch(a.shape) || !singleBatch(b.shape)) return undefined;
-  const [ar, ac] = a.shape.slice(-2);
-  const [br, bc] = b.shape.slice(-2);
-  const [m, k] = transposeA ? [ac, ar] : [ar, ac];
-  const [kb, n] = transposeB ? [bc, br] : [br, bc];
-  if (k !== kb || m < 1 || k < 1 || n < 1 || n > SKINNY_MAX_COLUMNS) return undefined;
-  if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
+  const sizes = skinnyShape(a, b, transposeA, transposeB, bias);
+  if (sizes === undefined) return undefined;
+  const { m, k, n, batch } = sizes;
   const shape: BroadcastShape = { k, n, transposeA, transposeB, bias: bias !== undefined, relaxed, rows: rows ?? broadcastRows(n) };
   const f = wasmFunction<Broadcast>(backend, `broadcast ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relaxed} ${shape.rows}`,
     () => broadcastMatMulWasm(shape), "f");
   if (f === undefined) return undefined;
-  const batch = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
   const out = backend.makeOutput([...batch, m, n], "float32");
   const scratch = backend.makeOutput([4 * Math.ceil(n / 4) * k], "float32");
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
@@ -352,15 +365,9 @@ export function skinnyMatMul(
     const product = broadcastMatMul(backend, a, b, transposeA, transposeB, bias, options.relaxed && relaxedSimdAvailable());
     if (product !== undefined) return product;
   }
-  if (a.dtype !== "float32" || b.dtype !== "float32" || (bias !== undefined && bias.dtype !== "float32")) return undefined;
-  if (!singleBatch(a.shape) || !singleBatch(b.shape)) return undefined;
-  const [ar, ac] = a.shape.slice(-2);
-  const [br, bc] = b.shape.slice(-2);
-  const [m, k] = transposeA ? [ac, ar] : [ar, ac];
-  const [kb, n] = transposeB ? [bc, br] : [br, bc];
-  if (k !== kb || m < 1 || k < 1 || n < 1 || n > SKINNY_MAX_COLUMNS) return undefined;
-  if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
-  const batch = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
+  const sizes = skinnyShape(a, b, transposeA, transposeB, bias);
+  if (sizes === undefined) return undefined;
+  const { m, k, n, batch } = sizes;
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
 
   if (!transposeA && k % 4 === 0) {
