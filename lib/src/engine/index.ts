@@ -13,6 +13,7 @@ import { useInterruptRecovery } from "./interrupt";
 import { useThreads } from "./thread-pool";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
+import { restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "./wasm-sigmoid-grad";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -29,7 +30,8 @@ export { getThreads, setThreads } from "./thread-pool";
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
- * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
+ * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
+ * gradient (wasm-sigmoid-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
  * see setThreads). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
@@ -43,6 +45,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreSimdConv2d();
     restoreLazyFusedConv2d();
     restoreWasmAvgPoolGrad();
+    restoreWasmSigmoidGrad();
     useThreads(false);
     restoreSequentialCall();
     return;
@@ -58,6 +61,7 @@ export function useSpeedups(enabled: boolean): void {
     useFastWasmColumnSum();
     useSimdConv2d();
     useFastWasmAvgPoolGrad();
+    useFastWasmSigmoidGrad();
   }
 }
 
