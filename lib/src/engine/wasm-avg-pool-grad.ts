@@ -6,14 +6,39 @@ import {
   moduleWithImportedMemory, set, store, storeF32, tee, voidType,
 } from "./wasm-asm";
 
+/** The sizes both tiling kernels are generated for; `scale` is 1/(fh·fw). */
+type TileShape = { h: number; w: number; c: number; oh: number; ow: number; fh: number; fw: number; scale: number };
+
+/**
+ * The loop nest both tiling kernels share, over images [nStart, nEnd) (parameters 2 and 3) and each
+ * image's windows: local 7 points at the window's pooled pixel (c values; parameter `pooled` is the
+ * pooled tensor), local 8 at the window's top-left pixel of parameter `image`, and `pixel` handles one window.
+ */
+function overWindows(s: TileShape, pooled: number, image: number, pixel: number[]): number[] {
+  const [N0, N1, N, OH, OW, PP, PX] = [2, 3, 4, 5, 6, 7, 8];
+  return [
+    ...get(N0), ...set(N), ...get(pooled), ...get(N0), ...i32(4 * s.oh * s.ow * s.c), MUL, ADD, ...set(PP),
+    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), ...LOOP,
+    ...i32(0), ...set(OH), ...LOOP,
+    // PX = image + 4·((n·h + oh·fh)·w·c)
+    ...get(N), ...i32(s.h), MUL, ...get(OH), ...i32(s.fh), MUL, ADD, ...i32(4 * s.w * s.c), MUL, ...get(image), ADD, ...set(PX),
+    ...i32(s.ow), ...set(OW), ...LOOP,
+    ...pixel,
+    ...get(PP), ...i32(4 * s.c), ADD, ...set(PP), ...get(PX), ...i32(4 * s.fw * s.c), ADD, ...set(PX),
+    ...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END,
+    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), 0x48, ...BR_IF_0, END,
+    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), 0x48, ...BR_IF_0, END, END, END,
+  ];
+}
+
 /**
  * `p(dy, dx, nStart, nEnd)`: the SIMD form of {@link tileAvgPoolGrad} for whole windows (dx's rows
  * and columns past the last window are left as they are: the caller zeroes them): for images
  * [nStart, nEnd), each dy pixel's c values times `scale` into its fh×fw window.
  */
-export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: number; ow: number; fh: number; fw: number; scale: number }): number[] {
-  const [DY, DX, N0, N1] = [0, 1, 2, 3];
-  const [N, OH, OW, PD, PX] = [4, 5, 6, 7, 8];
+export function tileAvgPoolGradWasm(s: TileShape): number[] {
+  const [DY, DX] = [0, 1]; // parameters 2 and 3 are the image range, locals 4-8 overWindows's
+  const [PD, PX] = [7, 8];
   const [K, V] = [9, 10];
   const scaleBytes = Array.from(new Uint8Array(new Float32Array([s.scale]).buffer));
   const body: number[] = [...locals([5, I32], [2, V128]), 0x43, ...scaleBytes, 0xfd, 0x13, ...set(K)];
@@ -27,19 +52,7 @@ export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: nu
       for (let j = 0; j < s.fw; j++) pixel.push(...get(PX), ...get(PD), ...loadF32(4 * e), 0x43, ...scaleBytes, 0x94, ...storeF32(4 * ((i * s.w + j) * s.c + e)));
     }
   }
-  body.push(
-    ...get(N0), ...set(N), ...get(DY), ...get(N0), ...i32(4 * s.oh * s.ow * s.c), MUL, ADD, ...set(PD),
-    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), ...LOOP,
-    ...i32(0), ...set(OH), ...LOOP,
-    // PX = dx + 4·((n·h + oh·fh)·w·c)
-    ...get(N), ...i32(s.h), MUL, ...get(OH), ...i32(s.fh), MUL, ADD, ...i32(4 * s.w * s.c), MUL, ...get(DX), ADD, ...set(PX),
-    ...i32(s.ow), ...set(OW), ...LOOP,
-    ...pixel,
-    ...get(PD), ...i32(4 * s.c), ADD, ...set(PD), ...get(PX), ...i32(4 * s.fw * s.c), ADD, ...set(PX),
-    ...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END,
-    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), 0x48, ...BR_IF_0, END,
-    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), 0x48, ...BR_IF_0, END, END, END,
-  );
+  body.push(...overWindows(s, DY, DX, pixel));
   return moduleWithImportedMemory(voidType(4), "p", body);
 }
 
@@ -49,9 +62,9 @@ export function tileAvgPoolGradWasm(s: { h: number; w: number; c: number; oh: nu
  * `scale` (1/(fh·fw); exact for power-of-two windows, so the sum is divided as the cpu backend
  * divides it), c channels as whole vectors, then single floats.
  */
-export function tileAvgPoolWasm(s: { h: number; w: number; c: number; oh: number; ow: number; fh: number; fw: number; scale: number }): number[] {
-  const [X, Y, N0, N1] = [0, 1, 2, 3];
-  const [N, OH, OW, PY, PX] = [4, 5, 6, 7, 8];
+export function tileAvgPoolWasm(s: TileShape): number[] {
+  const [X, Y] = [0, 1]; // parameters 2 and 3 are the image range, locals 4-8 overWindows's
+  const [PY, PX] = [7, 8];
   const K = 9;
   const scaleBytes = Array.from(new Uint8Array(new Float32Array([s.scale]).buffer));
   const body: number[] = [...locals([5, I32], [1, V128]), 0x43, ...scaleBytes, 0xfd, 0x13, ...set(K)];
@@ -67,19 +80,7 @@ export function tileAvgPoolWasm(s: { h: number; w: number; c: number; oh: number
     for (let t = 1; t < s.fh * s.fw; t++) pixel.push(...get(PX), ...loadF32(at(Math.floor(t / s.fw), t % s.fw, e)), F32_ADD);
     pixel.push(0x43, ...scaleBytes, 0x94, ...storeF32(4 * e));
   }
-  body.push(
-    ...get(N0), ...set(N), ...get(Y), ...get(N0), ...i32(4 * s.oh * s.ow * s.c), MUL, ADD, ...set(PY),
-    ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0), ...LOOP,
-    ...i32(0), ...set(OH), ...LOOP,
-    // PX = x + 4·((n·h + oh·fh)·w·c)
-    ...get(N), ...i32(s.h), MUL, ...get(OH), ...i32(s.fh), MUL, ADD, ...i32(4 * s.w * s.c), MUL, ...get(X), ADD, ...set(PX),
-    ...i32(s.ow), ...set(OW), ...LOOP,
-    ...pixel,
-    ...get(PY), ...i32(4 * s.c), ADD, ...set(PY), ...get(PX), ...i32(4 * s.fw * s.c), ADD, ...set(PX),
-    ...get(OW), ...i32(1), 0x6b, ...tee(OW), ...i32(0), 0x4a, ...BR_IF_0, END,
-    ...get(OH), ...i32(1), ADD, ...tee(OH), ...i32(s.oh), 0x48, ...BR_IF_0, END,
-    ...get(N), ...i32(1), ADD, ...tee(N), ...get(N1), 0x48, ...BR_IF_0, END, END, END,
-  );
+  body.push(...overWindows(s, Y, X, pixel));
   return moduleWithImportedMemory(voidType(4), "a", body);
 }
 
