@@ -138,6 +138,25 @@ function storeChannels(ptr: number, accLocal: number, offset: number, v: number,
 }
 
 /**
+ * Bytecode zeroing images [local n0, local n1) of the tensor at local `base` (`perImage` bytes each):
+ * local `p` walks from the first byte to local `end`, whole vectors, then single floats.
+ */
+function zeroImages(base: number, n0: number, n1: number, perImage: number, p: number, end: number): number[] {
+  return [
+    ...get(base), ...get(n0), ...i32(perImage), MUL, ADD, ...set(p),
+    ...get(base), ...get(n1), ...i32(perImage), MUL, ADD, ...set(end),
+    ...BLOCK, ...LOOP,
+    ...get(p), ...i32(16), ADD, ...get(end), 0x4b, ...brIf(1), // while (p + 16 <= end)
+    ...get(p), ...ZERO_F32X4, ...store(0),
+    ...get(p), ...i32(16), ADD, ...set(p), ...br(0), END, END,
+    ...BLOCK, ...LOOP,
+    ...get(p), ...get(end), 0x4f, ...brIf(1), // while (p < end)
+    ...get(p), 0x43, 0, 0, 0, 0, ...storeF32(0),
+    ...get(p), ...i32(4), ADD, ...set(p), ...br(0), END, END,
+  ];
+}
+
+/**
  * `f(x, w, bias, y, nStart, nEnd)`: y[n] = conv(x[n], w) (+ bias) (relu) for n in [nStart, nEnd):
  * x [N, hp, wp, c] (already padded), w packed as [fh, fw·c, kp] (kp = 4⌈k/4⌉, zeros past k),
  * bias kp floats, y [N, oh, ow, k].
@@ -340,17 +359,8 @@ export function padWasm(s: PadShape): number[] {
   const perImage = 4 * s.hp * s.wp * s.c;
   const body = [
     ...locals([4, I32]),
-    // xp[nStart..nEnd) = 0: PD from its first byte to PS, its end
-    ...get(XP), ...get(N0), ...i32(perImage), MUL, ADD, ...set(PD),
-    ...get(XP), ...get(N1), ...i32(perImage), MUL, ADD, ...set(PS),
-    ...BLOCK, ...LOOP,
-    ...get(PD), ...i32(16), ADD, ...get(PS), 0x4b, ...brIf(1), // while (pd + 16 <= end)
-    ...get(PD), ...ZERO_F32X4, ...store(0),
-    ...get(PD), ...i32(16), ADD, ...set(PD), ...br(0), END, END,
-    ...BLOCK, ...LOOP,
-    ...get(PD), ...get(PS), 0x4f, ...brIf(1), // while (pd < end)
-    ...get(PD), 0x43, 0, 0, 0, 0, ...storeF32(0),
-    ...get(PD), ...i32(4), ADD, ...set(PD), ...br(0), END, END,
+    // xp[nStart..nEnd) = 0
+    ...zeroImages(XP, N0, N1, perImage, PD, PS),
     ...get(N0), ...set(N),
     ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0),
     ...LOOP, ...i32(0), ...set(Y),
@@ -578,17 +588,8 @@ export function scatterWasm(s: ScatterShape): number[] {
     ...locals([6, I32]),
     ...get(N0), ...set(N),
     ...BLOCK, ...get(N), ...get(N1), 0x4e, ...brIf(0),
-    // dx[nStart..nEnd) = 0: PD from its first byte, PC its end; whole vectors, then single floats
-    ...get(DX), ...get(N0), ...i32(perImage), MUL, ADD, ...set(PD),
-    ...get(DX), ...get(N1), ...i32(perImage), MUL, ADD, ...set(PC),
-    ...BLOCK, ...LOOP,
-    ...get(PD), ...i32(16), ADD, ...get(PC), 0x4b, ...brIf(1), // while (pd + 16 <= pc)
-    ...get(PD), ...ZERO_F32X4, ...store(0),
-    ...get(PD), ...i32(16), ADD, ...set(PD), ...br(0), END, END,
-    ...BLOCK, ...LOOP,
-    ...get(PD), ...get(PC), 0x4f, ...brIf(1), // while (pd < pc)
-    ...get(PD), 0x43, 0, 0, 0, 0, ...storeF32(0),
-    ...get(PD), ...i32(4), ADD, ...set(PD), ...br(0), END, END,
+    // dx[nStart..nEnd) = 0
+    ...zeroImages(DX, N0, N1, perImage, PD, PC),
     ...LOOP, ...i32(0), ...set(OH),
     ...LOOP, ...i32(0), ...set(FH),
     ...LOOP,
