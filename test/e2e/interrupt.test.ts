@@ -82,8 +82,10 @@ describe.runIf(python)("Stop (kernel interrupt) in the real tslab kernel", () =>
       expect(interrupted.status, where).toBe("error");
       expect(interrupted.alive, where).toBe(true);
       expect(interrupted.message, where).toMatch(/interrupted/i);
-      expect(next.notes, where).toHaveLength(1);
-      expect(next.notes[0], where).toMatch(/^d2l: the previous run was interrupted; freed \d+ tensors? it left behind/);
+      // A cut between two of trainCh3's scopes (the chart's redraw, the metrics' bookkeeping) leaves nothing open
+      // and nothing alive: there is nothing to repair and no note. Any cut inside one is repaired and says so.
+      expect(next.notes.length, where).toBeLessThanOrEqual(1);
+      for (const note of next.notes) expect(note, where).toMatch(/^d2l: the previous run was interrupted; freed \d+ tensors? it left behind/);
       expectTrained(next, before);
       // An interrupted chart stays as drawn; the next run draws a chart of its own.
       expect(next.charts.some((id) => interrupted.charts.includes(id)), where).toBe(false);
@@ -91,8 +93,8 @@ describe.runIf(python)("Stop (kernel interrupt) in the real tslab kernel", () =>
     // The last four interrupts fall after the chart drew an epoch (kernel_interrupt.py waits for it): those charts kept their points.
     expect(runs.slice(6).map((r) => r.interrupted.pointsDrawn.some((n) => n > 0))).toEqual([true, true, true, true]);
     // Most cuts land mid-step with tensors alive, which the repair frees; a cut that lands while the
-    // chart redraws finds none alive ("freed 0"), which is right too: the count above is what must hold.
-    expect(runs.filter((r) => Number(/freed (\d+)/.exec(r.next.notes[0])?.[1]) > 0).length).toBeGreaterThanOrEqual(5);
+    // chart redraws finds none alive (no note, or "freed 0"), which is right too: the count above is what must hold.
+    expect(runs.filter((r) => Number(/freed (\d+)/.exec(r.next.notes[0] ?? "")?.[1]) > 0).length).toBeGreaterThanOrEqual(5);
   });
 
   it("a learner's plain cell looping in tf.tidy: interrupted, then training works and its tensors are freed", () => {
