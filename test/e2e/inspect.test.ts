@@ -1,7 +1,9 @@
 /**
  * What notebook 2.7 tells a reader to do: Tab completes `tf.rand` and Shift+Tab shows the
  * signature and documentation of `tf.ones`. A real tslab kernel, started by jupyter_client
- * as a front end starts it, answers complete_request and inspect_request.
+ * as a front end starts it, answers complete_request and inspect_request. And the globals a
+ * cell sees (scripts/lib/tslab-kernel.cjs): Node's, not those of every @types package the
+ * project's dev dependencies bring, while an imported package still comes with its types.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -22,7 +24,26 @@ from jupyter_client.manager import start_new_kernel
 km, kc = start_new_kernel(kernel_name=sys.argv[2], cwd=sys.argv[1], startup_timeout=120)
 try:
     kc.execute_interactive('import * as tf from "@tensorflow/tfjs";', timeout=120)
-    replies = {}
+    replies = {"cells": {}}
+    for name, code in [
+        ("node", 'const cwd: string = process.cwd(); const b: Buffer = Buffer.from("ab"); console.log(b.length)'),
+        ("jquery", 'console.log(typeof $)'),
+        ("lodash", 'import * as lodash from "lodash"; const total: number = lodash.sum([1, 2, 3]); console.log(total)'),
+        ("lodash-typed", 'const wrong: string = lodash.sum([1, 2]);'),
+    ]:
+        out = {"stdout": "", "error": ""}
+        def hook(msg, out=out):
+            if msg["msg_type"] == "stream":
+                out["stdout" if msg["content"]["name"] == "stdout" else "error"] += msg["content"]["text"]
+            elif msg["msg_type"] == "error":
+                out["error"] += msg["content"]["evalue"]
+        reply = kc.execute_interactive(code, timeout=120, output_hook=hook)
+        out["status"] = reply["content"]["status"]
+        if out["status"] != "ok":
+            out["error"] += reply["content"].get("evalue", "")
+            import time
+            time.sleep(0.3)  # tslab aborts requests that arrive within 200 ms of a failed one (tslab issue 19)
+        replies["cells"][name] = out
     for kind, code in [("inspect", "tf.ones"), ("complete", "tf.rand")]:
         getattr(kc, kind)(code, len(code))
         replies[kind] = kc.get_shell_msg(timeout=120)["content"]
@@ -32,7 +53,13 @@ finally:
     km.shutdown_kernel(now=True)
 `;
 
+interface Cell {
+  status: string;
+  stdout: string;
+  error: string;
+}
 interface Replies {
+  cells: Record<"node" | "jquery" | "lodash" | "lodash-typed", Cell>;
   inspect: { status: string; found: boolean; data: Record<string, string> };
   complete: { status: string; matches: string[] };
 }
@@ -69,5 +96,18 @@ describe.runIf(python)("tslab's completion and inspection (notebook 2.7)", () =>
     expect(replies.complete.status).toBe("ok");
     expect(replies.complete.matches).toEqual(expect.arrayContaining(["randomNormal", "randomUniform", "randomGamma"]));
     expect(replies.complete.matches.every((m) => m.startsWith("rand"))).toBe(true);
+  });
+
+  it("a cell sees Node's globals but not those of every @types package (jQuery's $), and an import brings its package's types", () => {
+    const { node, jquery, lodash, "lodash-typed": typed } = replies.cells;
+    expect(node.status, node.error).toBe("ok");
+    expect(node.stdout.trim()).toBe("2");
+    expect(jquery.status).toBe("error");
+    expect(jquery.error).toMatch(/Cannot find name '\$'/);
+    expect(lodash.status, lodash.error).toBe("ok");
+    expect(lodash.stdout.trim()).toBe("6");
+    // the import's types are checked: a number is not a string
+    expect(typed.status).toBe("error");
+    expect(typed.error).toMatch(/Type 'number' is not assignable to type 'string'/);
   });
 });

@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KERNEL_DISPLAY_NAME, KERNEL_NAME } from "../../scripts/lib/kernelspec";
+import { KERNEL_DISPLAY_NAME, KERNEL_ENTRY, KERNEL_NAME } from "../../scripts/lib/kernelspec";
 import { readNotebook, type Notebook } from "../../scripts/lib/notebook-json";
 import { BUILD_DIR, NOTEBOOKS_DIR, ROOT } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
@@ -104,7 +104,7 @@ describe.runIf(python)("npm run kernel with a real jupyter kernelspec", () => {
     expect(Object.keys(list)).toEqual(expect.arrayContaining(["tslab", "jslab", KERNEL_NAME]));
     expect(list[KERNEL_NAME].resource_dir).toBe(join(kernels, KERNEL_NAME));
     expect(list[KERNEL_NAME].spec.display_name).toBe(KERNEL_DISPLAY_NAME);
-    expect(list[KERNEL_NAME].spec.argv.slice(0, 2)).toEqual([process.execPath, join(ROOT, "node_modules", "tslab", "bin", "tslab")]);
+    expect(list[KERNEL_NAME].spec.argv.slice(0, 2)).toEqual([process.execPath, KERNEL_ENTRY]);
     expect(list.tslab.spec.display_name).toBe("TypeScript");
   }, 60_000);
 
