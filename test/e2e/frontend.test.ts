@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pathToFileURL } from "node:url";
 import { BUILD_DIR, NOTEBOOKS_DIR, ROOT } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
-import { CHROMIUM, launchChromium } from "./browser";
+import { CHROMIUM, DRIVE_FRONTENDS, launchChromium } from "./browser";
 import { startJupyterServer, type JupyterServer } from "./jupyter-server";
 
 const NOTEBOOK = "3.6-softmax-regression-scratch.ipynb";
@@ -80,7 +80,7 @@ async function watchTraining(page: Page, done: (v: TrainingView) => boolean, tim
   }
 }
 
-describe.runIf(runnable)("notebook 3.6 in a real Jupyter front end", () => {
+describe.runIf(runnable && DRIVE_FRONTENDS)("notebook 3.6 in a real Jupyter front end", () => {
   let server: JupyterServer;
   let browser: Browser;
   let page: Page;

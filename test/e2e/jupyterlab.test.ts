@@ -19,7 +19,7 @@ import { LAB_SOURCE_DIR, buildLabBundle } from "../../scripts/lib/lab-bundle";
 import { readNotebook } from "../../scripts/lib/notebook-json";
 import { BUILD_DIR, NOTEBOOKS_DIR, ROOT } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
-import { CHROMIUM, launchChromium } from "./browser";
+import { CHROMIUM, DRIVE_FRONTENDS, launchChromium } from "./browser";
 import { startJupyterServer, type JupyterServer } from "./jupyter-server";
 
 const TRAINING = "3.6-softmax-regression-scratch.ipynb";
@@ -134,7 +134,7 @@ async function scrollBottomUp(page: Page): Promise<void> {
   });
 }
 
-describe.runIf(runnable)("JupyterLab 4 with the tslab kernel", () => {
+describe.runIf(runnable && DRIVE_FRONTENDS)("JupyterLab 4 with the tslab kernel", () => {
   let server: JupyterServer;
   let browser: Browser;
   const pageErrors: string[] = [];
