@@ -14,6 +14,8 @@ import { useThreads } from "./thread-pool";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
 import { restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "./wasm-sigmoid-grad";
+import { restoreLeanClone, useLeanClone } from "./lean-clone";
+import { useFusedSoftmaxCrossEntropy } from "./fused-softmax-ce";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -48,6 +50,8 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmSigmoidGrad();
     useThreads(false);
     restoreSequentialCall();
+    restoreLeanClone();
+    useFusedSoftmaxCrossEntropy(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -62,6 +66,8 @@ export function useSpeedups(enabled: boolean): void {
     useSimdConv2d();
     useFastWasmAvgPoolGrad();
     useFastWasmSigmoidGrad();
+    useLeanClone();
+    useFusedSoftmaxCrossEntropy(true);
   }
 }
 
