@@ -16,6 +16,7 @@ import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
 import { restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "./wasm-sigmoid-grad";
 import { restoreLeanClone, useLeanClone } from "./lean-clone";
 import { useFusedSoftmaxCrossEntropy } from "./fused-softmax-ce";
+import { useFusedAccuracy } from "./fused-accuracy";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -52,6 +53,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreSequentialCall();
     restoreLeanClone();
     useFusedSoftmaxCrossEntropy(false);
+    useFusedAccuracy(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -68,6 +70,7 @@ export function useSpeedups(enabled: boolean): void {
     useFastWasmSigmoidGrad();
     useLeanClone();
     useFusedSoftmaxCrossEntropy(true);
+    useFusedAccuracy(true);
   }
 }
 
