@@ -18,7 +18,7 @@ import type { WasmBackendLike } from "./wasm-kernels";
  *   probs_ij = e_ij / Z_i; loss_i = log Z_i − Σ_j s_ij·t_ij; gradient dy_i · (probs_ij − t_ij).
  *
  * Where it applies: the wasm backend, float32 logits [n, K], int32 labels [n] (what d2l's data
- * iterators give); anything else (fewer than 2 classes, which tf.oneHot rejects, among it) takes the ops. Switched on by `useSpeedups(true)`, off (the ops
+ * iterators give), outside nested gradient tapes; anything else (fewer than 2 classes, which tf.oneHot rejects, among it) takes the ops. Switched on by `useSpeedups(true)`, off (the ops
  * again) by `useSpeedups(false)`.
  */
 
@@ -160,7 +160,8 @@ export function useFusedSoftmaxCrossEntropy(on: boolean): void {
  * does not apply (another backend, other dtypes or shapes, the speed-ups off): the caller then runs the ops.
  */
 export function fusedSoftmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor, labelSmoothing: number): tf.Tensor | undefined {
-  if (!state.enabled || tf.getBackend() !== "wasm" || logits.dtype !== "float32" || logits.rank !== 2 || y.dtype !== "int32" ||
+  // Nested tapes (a gradient of a gradient) take the ops: the gradient kernel has no gradient of its own.
+  if (!state.enabled || tf.getBackend() !== "wasm" || (tf.engine().state as { gradientDepth: number }).gradientDepth > 1 || logits.dtype !== "float32" || logits.rank !== 2 || y.dtype !== "int32" ||
     y.rank !== 1 || y.shape[0] !== logits.shape[0] || logits.shape[0] === 0 || (logits.shape[1] ?? 0) < 2) {
     return undefined;
   }

@@ -17,6 +17,7 @@ import { restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "./wasm-sigmoid-g
 import { restoreLeanClone, useLeanClone } from "./lean-clone";
 import { useFusedSoftmaxCrossEntropy } from "./fused-softmax-ce";
 import { useFusedAccuracy } from "./fused-accuracy";
+import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -54,6 +55,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreLeanClone();
     useFusedSoftmaxCrossEntropy(false);
     useFusedAccuracy(false);
+    restoreMeanGrad();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -71,6 +73,7 @@ export function useSpeedups(enabled: boolean): void {
     useLeanClone();
     useFusedSoftmaxCrossEntropy(true);
     useFusedAccuracy(true);
+    useOneKernelMeanGrad();
   }
 }
 
