@@ -18,6 +18,7 @@ import { restoreLeanClone, useLeanClone } from "./lean-clone";
 import { useFusedSoftmaxCrossEntropy } from "./fused-softmax-ce";
 import { useFusedAccuracy } from "./fused-accuracy";
 import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
+import { restoreSgd, useOneKernelSgd } from "./sgd-step";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -56,6 +57,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedSoftmaxCrossEntropy(false);
     useFusedAccuracy(false);
     restoreMeanGrad();
+    restoreSgd();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -74,6 +76,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedSoftmaxCrossEntropy(true);
     useFusedAccuracy(true);
     useOneKernelMeanGrad();
+    useOneKernelSgd();
   }
 }
 
