@@ -1,6 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
 import { ArgumentError } from "./validate";
-import { fusedSoftmaxCrossEntropy } from "./engine/fused-softmax-ce";
 
 /** A loss as d2l's training loops take it: predictions and labels in, one value per example out. */
 export type Loss = (yHat: tf.Tensor, y: tf.Tensor) => tf.Tensor;
@@ -32,9 +31,6 @@ export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor, labelSmooth
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
     throw new ArgumentError("softmaxCrossEntropy", "labelSmoothing", "a number in [0, 1)", labelSmoothing);
   }
-  // On wasm one kernel computes these ops (same floats): engine/fused-softmax-ce.ts
-  const fused = fusedSoftmaxCrossEntropy(logits, y, labelSmoothing);
-  if (fused !== undefined) return fused;
   const numClasses = logits.shape[1] as number;
   // tf.customGrad calls this with the inputs (the logits o) and a function that saves tensors for the gradient
   const lossWithGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {

@@ -3,7 +3,6 @@ import { Batch } from "./batches";
 import { Loss } from "./losses";
 import { Net, forward, setTraining } from "./models";
 import { ArgumentError } from "./validate";
-import { fusedCorrectCount } from "./engine/fused-accuracy";
 
 /**
  * Sums over n variables. A number is added at once; a tensor (a batch's loss, its count of
@@ -70,9 +69,6 @@ export class Accumulator {
  * @see d2l.accuracy (section 3.6.5, classification accuracy)
  */
 export function accuracy(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
-  // On wasm one kernel counts them (the same count): engine/fused-accuracy.ts
-  const fused = fusedCorrectCount(yHat, y);
-  if (fused !== undefined) return fused;
   return tf.tidy(() => {
     const predicted = yHat.rank > 1 && (yHat.shape[1] as number) > 1 ? yHat.argMax(1) : yHat;
     const cmp = predicted.cast(y.dtype).equal(y);

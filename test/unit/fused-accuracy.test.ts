@@ -1,8 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
-import { useFusedAccuracy } from "../../lib/src/engine/fused-accuracy";
-import { accuracy } from "../../lib/src/metrics";
+import { accuracy, useFusedAccuracy } from "../../lib/src/engine/fused-accuracy";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";

@@ -1,8 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
-import { useFusedSoftmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
-import { softmaxCrossEntropy } from "../../lib/src/losses";
+import { softmaxCrossEntropy, useFusedSoftmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";

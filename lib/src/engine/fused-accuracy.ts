@@ -1,11 +1,16 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackendLike } from "./wasm-kernels";
+import { accuracy as bookAccuracy } from "../metrics";
 
 /**
  * Replaces the ops of `accuracy` (metrics.ts: ArgMax, Cast, Equal, Cast, Sum: five passes through
  * tfjs's engine, each ~5-10 µs of bookkeeping for 256 rows of 10 values) on the wasm backend by one
  * kernel that counts the rows whose largest score sits at the label. Every training step and every
  * evaluated batch of chapters 3-6 calls it.
+ *
+ * How it is reached: `d2l.accuracy` (lib/src/index.ts), trainEpochCh3 and trainCh6 are {@link accuracy}
+ * below, which counts with the kernel where it applies and with the book's helper of metrics.ts
+ * otherwise; the helper itself stays as the book writes it (a notebook's `// @save` copy must match it).
  *
  * Same value: a count (exact in float32 up to 2²⁴ rows), and the same argmax as the wasm backend's
  * ArgMax kernel: the first index of the largest value, comparing with `>` from index 0 (so a row
@@ -65,4 +70,13 @@ export function fusedCorrectCount(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar | un
     return undefined;
   }
   return tf.engine().runKernel(KERNEL, { scores: yHat, labels: y }) as tf.Scalar;
+}
+
+/**
+ * The number of correct predictions, as a scalar tensor: d2l's `accuracy` (metrics.ts, which documents
+ * it), counted by one kernel where it applies (see above), else by that helper.
+ * @see d2l.accuracy (section 3.6.5, classification accuracy)
+ */
+export function accuracy(yHat: tf.Tensor, y: tf.Tensor): tf.Scalar {
+  return fusedCorrectCount(yHat, y) ?? bookAccuracy(yHat, y);
 }

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackendLike } from "./wasm-kernels";
+import { softmaxCrossEntropy as bookSoftmaxCrossEntropy } from "../losses";
 
 /**
  * Replaces the ops of `softmaxCrossEntropy` (losses.ts: a `tf.customGrad` of OneHot, Max, Sub, Exp,
@@ -17,6 +18,9 @@ import type { WasmBackendLike } from "./wasm-kernels";
  *   m = max_j o_ij; s_ij = o_ij − m; e_ij = exp(s_ij); Z_i = Σ_j e_ij (in order j = 0..K−1);
  *   probs_ij = e_ij / Z_i; loss_i = log Z_i − Σ_j s_ij·t_ij; gradient dy_i · (probs_ij − t_ij).
  *
+ * How it is reached: `d2l.softmaxCrossEntropy` (lib/src/index.ts) and trainCh6 are {@link softmaxCrossEntropy}
+ * below, which runs the fused kernel where it applies and the book's helper of losses.ts otherwise; the
+ * helper itself stays as the book writes it (a notebook's `// @save` copy must match it).
  * Where it applies: the wasm backend, float32 logits [n, K], int32 labels [n] (what d2l's data
  * iterators give), outside nested gradient tapes; anything else (fewer than 2 classes, which tf.oneHot rejects, among it) takes the ops. Switched on by `useSpeedups(true)`, off (the ops
  * again) by `useSpeedups(false)`.
@@ -169,4 +173,14 @@ export function fusedSoftmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor, labelS
   const [loss, probs] = tf.engine().runKernel(KERNEL, { logits, labels: y }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   probs.dispose(); // the gradient keeps its own reference (saved), if a tape records this
   return loss;
+}
+
+/**
+ * Cross-entropy from logits, one value per example: d2l's `softmaxCrossEntropy` (losses.ts, which
+ * documents it), computed by the fused kernel where it applies (see above), else by that helper.
+ * @see d2l section 3.7.2 (softmax implementation revisited)
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor, y: tf.Tensor, labelSmoothing = 0): tf.Tensor {
+  const valid = labelSmoothing >= 0 && labelSmoothing < 1; // else the helper says what is wrong
+  return (valid ? fusedSoftmaxCrossEntropy(logits, y, labelSmoothing) : undefined) ?? bookSoftmaxCrossEntropy(logits, y, labelSmoothing);
 }
