@@ -19,6 +19,7 @@ import { useFusedSoftmaxCrossEntropy } from "./fused-softmax-ce";
 import { useFusedAccuracy } from "./fused-accuracy";
 import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
 import { restoreSgd, useOneKernelSgd } from "./sgd-step";
+import { useFusedCrossEntropy } from "./fused-cross-entropy";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -58,6 +59,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedAccuracy(false);
     restoreMeanGrad();
     restoreSgd();
+    useFusedCrossEntropy(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -77,6 +79,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedAccuracy(true);
     useOneKernelMeanGrad();
     useOneKernelSgd();
+    useFusedCrossEntropy(true);
   }
 }
 
