@@ -38,7 +38,10 @@ export { getThreads, setThreads } from "./thread-pool";
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
  * gradient (wasm-sigmoid-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
- * see setThreads). Fixes of wrong results stay on either way.
+ * see setThreads). Fewer passes through tfjs's engine a training step, same floats: tensors saved for a gradient are
+ * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy and d2l.accuracy, a mean's
+ * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
+ * fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
