@@ -54,10 +54,14 @@ export { imagesFigure, showImages } from "./show-images";
 // Models, losses, optimization, training.
 export { forward, isTraining, linreg, setTraining, softmax } from "./models";
 export type { FunctionNet, Net } from "./models";
-export { crossEntropy, softmaxCrossEntropy, squaredLoss } from "./losses";
+export { squaredLoss } from "./losses";
+// the book's helpers of losses.ts and metrics.ts, computed by one wasm kernel where one applies (engine/fused-*.ts)
+export { softmaxCrossEntropy } from "./engine/fused-softmax-ce";
+export { crossEntropy } from "./engine/fused-cross-entropy";
 export type { Loss } from "./losses";
 export { backward, gradOf, sgd, zeroGrad } from "./optim";
-export { Accumulator, accuracy, evaluateAccuracy, evaluateLoss } from "./metrics";
+export { Accumulator, evaluateAccuracy, evaluateLoss } from "./metrics";
+export { accuracy } from "./engine/fused-accuracy";
 export { dropoutLayer, l2Penalty } from "./regularization";
 export { Adam } from "./adam";
 export type { AdamOptions } from "./adam";

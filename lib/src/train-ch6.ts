@@ -2,8 +2,9 @@ import * as tf from "@tensorflow/tfjs";
 import { Animator } from "./animator";
 import { Batch, BatchSource } from "./batches";
 import { Device, tryGpu } from "./device";
-import { softmaxCrossEntropy } from "./losses";
-import { Accumulator, accuracy } from "./metrics";
+import { softmaxCrossEntropy } from "./engine/fused-softmax-ce"; // losses.ts's, as one wasm kernel where it applies
+import { Accumulator } from "./metrics";
+import { accuracy } from "./engine/fused-accuracy"; // metrics.ts's, likewise
 import { Net, forward, setTraining } from "./models";
 import { Timer } from "./timer";
 import { TrainMetrics } from "./train";

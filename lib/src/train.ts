@@ -2,7 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { Animator } from "./animator";
 import { Batch } from "./batches";
 import { Loss } from "./losses";
-import { Accumulator, accuracy, evaluateAccuracy } from "./metrics";
+import { Accumulator, evaluateAccuracy } from "./metrics";
+import { accuracy } from "./engine/fused-accuracy"; // metrics.ts's, as one wasm kernel where it applies
 import { Net, forward, setTraining } from "./models";
 import { backward } from "./optim";
 import { getFashionMnistLabels } from "./fashion-mnist";

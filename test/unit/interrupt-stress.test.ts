@@ -13,7 +13,10 @@ import * as tf from "@tensorflow/tfjs";
 import { runInThisContext } from "vm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { recoverFromInterrupt } from "../../lib/src/engine/interrupt";
-import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
+// the losses as d2l exports them: one wasm kernel each where they apply (engine/fused-*.ts), cut like any other
+import { crossEntropy } from "../../lib/src/engine/fused-cross-entropy";
+import { softmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
+import { accuracy as countCorrect } from "../../lib/src/engine/fused-accuracy";
 import { softmax } from "../../lib/src/models";
 import { backward, sgd, zeroGrad } from "../../lib/src/optim";
 import { busyThreads, getThreads, setThreads } from "../../lib/src/engine/thread-pool";
@@ -129,6 +132,31 @@ describe("interrupts at hundreds of moments", () => {
     expect(notes.length).toBeGreaterThan(300);
     const accuracy = tf.tidy(() => (model.predict(X) as tf.Tensor).argMax(1).equal(y).mean().dataSync()[0]);
     expect(accuracy).toBeGreaterThan(0.9);
+    model.dispose();
+    optimizer.dispose();
+    tf.dispose([X, y]);
+  });
+
+  it("a layers model under tf.train.sgd (one kernel a variable), its mean loss's gradient and the correct count: the counts hold", async () => {
+    const [X, y] = blobs(2000);
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [4] })] });
+    const optimizer = tf.train.sgd(0.1);
+    let correct = 0;
+    const step = () => {
+      optimizer.minimize(() => softmaxCrossEntropy(model.apply(X) as tf.Tensor, y).mean() as tf.Scalar);
+      countCorrect(model.apply(X) as tf.Tensor, y);
+    };
+    const { off, before, notes } = await stress(
+      400,
+      () => {
+        for (;;) tf.tidy(step);
+      },
+      () => undefined,
+    );
+    expect(off, `counts before: ${JSON.stringify(before)}`).toEqual([]);
+    expect(notes.length).toBeGreaterThan(300);
+    correct = tf.tidy(() => countCorrect(model.predict(X) as tf.Tensor, y).dataSync()[0]);
+    expect(correct / 2000).toBeGreaterThan(0.9);
     model.dispose();
     optimizer.dispose();
     tf.dispose([X, y]);

@@ -14,6 +14,12 @@ import { useThreads } from "./thread-pool";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
 import { restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "./wasm-sigmoid-grad";
+import { restoreLeanClone, useLeanClone } from "./lean-clone";
+import { useFusedSoftmaxCrossEntropy } from "./fused-softmax-ce";
+import { useFusedAccuracy } from "./fused-accuracy";
+import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
+import { restoreSgd, useOneKernelSgd } from "./sgd-step";
+import { useFusedCrossEntropy } from "./fused-cross-entropy";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -32,7 +38,10 @@ export { getThreads, setThreads } from "./thread-pool";
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
  * gradient (wasm-sigmoid-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
- * see setThreads). Fixes of wrong results stay on either way.
+ * see setThreads). Fewer passes through tfjs's engine a training step, same floats: tensors saved for a gradient are
+ * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy and d2l.accuracy, a mean's
+ * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
+ * fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -48,6 +57,12 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmSigmoidGrad();
     useThreads(false);
     restoreSequentialCall();
+    restoreLeanClone();
+    useFusedSoftmaxCrossEntropy(false);
+    useFusedAccuracy(false);
+    restoreMeanGrad();
+    restoreSgd();
+    useFusedCrossEntropy(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -62,6 +77,12 @@ export function useSpeedups(enabled: boolean): void {
     useSimdConv2d();
     useFastWasmAvgPoolGrad();
     useFastWasmSigmoidGrad();
+    useLeanClone();
+    useFusedSoftmaxCrossEntropy(true);
+    useFusedAccuracy(true);
+    useOneKernelMeanGrad();
+    useOneKernelSgd();
+    useFusedCrossEntropy(true);
   }
 }
 

@@ -1,0 +1,88 @@
+import * as tf from "@tensorflow/tfjs";
+import { afterAll, describe, expect, it } from "vitest";
+import { useSpeedups } from "../../lib/src/engine";
+import { softmaxCrossEntropy, useFusedSoftmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
+import { values } from "./kernel-fixtures";
+
+const onWasm = tf.getBackend() === "wasm";
+
+/** Logits spread over [-scale, scale), a row of equal logits, a row with one huge logit; labels 0..k-1 and one out of range. */
+function inputs(n: number, k: number, scale: number): { logits: tf.Tensor2D; y: tf.Tensor1D } {
+  const o = values(n * k, 7 + k).map((v) => scale * v);
+  o.fill(0.25, 0, k); // row 0: all equal
+  if (n > 1) o[k + 1] = 80; // row 1: exp would overflow without the shift
+  const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % k);
+  if (n > 2) labels[2] = k; // out of range: tf.oneHot gives a row of zeros (ε/K with smoothing)
+  return { logits: tf.tensor2d(o, [n, k]), y: tf.tensor1d(labels, "int32") };
+}
+
+/** The loss per example and the gradient of Σ loss·w (w a fixed weight per example) with respect to the logits, as float32 bits. */
+function lossAndGradient(n: number, k: number, scale: number, labelSmoothing: number): [Uint32Array, Uint32Array] {
+  const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
+  const { logits, y } = inputs(n, k, scale);
+  const x = tf.variable(logits);
+  const [loss, grad] = tf.tidy(() => {
+    const w = tf.tensor1d(values(n, 99).map((v) => 1 + v));
+    const { grads } = tf.variableGrads(() => softmaxCrossEntropy(x, y, labelSmoothing).mul(w).sum() as tf.Scalar, [x]);
+    return [softmaxCrossEntropy(x, y, labelSmoothing), grads[x.name]];
+  });
+  const out: [Uint32Array, Uint32Array] = [bits(loss), bits(grad)];
+  tf.dispose([logits, y, x, loss, grad]);
+  return out;
+}
+
+describe.skipIf(!onWasm)("fused softmaxCrossEntropy (wasm backend)", () => {
+  afterAll(() => useSpeedups(true));
+  const cases: [number, number, number, number][] = [
+    [256, 10, 8, 0], // softmax regression's batch
+    [96, 10, 30, 0], // the last batch of an epoch, wide logits
+    [5, 3, 2, 0.1], // label smoothing
+    [3, 2, 1, 0], // two classes (tf.oneHot rejects one: so do the ops, which then run)
+  ];
+  it.each(cases)("gives the ops' loss and gradient bit for bit: n %i, K %i, logits ±%f, ε %f", (n, k, scale, eps) => {
+    useFusedSoftmaxCrossEntropy(false);
+    const [opsLoss, opsGrad] = lossAndGradient(n, k, scale, eps);
+    useFusedSoftmaxCrossEntropy(true);
+    const before = tf.memory().numTensors;
+    const [fusedLoss, fusedGrad] = lossAndGradient(n, k, scale, eps);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(fusedLoss).toEqual(opsLoss);
+    expect(fusedGrad).toEqual(opsGrad);
+  });
+
+  it("runs one kernel forward and one for the gradient", () => {
+    useFusedSoftmaxCrossEntropy(true);
+    const counts = new Map<string, number>();
+    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
+    const own = engine.runKernel;
+    engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+      return own.call(this, name, ...rest);
+    };
+    try {
+      tf.tidy(() => {
+        const { logits, y } = inputs(8, 4, 1);
+        tf.grad((x: tf.Tensor) => softmaxCrossEntropy(x, y).sum())(logits);
+      });
+    } finally {
+      delete (engine as { runKernel?: unknown }).runKernel;
+    }
+    expect(counts.get("D2lSoftmaxCrossEntropy")).toBe(1);
+    expect(counts.get("D2lSoftmaxCrossEntropyGrad")).toBe(1);
+    expect(counts.get("Exp")).toBeUndefined();
+    expect(counts.get("OneHot")).toBeUndefined();
+  });
+
+  it("leaves float labels and the speed-ups off to the ops, with the same values", () => {
+    useFusedSoftmaxCrossEntropy(true);
+    const { logits, y } = inputs(6, 4, 3);
+    const fused = softmaxCrossEntropy(logits, y);
+    useSpeedups(false);
+    const ops = softmaxCrossEntropy(logits, y);
+    useSpeedups(true);
+    expect(Array.from(fused.dataSync())).toEqual(Array.from(ops.dataSync()));
+    // float32 labels: tf.oneHot rejects them, as before
+    expect(() => softmaxCrossEntropy(logits, y.cast("float32"))).toThrow(/int32/);
+    tf.dispose([logits, y, fused, ops]);
+  });
+});
