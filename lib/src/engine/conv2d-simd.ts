@@ -5,8 +5,10 @@ import {
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
-import { activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { type WasmBackendLike, type WasmKernel, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
+import { type KernelCall, activeThreads, runSplit, runSplitCalls, splitRanges } from "./thread-pool";
+import { packedPlan, skipsZeros } from "./packed-matmul";
+import { installedPackedOptions } from "./wasm-matmul";
 import { filterGradientHook } from "./wasm-conv-grad";
 
 /**
@@ -612,10 +614,13 @@ export function scatterWasm(s: ScatterShape): number[] {
 
 /**
  * The input gradient of a convolution (any stride, dilation 1) as a product and a scatter: cols =
- * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, by the backend's BatchMatMul kernel, ours where
- * wasm-matmul.ts is installed), then each row of cols added into dx under its window; both a
- * chunk of {@link SCATTER_CHUNK} images at a time. Half the
- * multiplications of the flipped-filter convolution, which also multiplies the padding's zeros.
+ * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, packed-matmul.ts's kernel, as the registered
+ * BatchMatMul computes it), then each row of cols added into dx under its window; both a chunk of
+ * {@link SCATTER_CHUNK} images at a time, so cols is still in cache when the scatter reads it.
+ * Half the multiplications of the flipped-filter convolution, which also multiplies the padding's
+ * zeros. Split by images: each thread runs the product and the scatter of its own images' chunks,
+ * one hand-off for the whole gradient (LeNet's second layer had 16: a split product and a split
+ * scatter per chunk), into scratch of its own; each dx image is computed by one thread as on one.
  */
 export function productInputGradient(
   backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo,
@@ -629,10 +634,83 @@ export function productInputGradient(
   const wp = Math.max((OW - 1) * info.strideWidth + FW, left + W);
   const shape: ScatterShape = { hp, wp, c: C, oh: OH, ow: OW, fh: FH, fw: FW, sh: info.strideHeight, sw: info.strideWidth };
   const scatter = wasmKernel(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
-  const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
-  if (scatter === undefined || matMul === undefined) return undefined;
+  if (scatter === undefined) return undefined;
   const taps = FH * FW * C;
+  const options = installedPackedOptions();
+  const skipZeros = options === undefined ? false
+    : options.skipZeros === "auto" ? skipsZeros(backend, backend.getMemoryOffset(dy.dataId), N * OH * OW * K) : options.skipZeros;
+  const plan = options && packedPlan(backend, { k: K, n: taps, transposeA: false, transposeB: true, bias: false, relu: false }, { relaxed: options.relaxed, skipZeros });
+  // the packed kernel off (useFastWasmMatMul({ packed: false })): the registered BatchMatMul, chunk by chunk
+  if (plan === undefined) return inputGradientByMatMul(backend, dy, filter, info, scatter, shape);
   const direct = hp === H && wp === W && top === 0 && left === 0;
+  const out = backend.makeOutput([N, H, W, C], "float32");
+  const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
+  // each part's scratch: a chunk's cols, op(B) packed, the kernel's list of steps
+  const colsFloats = Math.min(SCATTER_CHUNK, N) * OH * OW * taps;
+  const perPart = colsFloats + plan.scratchFloats + plan.listWords;
+  const threads = N * OH * OW * K * taps >= SPLIT_FROM ? activeThreads() : 1;
+  const scratch = backend.makeOutput([Math.min(threads, N) * perPart], "float32");
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const [pdy, pw, ptarget, pscratch] = [off(dy), off(filter), off(target), off(scratch)];
+  const perImage = OH * OW;
+  // rounds of at most MAX_CHUNKS chunks a thread (a worker's job has a bounded length)
+  for (let r0 = 0; r0 < N; r0 += threads * SCATTER_CHUNK * MAX_CHUNKS) {
+    const parts = splitRanges(Math.min(N - r0, threads * SCATTER_CHUNK * MAX_CHUNKS), threads);
+    runSplitCalls(memoryOf(backend), parts.length, (part) => {
+      const pcols = pscratch + 4 * perPart * part;
+      const pt = pcols + 4 * colsFloats;
+      const plist = pt + 4 * plan.scratchFloats;
+      const calls: KernelCall[] = [];
+      for (let n0 = r0 + parts[part][0]; n0 < r0 + parts[part][1]; n0 += SCATTER_CHUNK) {
+        const n1 = Math.min(r0 + parts[part][1], n0 + SCATTER_CHUNK);
+        const rows = (n1 - n0) * perImage;
+        // cols = these images' rows of dy times Wᵀ; then scattered into their dx, which the scatter indexes by absolute
+        // image number: its base moved back by n0 images (i32 arithmetic wraps)
+        calls.push([plan.kernel, [pdy + 4 * n0 * perImage * K, pw, 0, pcols, rows, pt, plist, rows]]);
+        calls.push([scatter, [(pcols - 4 * n0 * perImage * taps) | 0, ptarget, n0, n1]]);
+      }
+      return calls;
+    });
+  }
+  backend.disposeData(scratch.dataId);
+  if (!direct) unpad(backend, target, out, info);
+  return out;
+}
+
+/** Chunks of {@link SCATTER_CHUNK} images a thread takes in one job of {@link productInputGradient}. */
+const MAX_CHUNKS = 16;
+
+/** dx [N, H, W, C] cut out of the padded gradient `target` [N, hp, wp, C] (top-left at the padding), and `target` freed. */
+function unpad(backend: WasmBackendLike, target: tf.TensorInfo, out: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void {
+  const [N, hp, wp] = target.shape;
+  const { inHeight: H, inWidth: W, inChannels: C } = info;
+  const { top, left } = info.padInfo;
+  const src = f32(backend, target);
+  const dst = f32(backend, out);
+  const row = W * C;
+  for (let n = 0; n < N; n++) {
+    for (let y = 0; y < H; y++) {
+      const from = ((n * hp + y + top) * wp + left) * C;
+      dst.set(src.subarray(from, from + row), (n * H + y) * row);
+    }
+  }
+  backend.disposeData(target.dataId);
+}
+
+/**
+ * {@link productInputGradient} with the product by the registered BatchMatMul kernel (where the
+ * packed kernel is off), a chunk of images at a time: the product (split by rows where large) and
+ * then the scatter (split by images).
+ */
+function inputGradientByMatMul(
+  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, scatter: WasmKernel, shape: ScatterShape,
+): tf.TensorInfo | undefined {
+  const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
+  if (matMul === undefined) return undefined;
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = info;
+  const { hp, wp } = shape;
+  const taps = shape.fh * shape.fw * C;
+  const direct = hp === H && wp === W && info.padInfo.top === 0 && info.padInfo.left === 0;
   const out = backend.makeOutput([N, H, W, C], "float32");
   const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
   const ptarget = backend.getMemoryOffset(target.dataId);
@@ -654,18 +732,7 @@ export function productInputGradient(
     backend.disposeData(cols.dataId);
     if (a !== dy) backend.disposeData(a.dataId);
   }
-  if (!direct) {
-    const src = f32(backend, target);
-    const dst = f32(backend, out);
-    const row = W * C;
-    for (let n = 0; n < N; n++) {
-      for (let y = 0; y < H; y++) {
-        const from = ((n * hp + y + top) * wp + left) * C;
-        dst.set(src.subarray(from, from + row), (n * H + y) * row);
-      }
-    }
-    backend.disposeData(target.dataId);
-  }
+  if (!direct) unpad(backend, target, out, info);
   return out;
 }
 

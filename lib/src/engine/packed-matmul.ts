@@ -6,7 +6,7 @@ import {
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType, V128_OR, loadI32, storeI32,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
-import { wasmKernel } from "./wasm-kernels";
+import { type WasmKernel, wasmKernel } from "./wasm-kernels";
 import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
@@ -609,6 +609,45 @@ function batchOf(a: number[], b: number[]): { shape: number[]; a: number; b: num
   return undefined;
 }
 
+/** The packed kernel for one product's shape, and the scratch each call of it needs. */
+export interface PackedPlan {
+  kernel: WasmKernel;
+  /** Rows of its register block (a thread's range of rows starts at a multiple of it). */
+  rows: number;
+  /** Floats of scratch a call packs op(B) into. */
+  scratchFloats: number;
+  /** i32 words of the list of steps a call makes (skipZeros; else 0). */
+  listWords: number;
+}
+
+/**
+ * The packed kernel for op(A)·op(B) with op(A) m×k and op(B) k×n (its module generated on first
+ * use), as {@link packedMatMul} runs it; callers that schedule its calls themselves (the input
+ * gradient of conv2d-simd.ts, a product and a scatter on each thread's images) call it as
+ * `kernel.call(a, b, bias, c, m, scratch, list, lda)` (see {@link packedMatMulWasm}). Undefined
+ * where the module cannot run.
+ */
+export function packedPlan(
+  backend: WasmBackendLike, product: { k: number; n: number; transposeA: boolean; transposeB: boolean; bias: boolean; relu: boolean },
+  options: PackedOptions & { skipZeros: boolean },
+): PackedPlan | undefined {
+  const { k, n, transposeA, transposeB, relu } = product;
+  const relaxed = options.relaxed && relaxedSimdAvailable();
+  const skipZeros = options.skipZeros;
+  const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros };
+  if (options.rows !== undefined) shape.rows = options.rows;
+  if (options.panels !== undefined) shape.panels = options.panels;
+  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
+  const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
+  if (kernel === undefined) return undefined;
+  return { kernel, rows: shape.rows, scratchFloats: Math.ceil(n / NR) * NR * k, listWords: skipZeros ? (ENTRY_BYTES / 4) * k : 0 };
+}
+
+/** Whether A (`size` floats at `offset`) is zeros enough for the packed kernel to skip them ("auto"). */
+export function skipsZeros(backend: WasmBackendLike, offset: number, size: number): boolean {
+  return zeroShare(backend, offset, size) >= SKIP_ZEROS_FROM;
+}
+
 /**
  * op(A)·op(B) (+ bias over the rows) (relu) with the packed kernel, in the wasm backend's memory:
  * float32 operands, batches that match or broadcast one matrix, a bias of n values. Otherwise (or
@@ -629,23 +668,17 @@ export function packedMatMul(
   if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
   const batch = batchOf(a.shape, b.shape);
   if (batch === undefined) return undefined;
-  const relaxed = options.relaxed && relaxedSimdAvailable();
   const skip = options.skipZeros ?? "auto";
-  const skipZeros = skip === "auto" ? zeroShare(backend, backend.getMemoryOffset(a.dataId), m * k) >= SKIP_ZEROS_FROM : skip;
-  const shape: PackedShape = { k, n, transposeA, transposeB, bias: bias !== undefined, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros };
-  if (options.rows !== undefined) shape.rows = options.rows;
-  if (options.panels !== undefined) shape.panels = options.panels;
-  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
-  const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
-  if (kernel === undefined) return undefined;
+  const skipZeros = skip === "auto" ? skipsZeros(backend, backend.getMemoryOffset(a.dataId), m * k) : skip;
+  const plan = packedPlan(backend, { k, n, transposeA, transposeB, bias: bias !== undefined, relu }, { ...options, skipZeros });
+  if (plan === undefined) return undefined;
+  const { kernel, scratchFloats, listWords } = plan;
   const count = Math.max(batch.a, batch.b);
   // each thread packs op(B) into its own scratch and lists its own steps
-  const ranges = rowRanges(m, k, n, shape.rows);
-  const scratchFloats = Math.ceil(n / NR) * NR * k;
-  const listWords = (ENTRY_BYTES / 4) * k;
+  const ranges = rowRanges(m, k, n, plan.rows);
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
   const scratch = backend.makeOutput([ranges.length * scratchFloats], "float32");
-  const list = skipZeros ? backend.makeOutput([ranges.length * listWords], "int32") : undefined;
+  const list = listWords > 0 ? backend.makeOutput([ranges.length * listWords], "int32") : undefined;
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
   const [pa, pb, pc, pt] = [offset(a), offset(b), offset(out), offset(scratch)];
