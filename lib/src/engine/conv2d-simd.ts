@@ -69,6 +69,8 @@ const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebA
 const filterUnroll = (s: ConvShape, rows: number) => (s.sw * s.c < rows ? 4 : 1);
 /** Images per partial sum of the filter gradient (fixed, so the result does not depend on the split). */
 export const FILTER_CHUNK = 32;
+/** Chunks of images (FILTER_CHUNK or SCATTER_CHUNK) a thread takes in one job (a worker's job has a bounded length). */
+const MAX_CHUNKS = 16;
 /** The largest number of output channels the kernels handle (4 vectors). */
 export const MAX_CHANNELS = 16;
 
@@ -386,6 +388,22 @@ export function padWasm(s: PadShape): number[] {
  * JavaScript loop, 0.043 in the module, CPU); the loop remains where the module cannot be made.
  */
 function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info: tf.TensorInfo; temp: boolean } {
+  const plan = paddingPlan(backend, x, p);
+  if (plan.pad !== undefined) {
+    const n = x.shape[0];
+    const ranges = tf.util.sizeFromShape(plan.info.shape) >= SPLIT_ELEMENTS_FROM ? splitRanges(n, activeThreads()) : [[0, n] as [number, number]];
+    runSplitCalls(memoryOf(backend), ranges.length, (part) => [plan.pad!(ranges[part][0], ranges[part][1])]);
+  }
+  return plan;
+}
+
+/**
+ * The padded tensor of {@link padded}, allocated, and the call that fills images [start, end) of it
+ * (for the caller to run on each thread's images before the kernel that reads them: one hand-off
+ * for both); undefined when there is nothing to fill (no padding) or it was filled here already
+ * (no module: the JavaScript loop).
+ */
+function paddingPlan(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info: tf.TensorInfo; temp: boolean; pad?: (start: number, end: number) => KernelCall } {
   if (p.top === 0 && p.bottom === 0 && p.left === 0 && p.right === 0) return { info: x, temp: false };
   const [n, h, w, c] = x.shape;
   const hp = h + p.top + p.bottom;
@@ -395,9 +413,7 @@ function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info:
   const pad = wasmKernel(backend, `conv-pad ${JSON.stringify(shape)}`, () => padWasm(shape), "p");
   if (pad !== undefined) {
     const [px, pxp] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
-    const ranges = n * hp * wp * c >= SPLIT_ELEMENTS_FROM ? splitRanges(n, activeThreads()) : [[0, n] as [number, number]];
-    runSplit(memoryOf(backend), pad, ranges, (start, end) => [px, pxp, start, end]);
-    return { info: out, temp: true };
+    return { info: out, temp: true, pad: (start, end) => [pad, [px, pxp, start, end]] };
   }
   const src = f32(backend, x);
   const dst = f32(backend, out);
@@ -452,7 +468,7 @@ export function simdConv2d(
   const key = `conv ${JSON.stringify(shape)}`;
   const f = wasmKernel(backend, key, () => convForwardWasm(shape), "f");
   if (f === undefined) return undefined;
-  const xp = padded(backend, x, p);
+  const xp = paddingPlan(backend, x, p);
   const packed = backend.makeOutput([info.filterHeight * info.filterWidth * info.inChannels * kp + kp], "float32");
   const out = backend.makeOutput(info.outShape, "float32");
   {
@@ -465,11 +481,15 @@ export function simdConv2d(
   }
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const pw = off(packed);
-  // ranges of images, one a thread (thread-pool.ts): each image's output is computed as on one thread
+  // ranges of images, one a thread (thread-pool.ts), each padding its images and convolving them: each image's output
+  // is computed as on one thread
   const [px, pbias, py] = [off(xp.info), pw + 4 * info.filterHeight * info.filterWidth * info.inChannels * kp, off(out)];
   const work = info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels * k;
   const ranges = work >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
-  runSplit(memoryOf(backend), f, ranges, (start, end) => [px, pw, pbias, py, start, end]);
+  runSplitCalls(memoryOf(backend), ranges.length, (part) => {
+    const [start, end] = ranges[part];
+    return [...(xp.pad ? [xp.pad(start, end)] : []), [f, [px, pw, pbias, py, start, end]]];
+  });
   backend.disposeData(packed.dataId);
   if (xp.temp) backend.disposeData(xp.info.dataId);
   return out;
@@ -491,20 +511,28 @@ export function simdFilterGradient(
   if (g === undefined) return undefined;
   const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
   const chunks = Math.ceil(info.batchSize / FILTER_CHUNK);
-  const xp = padded(backend, x, p);
+  const xp = paddingPlan(backend, x, p);
   const partials = chunks > 1 ? backend.makeOutput([chunks * size], "float32") : undefined;
   const out = backend.makeOutput(info.filterShape, "float32");
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const [px, pdy] = [off(xp.info), off(dy)];
   if (partials === undefined) {
-    g.call(px, pdy, off(out), 0, info.batchSize);
+    runSplitCalls(memoryOf(backend), 1, () => [...(xp.pad ? [xp.pad(0, info.batchSize)] : []), [g, [px, pdy, off(out), 0, info.batchSize]]]);
   } else {
     const base = off(partials);
-    // each chunk's partial sum by one thread (thread-pool.ts), as many chunks at once as there are threads
+    // each chunk's partial sum by one thread (thread-pool.ts): a thread takes a range of chunks, pads their images and
+    // sums each chunk (one hand-off for the whole gradient)
+    // (in rounds of at most MAX_CHUNKS chunks a thread: a worker's job has a bounded length)
     const threads = activeThreads();
-    for (let first = 0; first < chunks; first += threads) {
-      const ranges = Array.from({ length: Math.min(threads, chunks - first) }, (_, j): [number, number] => [first + j, first + j + 1]);
-      runSplit(memoryOf(backend), g, ranges, (i) => [px, pdy, base + 4 * size * i, i * FILTER_CHUNK, Math.min(info.batchSize, (i + 1) * FILTER_CHUNK)]);
+    const images = (i: number) => Math.min(info.batchSize, i * FILTER_CHUNK);
+    for (let r0 = 0; r0 < chunks; r0 += threads * MAX_CHUNKS) {
+      const parts = splitRanges(Math.min(chunks - r0, threads * MAX_CHUNKS), threads);
+      runSplitCalls(memoryOf(backend), parts.length, (part) => {
+        const [c0, c1] = [r0 + parts[part][0], r0 + parts[part][1]];
+        const calls: KernelCall[] = xp.pad ? [xp.pad(images(c0), images(c1))] : [];
+        for (let i = c0; i < c1; i++) calls.push([g, [px, pdy, base + 4 * size * i, images(i), images(i + 1)]]);
+        return calls;
+      });
     }
     // the partial sums, added in chunk order (float32 rounding at each add)
     const sums = f32(backend, partials);
@@ -676,9 +704,6 @@ export function productInputGradient(
   if (!direct) unpad(backend, target, out, info);
   return out;
 }
-
-/** Chunks of {@link SCATTER_CHUNK} images a thread takes in one job of {@link productInputGradient}. */
-const MAX_CHUNKS = 16;
 
 /** dx [N, H, W, C] cut out of the padded gradient `target` [N, hp, wp, C] (top-left at the padding), and `target` freed. */
 function unpad(backend: WasmBackendLike, target: tf.TensorInfo, out: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void {
