@@ -6,7 +6,7 @@ import {
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 import { type WasmBackendLike, type WasmKernel, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
-import { type KernelCall, activeThreads, runSplit, runSplitCalls, splitRanges } from "./thread-pool";
+import { type KernelCall, SPLIT_PASS_FROM, SPLIT_PRODUCT_FROM, activeThreads, runSplit, runSplitCalls, splitRanges } from "./thread-pool";
 import { packedPlan, skipsZeros } from "./packed-matmul";
 import { installedPackedOptions } from "./wasm-matmul";
 import { filterGradientHook } from "./wasm-conv-grad";
@@ -46,7 +46,7 @@ import { filterGradientHook } from "./wasm-conv-grad";
  */
 
 /** Convolutions of at least this many multiply-adds split their images across threads (as packed-matmul.ts's products). */
-const SPLIT_FROM = 1 << 21;
+const SPLIT_FROM = SPLIT_PRODUCT_FROM;
 
 /**
  * Images whose product dy·Wᵀ is computed and scattered at a time, so the product (1.9 MB for 32 of
@@ -55,8 +55,8 @@ const SPLIT_FROM = 1 << 21;
  */
 const SCATTER_CHUNK = 32;
 
-/** Passes over memory (the input gradient's scatter, with its zeroing) of at least this many floats split their images across threads. */
-export const SPLIT_ELEMENTS_FROM = 1 << 18;
+/** Passes over memory (a padding copy alone) of at least this many floats split their images across threads. */
+export const SPLIT_ELEMENTS_FROM = SPLIT_PASS_FROM;
 
 /** The wasm backend's memory (shared where initBackend made it so; then runSplit uses threads). */
 const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebAssembly.Memory;

@@ -7,7 +7,7 @@ import {
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { type WasmKernel, wasmKernel } from "./wasm-kernels";
-import { activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { SPLIT_PRODUCT_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -586,10 +586,11 @@ function zeroShare(backend: WasmBackendLike, offset: number, size: number): numb
 const ENTRY_BYTES = 20;
 
 /**
- * Products of at least this many multiply-adds (m·k·n) are split across threads: about 0.1 ms of
- * work on one thread, against some 20-50 µs to wake a worker and wait for it.
+ * Products of at least this many multiply-adds (m·k·n) are split across threads (thread-pool.ts's
+ * SPLIT_PRODUCT_FROM: the MLP's X·W1 and Xᵀ·dH, LeNet's 12 M products, not its 2.6 M ones, which
+ * ran slower split: 0.16 → 0.42 and 0.18 → 0.26 ms a step).
  */
-export const SPLIT_FROM = 1 << 21;
+export const SPLIT_FROM = SPLIT_PRODUCT_FROM;
 
 /** The ranges of op(A)'s m rows computed by one thread each: multiples of the register block's rows, so each block is as on one thread. */
 export function rowRanges(m: number, k: number, n: number, rows: number, threads = activeThreads()): Array<[number, number]> {

@@ -338,6 +338,18 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
   if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
 }
 
+/**
+ * Work a split must have to gain, on the 2-vCPU AMD EPYC Zen 5 measured (issue 26): a hand-off cost
+ * LeNet's step 0.05-0.25 ms each (waking a worker, whose vCPU may be idle, and waiting for the
+ * last part), so kernels of 0.15-0.3 ms ran slower split (its second pooling, the dense layers'
+ * 2.6 M multiply-add products, the second sigmoid's gradient) and those from about 0.4 ms gained.
+ * Memory-bound passes (poolings, elementwise gradients, copies) split from this many floats
+ * written (about 0.4 ms)...
+ */
+export const SPLIT_PASS_FROM = 1 << 20;
+/** ...and products and convolutions from this many multiply-adds (about 0.35 ms at 24 G/s). */
+export const SPLIT_PRODUCT_FROM = 1 << 23;
+
 /** Stops every worker (they are unref'd, so this is only needed to free their memory early); useSpeedups(true) or setThreads starts them again. */
 export function stopThreads(): void {
   settleThreads();
