@@ -14,6 +14,7 @@ import { useThreads } from "./thread-pool";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { restoreSequentialCall, useDirectSequential } from "./sequential-call";
 import { restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "./wasm-sigmoid-grad";
+import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -31,7 +32,7 @@ export { getThreads, setThreads } from "./thread-pool";
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
- * gradient (wasm-sigmoid-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
+ * gradient (wasm-sigmoid-grad.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
  * see setThreads). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
@@ -46,6 +47,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreLazyFusedConv2d();
     restoreWasmAvgPoolGrad();
     restoreWasmSigmoidGrad();
+    restoreSplitWasmSigmoid();
     useThreads(false);
     restoreSequentialCall();
     return;
@@ -62,6 +64,7 @@ export function useSpeedups(enabled: boolean): void {
     useSimdConv2d();
     useFastWasmAvgPoolGrad();
     useFastWasmSigmoidGrad();
+    useSplitWasmSigmoid();
   }
 }
 

@@ -1,0 +1,141 @@
+import * as tf from "@tensorflow/tfjs";
+import { ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
+import { SPLIT_PASS_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
+
+/**
+ * The wasm backend's `Sigmoid` is XNNPACK's (its wasm SIMD kernel, "rr2_p5_div"), which runs on the
+ * calling thread only: a worker cannot call into the backend's module. LeNet's first sigmoid
+ * (256×28×28×6, 1.2 M floats) is the largest kernel of its step left unsplit. This file computes
+ * the same function with the same float32 operations in the same order (so the same bits as
+ * XNNPACK's, checked value by value by the unit test), as a SIMD kernel of our own that the thread
+ * pool splits by element ranges: for float32 tensors of at least SPLIT_PASS_FROM floats while more
+ * than one thread is active; otherwise (and for the last 1-3 floats) the original kernel or its
+ * scalar copy here. `useSpeedups(false)` puts XNNPACK's kernel back for every size.
+ *
+ * XNNPACK's algorithm: with z = |x|, e^(-z) = 2^n · e^t where n = round(-z·log2(e)) (a "magic bias"
+ * addition, whose low bits then give 2^n as s by a shift) and t = z + n·ln2 (ln2 in two parts);
+ * e^t - 1 ≈ t·p(t), p of degree 4, so e = s + (t·s)·p; f = e / (e + 1) is the sigmoid of -z, 0
+ * where z is past the denormal cutoff; the sigmoid of x is f for negative x, 1 - f otherwise.
+ */
+
+const MARK = Symbol.for("d2l.useSplitWasmSigmoid");
+
+/** float32 constants of XNNPACK's kernel, by their hexadecimal significand (24 bits) and exponent. */
+const hexFloat = (significand: number, exponent: number) => Math.fround((significand / 2 ** 24) * 2 ** exponent);
+const MAGIC_BIAS = hexFloat(0x18000fe, 23); // 0x1.8000FEp23
+const MINUS_LOG2E = hexFloat(-0x1715476, 0); // -0x1.715476p+0
+const LN2_HI = hexFloat(0x162e400, -1); // 0x1.62E400p-1
+const LN2_LO = hexFloat(0x17f7d1c, -20); // 0x1.7F7D1Cp-20
+const C5 = hexFloat(-0x10f9f9c, -7);
+const C4 = hexFloat(0x1573a1a, -5);
+const C3 = hexFloat(-0x1555a80, -3);
+const C2 = hexFloat(0x1fffdc6, -2);
+const C1 = hexFloat(-0x1fffff6, -1);
+const DENORM_CUTOFF = hexFloat(0x15d589e, 6); // 0x1.5D589Ep+6
+
+const F32X4_ABS = [0xfd, 0xe0, 0x01];
+const F32X4_GT = [0xfd, 0x44];
+const I32X4_SHL = [0xfd, 0xab, 0x01];
+const I32X4_SHR_S = [0xfd, 0xac, 0x01];
+const V128_ANDNOT = [0xfd, 0x4f];
+const V128_BITSELECT = [0xfd, 0x52];
+/** v128.const of four equal floats. */
+const splatConst = (v: number) => [0xfd, 0x0c, ...[0, 1, 2, 3].flatMap(() => Array.from(new Uint8Array(new Float32Array([v]).buffer)))];
+
+/** `s(x, y, v0, v1)`: y = sigmoid(x) for the vectors [v0, v1) (4 floats each), XNNPACK's operations in its order. */
+export function sigmoidWasm(): number[] {
+  const [X, Y, V0, V1] = [0, 1, 2, 3];
+  const [P, E] = [4, 5];
+  const [XV, Z, N, S, T, PV, EV] = [6, 7, 8, 9, 10, 11, 12];
+  const c = splatConst;
+  const body = [
+    ...locals([2, I32], [7, V128]),
+    ...BLOCK, ...get(V0), ...get(V1), 0x4e, ...brIf(0), // if (v0 >= v1) return
+    ...get(V0), ...i32(4), SHL, ...set(P), ...get(V1), ...i32(4), SHL, ...set(E), // bytes
+    ...LOOP,
+    ...get(X), ...get(P), ADD, ...load(0), ...tee(XV),
+    ...F32X4_ABS, ...set(Z), // z = |x|
+    ...c(MAGIC_BIAS), ...get(Z), ...c(MINUS_LOG2E), ...F32X4_MUL, ...F32X4_ADD, ...tee(N), // n = magic + z·(-log2 e)
+    ...i32(23), ...I32X4_SHL, ...set(S), // s = 2^n
+    ...get(N), ...c(MAGIC_BIAS), ...F32X4_SUB, ...set(N), // n -= magic
+    ...get(Z), ...get(N), ...c(LN2_HI), ...F32X4_MUL, ...F32X4_ADD, // t = z + n·ln2_hi
+    ...get(N), ...c(LN2_LO), ...F32X4_MUL, ...F32X4_ADD, ...set(T), // t += n·ln2_lo
+    ...c(C4), ...get(T), ...c(C5), ...F32X4_MUL, ...F32X4_ADD, // p = c4 + t·c5
+    ...set(PV), ...c(C3), ...get(T), ...get(PV), ...F32X4_MUL, ...F32X4_ADD, // p = c3 + t·p
+    ...set(PV), ...c(C2), ...get(T), ...get(PV), ...F32X4_MUL, ...F32X4_ADD, // p = c2 + t·p
+    ...set(PV), ...c(C1), ...get(T), ...get(PV), ...F32X4_MUL, ...F32X4_ADD, ...set(PV), // p = c1 + t·p
+    ...get(T), ...get(S), ...F32X4_MUL, ...set(T), // t = t·s
+    ...get(S), ...get(T), ...get(PV), ...F32X4_MUL, ...F32X4_ADD, ...set(EV), // e = s + t·p
+    ...get(Y), ...get(P), ADD, // the store's address
+    ...get(EV), ...get(EV), ...c(1), ...F32X4_ADD, ...F32X4_DIV, // f = e / (e + 1)
+    ...get(Z), ...c(DENORM_CUTOFF), ...F32X4_GT, ...V128_ANDNOT, ...tee(PV), // f = 0 where z > cutoff
+    ...c(1), ...get(PV), ...F32X4_SUB, // 1 - f
+    ...get(XV), ...i32(31), ...I32X4_SHR_S, ...V128_BITSELECT, // x < 0 ? f : 1 - f
+    ...store(0),
+    ...get(P), ...i32(16), ADD, ...tee(P), ...get(E), 0x48, ...BR_IF_0, END, // while (p < e)
+    END,
+    END,
+  ];
+  return moduleWithImportedMemory(voidType(4), "s", body);
+}
+
+/** The same on floats [start, end) in JavaScript (each operation rounded to float32: the same bits). */
+export function sigmoidScalar(x: Float32Array, y: Float32Array, start: number, end: number): void {
+  const f = Math.fround;
+  const bits = new DataView(new ArrayBuffer(4));
+  for (let i = start; i < end; i++) {
+    const z = Math.abs(x[i]);
+    let n = f(MAGIC_BIAS + f(z * MINUS_LOG2E));
+    bits.setFloat32(0, n);
+    bits.setInt32(0, bits.getInt32(0) << 23);
+    const s = bits.getFloat32(0);
+    n = f(n - MAGIC_BIAS);
+    let t = f(z + f(n * LN2_HI));
+    t = f(t + f(n * LN2_LO));
+    let p = f(C4 + f(t * C5));
+    p = f(C3 + f(t * p));
+    p = f(C2 + f(t * p));
+    p = f(C1 + f(t * p));
+    t = f(t * s);
+    const e = f(s + f(t * p));
+    const r = z > DENORM_CUTOFF ? 0 : f(e / f(e + 1));
+    // x's sign bit (as XNNPACK's shift): f for negative x, -0 and NaNs with the bit set, else 1 - f
+    bits.setFloat32(0, x[i]);
+    y[i] = bits.getInt32(0) < 0 ? r : f(1 - r);
+  }
+}
+
+function splitSigmoid(original: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const backend = args.backend as unknown as WasmBackendLike;
+    const size = tf.util.sizeFromShape(x.shape);
+    if (x.dtype !== "float32" || size < SPLIT_PASS_FROM || activeThreads() < 2) return original(args);
+    const simd = wasmKernel(backend, "sigmoid", sigmoidWasm, "s");
+    if (simd === undefined) return original(args);
+    const out = backend.makeOutput(x.shape, "float32");
+    const [px, py] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
+    const vectors = Math.floor(size / 4);
+    runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, splitRanges(vectors, activeThreads()), (start, end) => [px, py, start, end]);
+    // views after the allocation, which may have grown (replaced) the memory's buffer
+    const heap = backend.wasm!.HEAPU8!.buffer;
+    sigmoidScalar(new Float32Array(heap, px, size), new Float32Array(heap, py, size), 4 * vectors, size);
+    return out;
+  };
+}
+
+/**
+ * Makes the wasm backend's Sigmoid split large float32 tensors across threads, with XNNPACK's
+ * floats (see above). Idempotent; false where the wasm backend has no Sigmoid.
+ * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/wasm-sigmoid.ts.
+ */
+export function useSplitWasmSigmoid(): boolean {
+  if (findWasmReplacement(tf.Sigmoid, MARK) !== undefined) return true;
+  return replaceWasmKernel(tf.Sigmoid, MARK, {}, splitSigmoid);
+}
+
+/** Puts XNNPACK's Sigmoid back for every size; returns whether it was replaced. */
+export function restoreSplitWasmSigmoid(): boolean {
+  return restoreWasmKernel(tf.Sigmoid, MARK);
+}
