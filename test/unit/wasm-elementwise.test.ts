@@ -98,6 +98,9 @@ describe.skipIf(!onWasm)("fast sum over leading axes (wasm backend)", () => {
   const CASES: [number[], number | number[], boolean][] = [
     [[256, 256], 0, false], [[7, 37], 0, true], [[3, 4, 5], [0, 1], false], [[3, 4, 5], 0, false], [[3, 4, 5], [1, 0], true],
     [[1, 33], 0, false], [[33, 1], 0, false], [[5, 16], -2, false], [[300, 19], 0, false], [[4, 6], 1, false],
+    // every count of last columns (cols mod 16) in one walk: 2, 3, 6 (LeNet's first bias gradient), 7, 14, 15
+    [[64, 28, 28, 6], [0, 1, 2], false], [[200, 2], 0, false], [[11, 7], 0, true], [[9, 4, 14], [0, 1], false], [[5, 2, 3], [0, 1], false],
+    [[13, 31], 0, false],
   ];
 
   it("equals the original Sum bit for bit (float32 and int32, keepDims, axes in either order)", () => {
