@@ -352,7 +352,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     // padding (2), both filter gradients (each thread its range of 32-image chunks: 2), layer 2's input gradient (dy·Wᵀ
     // and the scatter of each thread's images: 1), the first pooling's gradient (1.2 M floats: 1), the first sigmoid's
     // gradient (wasm-sigmoid-grad.ts: 1) and itself (wasm-sigmoid.ts: 1), the dense layers' three 12 M multiply-add
-    // products (3); not the poolings, the
+    // products (3); not the poolings, the bias adds (wasm-binary.ts, 0.16 ms), the
     // second layer's pooling and sigmoid gradients (0.3 M floats or less) nor the 2.6 M products
     const perStep = (splitCount() - sent) / 2;
     const eight = train(8);
