@@ -351,12 +351,12 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     // splits a step with 2 threads, one job a thread each (thread-pool.ts's thresholds): both forwards with their
     // padding (2), both filter gradients (each thread its range of 32-image chunks: 2), layer 2's input gradient (dy·Wᵀ
     // and the scatter of each thread's images: 1), the first pooling's gradient (1.2 M floats: 1), the first sigmoid's
-    // gradient (wasm-sigmoid-grad.ts: 1) and itself (wasm-sigmoid.ts: 1), the dense layers' three 12 M multiply-add
+    // gradient (wasm-sigmoid-grad.ts: 1), both sigmoids (wasm-sigmoid.ts: 2), the dense layers' three 12 M multiply-add
     // products (3); not the poolings, the bias adds (wasm-binary.ts, 0.16 ms), the
     // second layer's pooling and sigmoid gradients (0.3 M floats or less) nor the 2.6 M products
     const perStep = (splitCount() - sent) / 2;
     const eight = train(8);
-    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 1 + 3);
+    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3);
     expect(one.length).toBe(10);
     expect(differing(one, two)).toBe(0);
     expect(differing(one, eight)).toBe(0);

@@ -9,7 +9,7 @@ import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWa
  * (256×28×28×6, 1.2 M floats) is the largest kernel of its step left unsplit. This file computes
  * the same function with the same float32 operations in the same order (so the same bits as
  * XNNPACK's, checked value by value by the unit test), as a SIMD kernel of our own that the thread
- * pool splits by element ranges: for float32 tensors of at least SPLIT_PASS_FROM floats while more
+ * pool splits by element ranges: for float32 tensors of at least SPLIT_FROM floats while more
  * than one thread is active; otherwise (and for the last 1-3 floats) the original kernel or its
  * scalar copy here. `useSpeedups(false)` puts XNNPACK's kernel back for every size.
  *
@@ -20,6 +20,11 @@ import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWa
  */
 
 const MARK = Symbol.for("d2l.useSplitWasmSigmoid");
+/**
+ * Sigmoids of at least this many floats split: a quarter of SPLIT_PASS_FROM, since a sigmoid costs
+ * about three memory passes (a division an element): LeNet's second, 0.4 M floats, 0.45 ms a step.
+ */
+const SPLIT_FROM = SPLIT_PASS_FROM / 4;
 
 /** float32 constants of XNNPACK's kernel, by their hexadecimal significand (24 bits) and exponent. */
 const hexFloat = (significand: number, exponent: number) => Math.fround((significand / 2 ** 24) * 2 ** exponent);
@@ -111,7 +116,7 @@ function splitSigmoid(original: tf.KernelFunc): tf.KernelFunc {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const backend = args.backend as unknown as WasmBackendLike;
     const size = tf.util.sizeFromShape(x.shape);
-    if (x.dtype !== "float32" || size < SPLIT_PASS_FROM || activeThreads() < 2) return original(args);
+    if (x.dtype !== "float32" || size < SPLIT_FROM || activeThreads() < 2) return original(args);
     const simd = wasmKernel(backend, "sigmoid", sigmoidWasm, "s");
     if (simd === undefined) return original(args);
     const out = backend.makeOutput(x.shape, "float32");
