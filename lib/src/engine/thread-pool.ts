@@ -54,6 +54,7 @@ for (;;) {
   Atomics.notify(ctl, 0);
 }
 `;
+
 /** States of a worker's control word: a job is posted (JOB), claimed by the worker (RUNNING), then DONE. */
 const IDLE = 0;
 const JOB = 1;
