@@ -51,8 +51,8 @@ describe.skipIf(!onWasm)("useFastWasmAvgPoolGrad (wasm backend)", () => {
     ours.forEach((v, i) => expect(Math.abs(v - reference[i])).toBeLessThanOrEqual(2 ** -21));
   });
 
-  it("its forward pass on LeNet's first pooling splits by images: the same bits with 1, 2 and 8 threads, no leak", () => {
-    const x = tf.tensor4d(values(256 * 28 * 28 * 6, 74), [256, 28, 28, 6]);
+  it("its forward pass splits by images from 2²⁰ output floats (a batch of 1024 of LeNet's first layer): the same bits with 1, 2 and 8 threads, no leak", () => {
+    const x = tf.tensor4d(values(1024 * 28 * 28 * 6, 74), [1024, 28, 28, 6]);
     const before = tf.memory().numTensors;
     const initial = getThreads();
     const splits = splitCount();

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "../../lib/src/engine/wasm-column-sum";
 import { restoreWasmBinary, useFastWasmBinary } from "../../lib/src/engine/wasm-binary";
+import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -37,6 +38,8 @@ const SHAPES: [number[], number[]][] = [
   [[37], [37]], [[16], [16]], [[3], [3]], [[5, 7], []], [[], [3, 17]], [[1], [37]], [[1, 1], [7]], [[256, 256], []],
   [[5, 7], [7]], [[7], [6, 7]], [[3, 2, 37], [1, 37]], [[4, 16], [16]], [[256, 256], [256]], [[9, 1], [1]], [[2, 3, 4], [3, 4]],
   [[3, 4], [3, 1]], [[3, 1], [3, 4]], [[256, 10], [256, 1]], [[5, 16], [5, 1]], [[2, 3, 37], [2, 3, 1]], [[7, 1], [7, 37]],
+  // short rows tiled to lcm(row, 16) values, whole tiles and a tail of rows: a convolution's bias (6 channels), 3, 5, 12
+  [[2, 9, 9, 6], [6]], [[6], [4, 7, 6]], [[19, 3], [3]], [[5], [33, 5]], [[13, 12], [12]], [[2, 2], [2]],
 ];
 
 describe.skipIf(!onWasm)("fast maximum, minimum, comparisons and row broadcasts (wasm backend)", () => {
@@ -60,6 +63,21 @@ describe.skipIf(!onWasm)("fast maximum, minimum, comparisons and row broadcasts 
       }
     }
     expect(cases).toBe((OPS.length * 2 - 1) * SHAPES.length);
+  });
+
+  it("LeNet's first bias add (1.2 M floats, tiled) gives the original's bits, and is not split across threads", () => {
+    const x = tf.tensor4d(values(256 * 28 * 28 * 6, 5), [256, 28, 28, 6]);
+    const bias = tf.tensor1d(values(6, 6));
+    const initial = getThreads();
+    restoreWasmBinary();
+    const original = exactly(tf.add(x, bias));
+    useFastWasmBinary();
+    setThreads(2);
+    const splits = splitCount();
+    expect(exactly(tf.add(x, bias))).toEqual(original);
+    expect(splitCount() - splits).toBe(0);
+    setThreads(initial);
+    tf.dispose([x, bias]);
   });
 
   it("keeps the original for shapes it does not take (an outer broadcast, bool operands) and leaks nothing", () => {
@@ -98,6 +116,9 @@ describe.skipIf(!onWasm)("fast sum over leading axes (wasm backend)", () => {
   const CASES: [number[], number | number[], boolean][] = [
     [[256, 256], 0, false], [[7, 37], 0, true], [[3, 4, 5], [0, 1], false], [[3, 4, 5], 0, false], [[3, 4, 5], [1, 0], true],
     [[1, 33], 0, false], [[33, 1], 0, false], [[5, 16], -2, false], [[300, 19], 0, false], [[4, 6], 1, false],
+    // every count of last columns (cols mod 16) in one walk: 2, 3, 6 (LeNet's first bias gradient), 7, 14, 15
+    [[64, 28, 28, 6], [0, 1, 2], false], [[200, 2], 0, false], [[11, 7], 0, true], [[9, 4, 14], [0, 1], false], [[5, 2, 3], [0, 1], false],
+    [[13, 31], 0, false],
   ];
 
   it("equals the original Sum bit for bit (float32 and int32, keepDims, axes in either order)", () => {

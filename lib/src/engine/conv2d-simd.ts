@@ -5,8 +5,10 @@ import {
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
-import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
-import { activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { type WasmBackendLike, type WasmKernel, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
+import { type KernelCall, SPLIT_PASS_FROM, SPLIT_PRODUCT_FROM, activeThreads, runSplit, runSplitCalls, splitRanges } from "./thread-pool";
+import { packedPlan, skipsZeros } from "./packed-matmul";
+import { installedPackedOptions } from "./wasm-matmul";
 import { filterGradientHook } from "./wasm-conv-grad";
 
 /**
@@ -44,7 +46,7 @@ import { filterGradientHook } from "./wasm-conv-grad";
  */
 
 /** Convolutions of at least this many multiply-adds split their images across threads (as packed-matmul.ts's products). */
-const SPLIT_FROM = 1 << 21;
+const SPLIT_FROM = SPLIT_PRODUCT_FROM;
 
 /**
  * Images whose product dy·Wᵀ is computed and scattered at a time, so the product (1.9 MB for 32 of
@@ -53,8 +55,8 @@ const SPLIT_FROM = 1 << 21;
  */
 const SCATTER_CHUNK = 32;
 
-/** Passes over memory (the input gradient's scatter, with its zeroing) of at least this many floats split their images across threads. */
-export const SPLIT_ELEMENTS_FROM = 1 << 18;
+/** Passes over memory (a padding copy alone) of at least this many floats split their images across threads. */
+export const SPLIT_ELEMENTS_FROM = SPLIT_PASS_FROM;
 
 /** The wasm backend's memory (shared where initBackend made it so; then runSplit uses threads). */
 const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebAssembly.Memory;
@@ -67,6 +69,8 @@ const memoryOf = (backend: WasmBackendLike) => backend.wasm?.asm?.memory as WebA
 const filterUnroll = (s: ConvShape, rows: number) => (s.sw * s.c < rows ? 4 : 1);
 /** Images per partial sum of the filter gradient (fixed, so the result does not depend on the split). */
 export const FILTER_CHUNK = 32;
+/** Chunks of images (FILTER_CHUNK or SCATTER_CHUNK) a thread takes in one job (a worker's job has a bounded length). */
+const MAX_CHUNKS = 16;
 /** The largest number of output channels the kernels handle (4 vectors). */
 export const MAX_CHANNELS = 16;
 
@@ -384,6 +388,22 @@ export function padWasm(s: PadShape): number[] {
  * JavaScript loop, 0.043 in the module, CPU); the loop remains where the module cannot be made.
  */
 function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info: tf.TensorInfo; temp: boolean } {
+  const plan = paddingPlan(backend, x, p);
+  if (plan.pad !== undefined) {
+    const n = x.shape[0];
+    const ranges = tf.util.sizeFromShape(plan.info.shape) >= SPLIT_ELEMENTS_FROM ? splitRanges(n, activeThreads()) : [[0, n] as [number, number]];
+    runSplitCalls(memoryOf(backend), ranges.length, (part) => [plan.pad!(ranges[part][0], ranges[part][1])]);
+  }
+  return plan;
+}
+
+/**
+ * The padded tensor of {@link padded}, allocated, and the call that fills images [start, end) of it
+ * (for the caller to run on each thread's images before the kernel that reads them: one hand-off
+ * for both); undefined when there is nothing to fill (no padding) or it was filled here already
+ * (no module: the JavaScript loop).
+ */
+function paddingPlan(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info: tf.TensorInfo; temp: boolean; pad?: (start: number, end: number) => KernelCall } {
   if (p.top === 0 && p.bottom === 0 && p.left === 0 && p.right === 0) return { info: x, temp: false };
   const [n, h, w, c] = x.shape;
   const hp = h + p.top + p.bottom;
@@ -393,9 +413,7 @@ function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info:
   const pad = wasmKernel(backend, `conv-pad ${JSON.stringify(shape)}`, () => padWasm(shape), "p");
   if (pad !== undefined) {
     const [px, pxp] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
-    const ranges = n * hp * wp * c >= SPLIT_ELEMENTS_FROM ? splitRanges(n, activeThreads()) : [[0, n] as [number, number]];
-    runSplit(memoryOf(backend), pad, ranges, (start, end) => [px, pxp, start, end]);
-    return { info: out, temp: true };
+    return { info: out, temp: true, pad: (start, end) => [pad, [px, pxp, start, end]] };
   }
   const src = f32(backend, x);
   const dst = f32(backend, out);
@@ -450,7 +468,7 @@ export function simdConv2d(
   const key = `conv ${JSON.stringify(shape)}`;
   const f = wasmKernel(backend, key, () => convForwardWasm(shape), "f");
   if (f === undefined) return undefined;
-  const xp = padded(backend, x, p);
+  const xp = paddingPlan(backend, x, p);
   const packed = backend.makeOutput([info.filterHeight * info.filterWidth * info.inChannels * kp + kp], "float32");
   const out = backend.makeOutput(info.outShape, "float32");
   {
@@ -463,11 +481,15 @@ export function simdConv2d(
   }
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const pw = off(packed);
-  // ranges of images, one a thread (thread-pool.ts): each image's output is computed as on one thread
+  // ranges of images, one a thread (thread-pool.ts), each padding its images and convolving them: each image's output
+  // is computed as on one thread
   const [px, pbias, py] = [off(xp.info), pw + 4 * info.filterHeight * info.filterWidth * info.inChannels * kp, off(out)];
   const work = info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels * k;
   const ranges = work >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
-  runSplit(memoryOf(backend), f, ranges, (start, end) => [px, pw, pbias, py, start, end]);
+  runSplitCalls(memoryOf(backend), ranges.length, (part) => {
+    const [start, end] = ranges[part];
+    return [...(xp.pad ? [xp.pad(start, end)] : []), [f, [px, pw, pbias, py, start, end]]];
+  });
   backend.disposeData(packed.dataId);
   if (xp.temp) backend.disposeData(xp.info.dataId);
   return out;
@@ -489,20 +511,28 @@ export function simdFilterGradient(
   if (g === undefined) return undefined;
   const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
   const chunks = Math.ceil(info.batchSize / FILTER_CHUNK);
-  const xp = padded(backend, x, p);
+  const xp = paddingPlan(backend, x, p);
   const partials = chunks > 1 ? backend.makeOutput([chunks * size], "float32") : undefined;
   const out = backend.makeOutput(info.filterShape, "float32");
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const [px, pdy] = [off(xp.info), off(dy)];
   if (partials === undefined) {
-    g.call(px, pdy, off(out), 0, info.batchSize);
+    runSplitCalls(memoryOf(backend), 1, () => [...(xp.pad ? [xp.pad(0, info.batchSize)] : []), [g, [px, pdy, off(out), 0, info.batchSize]]]);
   } else {
     const base = off(partials);
-    // each chunk's partial sum by one thread (thread-pool.ts), as many chunks at once as there are threads
+    // each chunk's partial sum by one thread (thread-pool.ts): a thread takes a range of chunks, pads their images and
+    // sums each chunk (one hand-off for the whole gradient)
+    // (in rounds of at most MAX_CHUNKS chunks a thread: a worker's job has a bounded length)
     const threads = activeThreads();
-    for (let first = 0; first < chunks; first += threads) {
-      const ranges = Array.from({ length: Math.min(threads, chunks - first) }, (_, j): [number, number] => [first + j, first + j + 1]);
-      runSplit(memoryOf(backend), g, ranges, (i) => [px, pdy, base + 4 * size * i, i * FILTER_CHUNK, Math.min(info.batchSize, (i + 1) * FILTER_CHUNK)]);
+    const images = (i: number) => Math.min(info.batchSize, i * FILTER_CHUNK);
+    for (let r0 = 0; r0 < chunks; r0 += threads * MAX_CHUNKS) {
+      const parts = splitRanges(Math.min(chunks - r0, threads * MAX_CHUNKS), threads);
+      runSplitCalls(memoryOf(backend), parts.length, (part) => {
+        const [c0, c1] = [r0 + parts[part][0], r0 + parts[part][1]];
+        const calls: KernelCall[] = xp.pad ? [xp.pad(images(c0), images(c1))] : [];
+        for (let i = c0; i < c1; i++) calls.push([g, [px, pdy, base + 4 * size * i, images(i), images(i + 1)]]);
+        return calls;
+      });
     }
     // the partial sums, added in chunk order (float32 rounding at each add)
     const sums = f32(backend, partials);
@@ -612,10 +642,13 @@ export function scatterWasm(s: ScatterShape): number[] {
 
 /**
  * The input gradient of a convolution (any stride, dilation 1) as a product and a scatter: cols =
- * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, by the backend's BatchMatMul kernel, ours where
- * wasm-matmul.ts is installed), then each row of cols added into dx under its window; both a
- * chunk of {@link SCATTER_CHUNK} images at a time. Half the
- * multiplications of the flipped-filter convolution, which also multiplies the padding's zeros.
+ * dy·Wᵀ ([N·oh·ow, k] times [fh·fw·c, k]ᵀ, packed-matmul.ts's kernel, as the registered
+ * BatchMatMul computes it), then each row of cols added into dx under its window; both a chunk of
+ * {@link SCATTER_CHUNK} images at a time, so cols is still in cache when the scatter reads it.
+ * Half the multiplications of the flipped-filter convolution, which also multiplies the padding's
+ * zeros. Split by images: each thread runs the product and the scatter of its own images' chunks,
+ * one hand-off for the whole gradient (LeNet's second layer had 16: a split product and a split
+ * scatter per chunk), into scratch of its own; each dx image is computed by one thread as on one.
  */
 export function productInputGradient(
   backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo,
@@ -629,10 +662,80 @@ export function productInputGradient(
   const wp = Math.max((OW - 1) * info.strideWidth + FW, left + W);
   const shape: ScatterShape = { hp, wp, c: C, oh: OH, ow: OW, fh: FH, fw: FW, sh: info.strideHeight, sw: info.strideWidth };
   const scatter = wasmKernel(backend, `conv-scatter ${JSON.stringify(shape)}`, () => scatterWasm(shape), "s");
-  const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
-  if (scatter === undefined || matMul === undefined) return undefined;
+  if (scatter === undefined) return undefined;
   const taps = FH * FW * C;
+  const options = installedPackedOptions();
+  const skipZeros = options === undefined ? false
+    : options.skipZeros === "auto" ? skipsZeros(backend, backend.getMemoryOffset(dy.dataId), N * OH * OW * K) : options.skipZeros;
+  const plan = options && packedPlan(backend, { k: K, n: taps, transposeA: false, transposeB: true, bias: false, relu: false }, { relaxed: options.relaxed, skipZeros });
+  // the packed kernel off (useFastWasmMatMul({ packed: false })): the registered BatchMatMul, chunk by chunk
+  if (plan === undefined) return inputGradientByMatMul(backend, dy, filter, info, scatter, shape);
   const direct = hp === H && wp === W && top === 0 && left === 0;
+  const out = backend.makeOutput([N, H, W, C], "float32");
+  const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
+  // each part's scratch: a chunk's cols, op(B) packed, the kernel's list of steps
+  const colsFloats = Math.min(SCATTER_CHUNK, N) * OH * OW * taps;
+  const perPart = colsFloats + plan.scratchFloats + plan.listWords;
+  const threads = N * OH * OW * K * taps >= SPLIT_FROM ? activeThreads() : 1;
+  const scratch = backend.makeOutput([Math.min(threads, N) * perPart], "float32");
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const [pdy, pw, ptarget, pscratch] = [off(dy), off(filter), off(target), off(scratch)];
+  const perImage = OH * OW;
+  // rounds of at most MAX_CHUNKS chunks a thread (a worker's job has a bounded length)
+  for (let r0 = 0; r0 < N; r0 += threads * SCATTER_CHUNK * MAX_CHUNKS) {
+    const parts = splitRanges(Math.min(N - r0, threads * SCATTER_CHUNK * MAX_CHUNKS), threads);
+    runSplitCalls(memoryOf(backend), parts.length, (part) => {
+      const pcols = pscratch + 4 * perPart * part;
+      const pt = pcols + 4 * colsFloats;
+      const plist = pt + 4 * plan.scratchFloats;
+      const calls: KernelCall[] = [];
+      for (let n0 = r0 + parts[part][0]; n0 < r0 + parts[part][1]; n0 += SCATTER_CHUNK) {
+        const n1 = Math.min(r0 + parts[part][1], n0 + SCATTER_CHUNK);
+        const rows = (n1 - n0) * perImage;
+        // cols = these images' rows of dy times Wᵀ; then scattered into their dx, which the scatter indexes by absolute
+        // image number: its base moved back by n0 images (i32 arithmetic wraps)
+        calls.push([plan.kernel, [pdy + 4 * n0 * perImage * K, pw, 0, pcols, rows, pt, plist, rows]]);
+        calls.push([scatter, [(pcols - 4 * n0 * perImage * taps) | 0, ptarget, n0, n1]]);
+      }
+      return calls;
+    });
+  }
+  backend.disposeData(scratch.dataId);
+  if (!direct) unpad(backend, target, out, info);
+  return out;
+}
+
+/** dx [N, H, W, C] cut out of the padded gradient `target` [N, hp, wp, C] (top-left at the padding), and `target` freed. */
+function unpad(backend: WasmBackendLike, target: tf.TensorInfo, out: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void {
+  const [N, hp, wp] = target.shape;
+  const { inHeight: H, inWidth: W, inChannels: C } = info;
+  const { top, left } = info.padInfo;
+  const src = f32(backend, target);
+  const dst = f32(backend, out);
+  const row = W * C;
+  for (let n = 0; n < N; n++) {
+    for (let y = 0; y < H; y++) {
+      const from = ((n * hp + y + top) * wp + left) * C;
+      dst.set(src.subarray(from, from + row), (n * H + y) * row);
+    }
+  }
+  backend.disposeData(target.dataId);
+}
+
+/**
+ * {@link productInputGradient} with the product by the registered BatchMatMul kernel (where the
+ * packed kernel is off), a chunk of images at a time: the product (split by rows where large) and
+ * then the scatter (split by images).
+ */
+function inputGradientByMatMul(
+  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, scatter: WasmKernel, shape: ScatterShape,
+): tf.TensorInfo | undefined {
+  const matMul = tf.getKernel(tf.BatchMatMul, "wasm");
+  if (matMul === undefined) return undefined;
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW, outChannels: K } = info;
+  const { hp, wp } = shape;
+  const taps = shape.fh * shape.fw * C;
+  const direct = hp === H && wp === W && info.padInfo.top === 0 && info.padInfo.left === 0;
   const out = backend.makeOutput([N, H, W, C], "float32");
   const target = direct ? out : backend.makeOutput([N, hp, wp, C], "float32");
   const ptarget = backend.getMemoryOffset(target.dataId);
@@ -654,18 +757,7 @@ export function productInputGradient(
     backend.disposeData(cols.dataId);
     if (a !== dy) backend.disposeData(a.dataId);
   }
-  if (!direct) {
-    const src = f32(backend, target);
-    const dst = f32(backend, out);
-    const row = W * C;
-    for (let n = 0; n < N; n++) {
-      for (let y = 0; y < H; y++) {
-        const from = ((n * hp + y + top) * wp + left) * C;
-        dst.set(src.subarray(from, from + row), (n * H + y) * row);
-      }
-    }
-    backend.disposeData(target.dataId);
-  }
+  if (!direct) unpad(backend, target, out, info);
   return out;
 }
 

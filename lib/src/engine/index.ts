@@ -20,6 +20,7 @@ import { useFusedAccuracy } from "./fused-accuracy";
 import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
 import { restoreSgd, useOneKernelSgd } from "./sgd-step";
 import { useFusedCrossEntropy } from "./fused-cross-entropy";
+import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -37,7 +38,7 @@ export { getThreads, setThreads } from "./thread-pool";
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
- * gradient (wasm-sigmoid-grad.ts). Large products and convolutions split across threads (thread-pool.ts,
+ * gradient (wasm-sigmoid-grad.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
  * see setThreads). Fewer passes through tfjs's engine a training step, same floats: tensors saved for a gradient are
  * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy and d2l.accuracy, a mean's
  * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
@@ -55,6 +56,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreLazyFusedConv2d();
     restoreWasmAvgPoolGrad();
     restoreWasmSigmoidGrad();
+    restoreSplitWasmSigmoid();
     useThreads(false);
     restoreSequentialCall();
     restoreLeanClone();
@@ -77,6 +79,7 @@ export function useSpeedups(enabled: boolean): void {
     useSimdConv2d();
     useFastWasmAvgPoolGrad();
     useFastWasmSigmoidGrad();
+    useSplitWasmSigmoid();
     useLeanClone();
     useFusedSoftmaxCrossEntropy(true);
     useFusedAccuracy(true);

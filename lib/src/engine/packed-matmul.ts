@@ -6,8 +6,8 @@ import {
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType, V128_OR, loadI32, storeI32,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
-import { wasmKernel } from "./wasm-kernels";
-import { activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { type WasmKernel, wasmKernel } from "./wasm-kernels";
+import { SPLIT_PRODUCT_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -586,10 +586,11 @@ function zeroShare(backend: WasmBackendLike, offset: number, size: number): numb
 const ENTRY_BYTES = 20;
 
 /**
- * Products of at least this many multiply-adds (m·k·n) are split across threads: about 0.1 ms of
- * work on one thread, against some 20-50 µs to wake a worker and wait for it.
+ * Products of at least this many multiply-adds (m·k·n) are split across threads (thread-pool.ts's
+ * SPLIT_PRODUCT_FROM: the MLP's X·W1 and Xᵀ·dH, LeNet's 12 M products, not its 2.6 M ones, which
+ * ran slower split: 0.16 → 0.42 and 0.18 → 0.26 ms a step).
  */
-export const SPLIT_FROM = 1 << 21;
+export const SPLIT_FROM = SPLIT_PRODUCT_FROM;
 
 /** The ranges of op(A)'s m rows computed by one thread each: multiples of the register block's rows, so each block is as on one thread. */
 export function rowRanges(m: number, k: number, n: number, rows: number, threads = activeThreads()): Array<[number, number]> {
@@ -607,6 +608,45 @@ function batchOf(a: number[], b: number[]): { shape: number[]; a: number; b: num
   if (nb === 1) return { shape: ba, a: na, b: 1 };
   if (ba.length === bb.length && ba.every((d, i) => d === bb[i])) return { shape: ba, a: na, b: nb };
   return undefined;
+}
+
+/** The packed kernel for one product's shape, and the scratch each call of it needs. */
+export interface PackedPlan {
+  kernel: WasmKernel;
+  /** Rows of its register block (a thread's range of rows starts at a multiple of it). */
+  rows: number;
+  /** Floats of scratch a call packs op(B) into. */
+  scratchFloats: number;
+  /** i32 words of the list of steps a call makes (skipZeros; else 0). */
+  listWords: number;
+}
+
+/**
+ * The packed kernel for op(A)·op(B) with op(A) m×k and op(B) k×n (its module generated on first
+ * use), as {@link packedMatMul} runs it; callers that schedule its calls themselves (the input
+ * gradient of conv2d-simd.ts, a product and a scatter on each thread's images) call it as
+ * `kernel.call(a, b, bias, c, m, scratch, list, lda)` (see {@link packedMatMulWasm}). Undefined
+ * where the module cannot run.
+ */
+export function packedPlan(
+  backend: WasmBackendLike, product: { k: number; n: number; transposeA: boolean; transposeB: boolean; bias: boolean; relu: boolean },
+  options: PackedOptions & { skipZeros: boolean },
+): PackedPlan | undefined {
+  const { k, n, transposeA, transposeB, relu } = product;
+  const relaxed = options.relaxed && relaxedSimdAvailable();
+  const skipZeros = options.skipZeros;
+  const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros };
+  if (options.rows !== undefined) shape.rows = options.rows;
+  if (options.panels !== undefined) shape.panels = options.panels;
+  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
+  const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
+  if (kernel === undefined) return undefined;
+  return { kernel, rows: shape.rows, scratchFloats: Math.ceil(n / NR) * NR * k, listWords: skipZeros ? (ENTRY_BYTES / 4) * k : 0 };
+}
+
+/** Whether A (`size` floats at `offset`) is zeros enough for the packed kernel to skip them ("auto"). */
+export function skipsZeros(backend: WasmBackendLike, offset: number, size: number): boolean {
+  return zeroShare(backend, offset, size) >= SKIP_ZEROS_FROM;
 }
 
 /**
@@ -629,23 +669,17 @@ export function packedMatMul(
   if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
   const batch = batchOf(a.shape, b.shape);
   if (batch === undefined) return undefined;
-  const relaxed = options.relaxed && relaxedSimdAvailable();
   const skip = options.skipZeros ?? "auto";
-  const skipZeros = skip === "auto" ? zeroShare(backend, backend.getMemoryOffset(a.dataId), m * k) >= SKIP_ZEROS_FROM : skip;
-  const shape: PackedShape = { k, n, transposeA, transposeB, bias: bias !== undefined, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros };
-  if (options.rows !== undefined) shape.rows = options.rows;
-  if (options.panels !== undefined) shape.panels = options.panels;
-  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
-  const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
-  if (kernel === undefined) return undefined;
+  const skipZeros = skip === "auto" ? skipsZeros(backend, backend.getMemoryOffset(a.dataId), m * k) : skip;
+  const plan = packedPlan(backend, { k, n, transposeA, transposeB, bias: bias !== undefined, relu }, { ...options, skipZeros });
+  if (plan === undefined) return undefined;
+  const { kernel, scratchFloats, listWords } = plan;
   const count = Math.max(batch.a, batch.b);
   // each thread packs op(B) into its own scratch and lists its own steps
-  const ranges = rowRanges(m, k, n, shape.rows);
-  const scratchFloats = Math.ceil(n / NR) * NR * k;
-  const listWords = (ENTRY_BYTES / 4) * k;
+  const ranges = rowRanges(m, k, n, plan.rows);
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
   const scratch = backend.makeOutput([ranges.length * scratchFloats], "float32");
-  const list = skipZeros ? backend.makeOutput([ranges.length * listWords], "int32") : undefined;
+  const list = listWords > 0 ? backend.makeOutput([ranges.length * listWords], "int32") : undefined;
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
   const [pa, pb, pc, pt] = [offset(a), offset(b), offset(out), offset(scratch)];

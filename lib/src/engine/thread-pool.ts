@@ -34,16 +34,21 @@ for (;;) {
   while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
   if (state === ${3}) break;
   if (Atomics.compareExchange(ctl, 0, ${1}, ${4}) !== ${1}) continue;
-  const id = ctl[1];
-  while (!kernels.has(id)) {
-    const received = receiveMessageOnPort(parentPort);
-    if (received === undefined) { Atomics.wait(ctl, 0, state, 1); continue; }
-    const { clear, id: newId, module, name } = received.message;
-    if (clear) kernels.clear();
-    else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
+  // the calls, one after another: [kernel id, argument count, arguments...] each
+  const words = ctl.slice(${5}, ${5} + ctl[2]);
+  for (let i = 0; i < words.length; i += 2 + words[i + 1]) {
+    while (!kernels.has(words[i])) {
+      const received = receiveMessageOnPort(parentPort);
+      if (received === undefined) { Atomics.wait(ctl, 0, state, 1); continue; }
+      const { clear, id: newId, module, name } = received.message;
+      if (clear) kernels.clear();
+      else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
+    }
   }
   let failed = 0;
-  try { kernels.get(id)(...ctl.subarray(5, 5 + ctl[2])); } catch { failed = 1; }
+  try {
+    for (let i = 0; i < words.length; i += 2 + words[i + 1]) kernels.get(words[i])(...words.subarray(i + 2, i + 2 + words[i + 1]));
+  } catch { failed = 1; }
   ctl[3] = failed;
   Atomics.store(ctl, 0, ${2});
   Atomics.notify(ctl, 0);
@@ -56,9 +61,12 @@ const JOB = 1;
 const DONE = 2;
 const EXIT = 3;
 const RUNNING = 4;
-/** Control words: state, kernel id, argument count, failed, alive (set once the worker runs), then the arguments (i32). */
+/**
+ * Control words: state, (unused), the job's word count, failed, alive (set once the worker runs),
+ * then the job: its kernel calls in order, each [kernel id, argument count, arguments (i32)...].
+ */
 const ARGS = 5;
-const MAX_ARGS = 27;
+const MAX_WORDS = 1019;
 /**
  * How long a job may wait for a worker that has not started yet (a worker starts in tens of
  * milliseconds, seconds on a machine that is very busy); after it, the job is taken back and the
@@ -177,7 +185,7 @@ function stop(w: PoolWorker): void {
 }
 
 function start(shared: WebAssembly.Memory): PoolWorker {
-  const control = new SharedArrayBuffer(4 * (ARGS + MAX_ARGS));
+  const control = new SharedArrayBuffer(4 * (ARGS + MAX_WORDS));
   const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control } });
   worker.unref();
   const w: PoolWorker = { worker, control: new Int32Array(control), dead: false, sent: new Set() };
@@ -265,51 +273,83 @@ export function splitRanges(total: number, parts: number, grain = 1, minimum = g
   return ranges;
 }
 
+/** One call of a kernel: the kernel and its i32 arguments (pointers into the shared memory, sizes). */
+export type KernelCall = [SplitKernel, number[]];
+
 /**
  * Runs `kernel` on the ranges of `ranges` (from {@link splitRanges}), each called with
- * `argsFor(start, end, part)` (at most 27 i32 arguments: pointers into the shared memory, sizes;
- * each part its own scratch): part 0 on the calling thread, the others on the workers started for
- * `shared` (startThreads), all at once; parts beyond the workers, or all of them where `shared` has
- * none, run on the calling thread. Returns when every part is done. A worker's trap is rethrown
- * here, after every part has finished.
+ * `argsFor(start, end, part)` (i32 arguments: pointers into the shared memory, sizes; each part
+ * its own scratch): part 0 on the calling thread, the others on the workers started for `shared`
+ * (startThreads), all at once. See {@link runSplitCalls}.
  */
 export function runSplit(
   shared: WebAssembly.Memory, kernel: SplitKernel, ranges: Array<[number, number]>, argsFor: (start: number, end: number, part: number) => number[],
 ): void {
+  runSplitCalls(shared, ranges.length, (part) => [[kernel, argsFor(ranges[part][0], ranges[part][1], part)]]);
+}
+
+/**
+ * Runs `parts` jobs, job p being the kernel calls `callsFor(p)` made in order (a thread's whole
+ * share of an operation, so it needs one hand-off: a product and the scatter of its rows, several
+ * chunks of a sum): part 0 on the calling thread, the others on the workers started for `shared`
+ * (startThreads), all at once; parts beyond the workers, or all of them where `shared` has none,
+ * run on the calling thread. Returns when every part is done. A worker's trap is rethrown here,
+ * after every part has finished.
+ */
+export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFor: (part: number) => KernelCall[]): void {
   settleThreads();
-  // the workers started for this memory (startThreads); ranges beyond them run here, after part 0
-  const pool = state.memory === shared ? state.workers.filter((w) => !w.dead).slice(0, ranges.length - 1) : [];
+  const runHere = (calls: KernelCall[]) => calls.forEach(([kernel, args]) => kernel.call(...args));
+  // the workers started for this memory (startThreads); parts beyond them run here, after part 0
+  const pool = state.memory === shared ? state.workers.filter((w) => !w.dead).slice(0, parts - 1) : [];
   if (pool.length === 0) {
-    ranges.forEach(([start, end], part) => kernel.call(...argsFor(start, end, part)));
+    for (let part = 0; part < parts; part++) runHere(callsFor(part));
     return;
   }
   state.splits++;
-  const id = idOf(kernel.module);
+  const jobs = pool.map((w, i) => {
+    const calls = callsFor(i + 1);
+    const words: number[] = [];
+    for (const [kernel, args] of calls) {
+      const id = idOf(kernel.module);
+      send(w, kernel, id);
+      words.push(id, args.length, ...args);
+    }
+    if (words.length > MAX_WORDS) throw new Error(`runSplit: a job of at most ${MAX_WORDS} words, got ${words.length}`);
+    return { calls, words };
+  });
   pool.forEach((w, i) => {
-    const args = argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1);
-    if (args.length > MAX_ARGS) throw new Error(`runSplit: at most ${MAX_ARGS} arguments, got ${args.length}`);
-    send(w, kernel, id);
-    w.control[1] = id;
-    w.control[2] = args.length;
-    w.control.set(args, ARGS);
+    w.control[2] = jobs[i].words.length;
+    w.control.set(jobs[i].words, ARGS);
     Atomics.store(w.control, 0, JOB);
     Atomics.notify(w.control, 0);
   });
   let error: unknown;
   try {
-    kernel.call(...argsFor(ranges[0][0], ranges[0][1], 0));
-    for (let part = pool.length + 1; part < ranges.length; part++) kernel.call(...argsFor(ranges[part][0], ranges[part][1], part));
+    runHere(callsFor(0));
+    for (let part = pool.length + 1; part < parts; part++) runHere(callsFor(part));
   } catch (e) {
     error = e;
   }
-  // a worker that never started: its range is computed here, with its own arguments (its scratch)
+  // a worker that never started: its job is run here (with its own arguments: its scratch)
   const taken = pool.map((w) => settle(w));
   settleThreads();
   if (error !== undefined) throw error;
-  taken.forEach((ok, i) => ok || kernel.call(...argsFor(ranges[i + 1][0], ranges[i + 1][1], i + 1)));
+  taken.forEach((ok, i) => ok || runHere(jobs[i].calls));
   const failed = pool.filter((w, i) => taken[i] && w.control[3] !== 0).length;
   if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
 }
+
+/**
+ * Work a split must have to gain, on the 2-vCPU AMD EPYC Zen 5 measured (issue 26): a hand-off cost
+ * LeNet's step 0.05-0.25 ms each (waking a worker, whose vCPU may be idle, and waiting for the
+ * last part), so kernels of 0.15-0.3 ms ran slower split (its second pooling, the dense layers'
+ * 2.6 M multiply-add products, the second sigmoid's gradient) and those from about 0.4 ms gained.
+ * Memory-bound passes (poolings, elementwise gradients, copies) split from this many floats
+ * written (about 0.4 ms)...
+ */
+export const SPLIT_PASS_FROM = 1 << 20;
+/** ...and products and convolutions from this many multiply-adds (about 0.35 ms at 24 G/s). */
+export const SPLIT_PRODUCT_FROM = 1 << 23;
 
 /** Stops every worker (they are unref'd, so this is only needed to free their memory early); useSpeedups(true) or setThreads starts them again. */
 export function stopThreads(): void {

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
-import { activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { SPLIT_PASS_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
 import {
   ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_ADD, I32, LOOP, MUL, V128, brIf, get, i32, load, loadF32, locals,
   moduleWithImportedMemory, set, store, storeF32, tee, voidType,
@@ -104,8 +104,12 @@ export function tileAvgPoolWasm(s: TileShape): number[] {
  */
 
 const MARK = Symbol.for("d2l.useFastWasmAvgPoolGrad");
-/** Gradients of at least this many floats split their images across threads (thread-pool.ts): LeNet's two poolings. */
-const SPLIT_FROM = 1 << 18;
+/**
+ * Poolings and their gradients writing at least this many floats split their images across threads
+ * (thread-pool.ts): LeNet's first pooling's gradient (1.2 M floats); not its poolings (0.3 and 0.1 M:
+ * 0.29 → 0.38 and 0.15 → 0.25 ms a step split) nor its second gradient (0.4 M: 0.21 → 0.24).
+ */
+const SPLIT_FROM = SPLIT_PASS_FROM;
 
 /** dx for images [start, end): each dy value times 1/(fh·fw) into its fh×fw window (NHWC; dx zero elsewhere, written here too). */
 export function tileAvgPoolGrad(dy: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo, start: number, end: number): void {
@@ -164,7 +168,7 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
 
 const MARK_FORWARD = Symbol.for("d2l.useFastWasmAvgPool");
 
-/** wasm AvgPool by {@link tileAvgPoolWasm} where the windows tile the input (float32, NHWC), split by images from 2¹⁸ input floats. */
+/** wasm AvgPool by {@link tileAvgPoolWasm} where the windows tile the input (float32, NHWC), split by images from SPLIT_FROM output floats. */
 function fastAvgPool(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
@@ -182,7 +186,7 @@ function fastAvgPool(original: tf.KernelFunc): tf.KernelFunc {
     const simd = wasmKernel(backend, `avg-pool ${JSON.stringify(shape)}`, () => tileAvgPoolWasm(shape), "a");
     if (simd === undefined) return original(args);
     const out = backend.makeOutput(info.outShape, "float32");
-    const ranges = tf.util.sizeFromShape(x.shape) >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+    const ranges = tf.util.sizeFromShape(info.outShape) >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
     const [px, py] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
     runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [px, py, start, end]);
     return out;

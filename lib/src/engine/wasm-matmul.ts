@@ -278,6 +278,18 @@ export function useFastWasmMatMul(options: FastMatMulOptions = {}): boolean {
 }
 
 /**
+ * The packed kernel's settings as installed by {@link useFastWasmMatMul} (relaxed SIMD, zero
+ * skipping), for kernels that call it themselves (conv2d-simd.ts's input gradient), so their
+ * products are the registered BatchMatMul's, float for float; undefined where the packed kernel is
+ * not installed or is off.
+ */
+export function installedPackedOptions(): { relaxed: boolean; skipZeros: boolean | "auto" } | undefined {
+  const installed = findWasmReplacement<Settings>(tf.BatchMatMul, MARK);
+  if (installed === undefined || !installed.state.packed) return undefined;
+  return { relaxed: installed.state.relaxed, skipZeros: installed.state.skipZeros };
+}
+
+/**
  * Puts the original wasm matMul kernels back (undoes {@link useFastWasmMatMul}); for tests and
  * benchmarks that compare the two. Returns whether anything was restored.
  */
