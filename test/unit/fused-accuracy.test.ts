@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { accuracy, useFusedAccuracy } from "../../lib/src/engine/fused-accuracy";
-import { values } from "./kernel-fixtures";
+import { values, withKernelNames } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -39,20 +39,8 @@ describe.skipIf(!onWasm)("fused accuracy (wasm backend)", () => {
   it("runs one kernel, and leaves predicted classes and float labels to the ops", () => {
     useFusedAccuracy(true);
     const { scores, y } = inputs(8, 4);
-    const counts: string[] = [];
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const own = engine.runKernel;
-    engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
-      counts.push(name);
-      return own.call(this, name, ...rest);
-    };
-    let fused: tf.Tensor | undefined;
-    try {
-      fused = accuracy(scores, y);
-    } finally {
-      delete (engine as { runKernel?: unknown }).runKernel;
-    }
-    expect(counts).toEqual(["D2lCorrectCount"]);
+    const { result: fused, names } = withKernelNames(() => accuracy(scores, y));
+    expect(names).toEqual(["D2lCorrectCount"]);
     const asFloat = accuracy(scores, y.cast("float32"));
     const classes = accuracy(scores.argMax(1), y);
     expect(asFloat.dataSync()[0]).toBe(fused.dataSync()[0]);

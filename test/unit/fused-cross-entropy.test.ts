@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { crossEntropy, useFusedCrossEntropy } from "../../lib/src/engine/fused-cross-entropy";
-import { values } from "./kernel-fixtures";
+import { values, withKernelNames } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -48,21 +48,10 @@ describe.skipIf(!onWasm)("fused crossEntropy (wasm backend)", () => {
 
   it("runs one kernel forward and one for the gradient", () => {
     useFusedCrossEntropy(true);
-    const names: string[] = [];
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const own = engine.runKernel;
-    engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
-      names.push(name);
-      return own.call(this, name, ...rest);
-    };
     const { yHat, y } = inputs(8, 4);
-    try {
-      tf.tidy(() => {
-        tf.grad((x: tf.Tensor) => crossEntropy(x, y).sum())(yHat);
-      });
-    } finally {
-      delete (engine as { runKernel?: unknown }).runKernel;
-    }
+    const { names } = withKernelNames(() => tf.tidy(() => {
+      tf.grad((x: tf.Tensor) => crossEntropy(x, y).sum())(yHat);
+    }));
     expect(names.filter((n) => n.startsWith("D2lCrossEntropy"))).toEqual(["D2lCrossEntropy", "D2lCrossEntropyGrad"]);
     expect(names).not.toContain("OneHot");
     expect(names).not.toContain("Log");

@@ -49,3 +49,19 @@ export function trainDenseLayer(): Float32Array[] {
   model.dispose();
   return weights;
 }
+
+/** Runs `body` with tfjs's engine noting the name of every kernel it runs; returns body's result and the names. */
+export function withKernelNames<T>(body: () => T): { result: T; names: string[] } {
+  const names: string[] = [];
+  const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
+  const own = engine.runKernel;
+  engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
+    names.push(name);
+    return own.call(this, name, ...rest);
+  };
+  try {
+    return { result: body(), names };
+  } finally {
+    delete (engine as { runKernel?: unknown }).runKernel;
+  }
+}

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { restoreMeanGrad, useOneKernelMeanGrad } from "../../lib/src/engine/mean-grad";
-import { values } from "./kernel-fixtures";
+import { values, withKernelNames } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -30,29 +30,16 @@ describe.skipIf(!onWasm)("useOneKernelMeanGrad (wasm backend)", () => {
 
   it("runs one kernel for a mean over every axis, tfjs's ops for a mean over some", () => {
     useOneKernelMeanGrad();
-    const names: string[] = [];
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const own = engine.runKernel;
-    engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
-      names.push(name);
-      return own.call(this, name, ...rest);
-    };
     const x = tf.tensor2d([[1, 2], [3, 4]]);
-    let all: tf.Tensor | undefined, some: tf.Tensor | undefined;
-    try {
-      all = tf.grad((a: tf.Tensor) => a.mean())(x);
-      expect(names.filter((n) => n !== "Mean")).toEqual(["D2lMeanGrad"]);
-      names.length = 0;
-      some = tf.grad((a: tf.Tensor) => a.mean(1).sum())(x);
-      expect(names).not.toContain("D2lMeanGrad");
-    } finally {
-      delete (engine as { runKernel?: unknown }).runKernel;
-    }
+    const { result: all, names: overAll } = withKernelNames(() => tf.grad((a: tf.Tensor) => a.mean())(x));
+    expect(overAll.filter((n) => n !== "Mean")).toEqual(["D2lMeanGrad"]);
+    const { result: some, names: overSome } = withKernelNames(() => tf.grad((a: tf.Tensor) => a.mean(1).sum())(x));
+    expect(overSome).not.toContain("D2lMeanGrad");
     expect(Array.from(all.dataSync())).toEqual([0.25, 0.25, 0.25, 0.25]);
-    expect(Array.from(some!.dataSync())).toEqual([0.5, 0.5, 0.5, 0.5]);
+    expect(Array.from(some.dataSync())).toEqual([0.5, 0.5, 0.5, 0.5]);
     // a second derivative keeps tfjs's differentiable ops
     const second = tf.grad((a: tf.Tensor) => tf.grad((b: tf.Tensor) => b.square().mean())(a).sum())(x);
     expect(Array.from(second.dataSync())).toEqual([0.5, 0.5, 0.5, 0.5]);
-    tf.dispose([x, all, some!, second]);
+    tf.dispose([x, all, some, second]);
   });
 });

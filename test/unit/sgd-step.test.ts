@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { restoreSgd, useOneKernelSgd } from "../../lib/src/engine/sgd-step";
-import { trainDenseLayer, values } from "./kernel-fixtures";
+import { trainDenseLayer, values, withKernelNames } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -39,19 +39,7 @@ describe.skipIf(!onWasm)("useOneKernelSgd (wasm backend)", () => {
     restoreSgd();
     const tfjs = trainDenseLayer();
     useOneKernelSgd();
-    const names: string[] = [];
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const own = engine.runKernel;
-    engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
-      names.push(name);
-      return own.call(this, name, ...rest);
-    };
-    let ours: Float32Array[];
-    try {
-      ours = trainDenseLayer();
-    } finally {
-      delete (engine as { runKernel?: unknown }).runKernel;
-    }
+    const { result: ours, names } = withKernelNames(trainDenseLayer);
     expect(ours.map((w) => Array.from(w))).toEqual(tfjs.map((w) => Array.from(w)));
     expect(names.filter((n) => n === "D2lSgdStep")).toHaveLength(2 * 3); // kernel and bias, three steps
   });
