@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import type { WasmBackendLike } from "./wasm-kernels";
+import { type WasmBackendLike, type GradientMap, replaceGradient, restoreGradient } from "./wasm-kernels";
 
 /**
  * tfjs-core 4.x's gradient of Mean is `reshape(dy) · ones(x.shape) / n`: a Reshape, a tensor of ones
@@ -27,21 +27,16 @@ function meanGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown;
   return out;
 }
 
-type MarkedGradFunc = tf.GradFunc & { [MARK]?: tf.GradConfig };
-
-function oneKernelGradient(original: tf.GradConfig): tf.GradConfig {
-  const gradFunc: MarkedGradFunc = (dy, saved, attrs) => {
-    const [x] = saved;
-    const g = dy as tf.Tensor;
-    const ours = tf.getBackend() === "wasm" && (tf.engine().state as { gradientDepth: number }).gradientDepth === 0 &&
-      g.size === 1 && g.dtype === "float32" && x.dtype === "float32" && x.size > 0 && tf.getKernel(KERNEL, "wasm") !== undefined;
-    if (!ours) return original.gradFunc(dy, saved, attrs);
-    // dy is a single value only when every axis was reduced: n is x's size
-    const kernelAttrs = { shape: x.shape, n: x.size } as unknown as tf.NamedAttrMap;
-    return { x: () => tf.engine().runKernel(KERNEL, { dy: g }, kernelAttrs) as tf.Tensor };
-  };
-  gradFunc[MARK] = original;
-  return { ...original, gradFunc };
+/** The gradient by our kernel, or undefined where tfjs's applies (another backend, a higher order, a mean over some axes). */
+function oneKernelGradient(dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): GradientMap | undefined {
+  const [x] = saved;
+  const g = dy as tf.Tensor;
+  const ours = tf.getBackend() === "wasm" && (tf.engine().state as { gradientDepth: number }).gradientDepth === 0 &&
+    g.size === 1 && g.dtype === "float32" && x.dtype === "float32" && x.size > 0 && tf.getKernel(KERNEL, "wasm") !== undefined;
+  if (!ours) return undefined;
+  // dy is a single value only when every axis was reduced: n is x's size
+  const kernelAttrs = { shape: x.shape, n: x.size } as unknown as tf.NamedAttrMap;
+  return { x: () => tf.engine().runKernel(KERNEL, { dy: g }, kernelAttrs) as tf.Tensor };
 }
 
 /** Makes the gradient of a mean over every axis one wasm kernel (see above). Idempotent; false where tfjs has no Mean gradient. */
@@ -49,17 +44,10 @@ export function useOneKernelMeanGrad(): boolean {
   if (tf.getKernel(KERNEL, "wasm") === undefined && tf.findBackend("wasm") !== null) {
     tf.registerKernel({ kernelName: KERNEL, backendName: "wasm", kernelFunc: meanGradKernel as unknown as tf.KernelFunc });
   }
-  const config = tf.getGradient(tf.Mean);
-  if (config === undefined) return false;
-  if ((config.gradFunc as MarkedGradFunc)[MARK] !== undefined) return true;
-  tf.registerGradient(oneKernelGradient(config));
-  return true;
+  return replaceGradient(tf.Mean, MARK, oneKernelGradient);
 }
 
 /** Puts tfjs's own Mean gradient back; returns whether it was replaced. */
 export function restoreMeanGrad(): boolean {
-  const original = (tf.getGradient(tf.Mean)?.gradFunc as MarkedGradFunc | undefined)?.[MARK];
-  if (original === undefined) return false;
-  tf.registerGradient(original);
-  return true;
+  return restoreGradient(tf.Mean, MARK);
 }

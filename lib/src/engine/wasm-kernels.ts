@@ -107,3 +107,32 @@ export function restoreWasmKernel(name: string, mark: symbol): boolean {
   tf.registerKernel(replacement.original);
   return true;
 }
+
+type MarkedGradFunc = tf.GradFunc & { [mark: symbol]: tf.GradConfig | undefined };
+/** What a gradient function returns: a function computing each input's gradient, by input name. */
+export type GradientMap = ReturnType<tf.GradFunc>;
+
+/**
+ * Replaces the gradient registered for `kernelName` (for every backend) with one that returns
+ * `ours(dy, saved, attrs)` where that is defined and tfjs's own gradient elsewhere, keeping tfjs's
+ * under `mark` for {@link restoreGradient}. Idempotent; false where tfjs has no such gradient.
+ */
+export function replaceGradient(
+  kernelName: string, mark: symbol, ours: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => GradientMap | undefined,
+): boolean {
+  const original = tf.getGradient(kernelName);
+  if (original === undefined) return false;
+  if ((original.gradFunc as MarkedGradFunc)[mark] !== undefined) return true;
+  const gradFunc = ((dy, saved, attrs) => ours(dy, saved, attrs) ?? original.gradFunc(dy, saved, attrs)) as MarkedGradFunc;
+  gradFunc[mark] = original;
+  tf.registerGradient({ ...original, gradFunc });
+  return true;
+}
+
+/** Puts back tfjs's gradient of `kernelName` replaced under `mark`; returns whether it was replaced. */
+export function restoreGradient(kernelName: string, mark: symbol): boolean {
+  const original = (tf.getGradient(kernelName)?.gradFunc as MarkedGradFunc | undefined)?.[mark];
+  if (original === undefined) return false;
+  tf.registerGradient(original);
+  return true;
+}

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
 import { SPLIT_PASS_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
-import { type WasmBackendLike, wasmKernel } from "./wasm-kernels";
+import { type WasmBackendLike, type GradientMap, replaceGradient, restoreGradient, wasmKernel } from "./wasm-kernels";
 
 /**
  * tfjs-core 4.x's gradient of Sigmoid is `dy * (y * (1 - y))` as three ops (Sub, Mul, Mul): on
@@ -75,20 +75,14 @@ function sigmoidGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   return out;
 }
 
-type MarkedGradFunc = tf.GradFunc & { [MARK]?: tf.GradConfig };
-
-function oneKernelGradient(original: tf.GradConfig): tf.GradConfig {
-  const gradFunc: MarkedGradFunc = (dy, saved, attrs) => {
-    const [y] = saved;
-    const g = dy as tf.Tensor;
-    const ours =
-      tf.getBackend() === "wasm" && tf.engine().state.gradientDepth === 0 && y.size >= OURS_FROM && y.dtype === "float32" &&
-      g.dtype === "float32" && tf.util.arraysEqual(g.shape, y.shape) && tf.getKernel(KERNEL, "wasm") !== undefined;
-    if (!ours) return original.gradFunc(dy, saved, attrs);
-    return { x: () => tf.engine().runKernel(KERNEL, { dy: g, y }) as tf.Tensor };
-  };
-  gradFunc[MARK] = original;
-  return { ...original, gradFunc };
+/** The gradient by our kernel, or undefined where tfjs's applies (another backend, a higher order, small or other tensors). */
+function oneKernelGradient(dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): GradientMap | undefined {
+  const [y] = saved;
+  const g = dy as tf.Tensor;
+  const ours =
+    tf.getBackend() === "wasm" && tf.engine().state.gradientDepth === 0 && y.size >= OURS_FROM && y.dtype === "float32" &&
+    g.dtype === "float32" && tf.util.arraysEqual(g.shape, y.shape) && tf.getKernel(KERNEL, "wasm") !== undefined;
+  return ours ? { x: () => tf.engine().runKernel(KERNEL, { dy: g, y }) as tf.Tensor } : undefined;
 }
 
 /**
@@ -101,17 +95,10 @@ export function useFastWasmSigmoidGrad(): boolean {
   if (tf.getKernel(KERNEL, "wasm") === undefined) {
     tf.registerKernel({ kernelName: KERNEL, backendName: "wasm", kernelFunc: sigmoidGradKernel as unknown as tf.KernelFunc });
   }
-  const config = tf.getGradient(tf.Sigmoid);
-  if (config === undefined) return false;
-  if ((config.gradFunc as MarkedGradFunc)[MARK] !== undefined) return true;
-  tf.registerGradient(oneKernelGradient(config));
-  return true;
+  return replaceGradient(tf.Sigmoid, MARK, oneKernelGradient);
 }
 
 /** Puts tfjs's own Sigmoid gradient back; returns whether it was replaced. */
 export function restoreWasmSigmoidGrad(): boolean {
-  const original = (tf.getGradient(tf.Sigmoid)?.gradFunc as MarkedGradFunc | undefined)?.[MARK];
-  if (original === undefined) return false;
-  tf.registerGradient(original);
-  return true;
+  return restoreGradient(tf.Sigmoid, MARK);
 }
