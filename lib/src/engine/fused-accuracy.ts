@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import type { WasmBackendLike } from "./wasm-kernels";
+import { type WasmBackendLike, heapF32, heapI32 } from "./wasm-kernels";
 import { accuracy as bookAccuracy } from "../metrics";
 
 /**
@@ -32,9 +32,8 @@ function correctCountKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   const backend = args.backend as WasmBackendLike;
   const [n, k] = scores.shape;
   const out = backend.makeOutput([], "float32");
-  const heap = backend.wasm!.HEAPU8!.buffer;
-  const x = new Float32Array(heap, backend.getMemoryOffset(scores.dataId), n * k);
-  const y = new Int32Array(heap, backend.getMemoryOffset(labels.dataId), n);
+  const x = heapF32(backend, scores, n * k);
+  const y = heapI32(backend, labels, n);
   let correct = 0;
   for (let i = 0; i < n; i++) {
     const row = i * k;
@@ -48,7 +47,7 @@ function correctCountKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
     }
     if (best === y[i]) correct++;
   }
-  new Float32Array(heap, backend.getMemoryOffset(out.dataId), 1)[0] = correct;
+  heapF32(backend, out, 1)[0] = correct;
   return out;
 }
 

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import type { WasmBackendLike } from "./wasm-kernels";
+import { type WasmBackendLike, applyWasmUnary, heapF32, heapI32, registerFusedKernels } from "./wasm-kernels";
 import { crossEntropy as bookCrossEntropy } from "../losses";
 
 /**
@@ -29,11 +29,6 @@ const STATE = Symbol.for("d2l.useFusedCrossEntropy");
 const shared = globalThis as { [STATE]?: { enabled: boolean } };
 const state = (shared[STATE] ??= { enabled: false });
 
-const f32 = (backend: WasmBackendLike, info: tf.TensorInfo, size: number) =>
-  new Float32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
-const i32 = (backend: WasmBackendLike, info: tf.TensorInfo, size: number) =>
-  new Int32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
-
 /** Forward: outputs the loss [n] and the picked probabilities [n] (saved for the gradient). */
 function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
   const { yHat, labels } = args.inputs as { yHat: tf.TensorInfo; labels: tf.TensorInfo };
@@ -41,9 +36,9 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   const [n, k] = yHat.shape;
   const picked = backend.makeOutput([n], "float32");
   {
-    const x = f32(backend, yHat, n * k);
-    const y = i32(backend, labels, n);
-    const p = f32(backend, picked, n);
+    const x = heapF32(backend, yHat, n * k);
+    const y = heapI32(backend, labels, n);
+    const p = heapF32(backend, picked, n);
     for (let i = 0; i < n; i++) {
       const row = i * k;
       const label = y[i];
@@ -52,9 +47,8 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
       p[i] = sum;
     }
   }
-  const logKernel = tf.getKernel("Log", "wasm")!;
-  const loss = logKernel.kernelFunc({ inputs: { x: picked }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo;
-  const l = f32(backend, loss, n);
+  const loss = applyWasmUnary("Log", picked, backend);
+  const l = heapF32(backend, loss, n);
   for (let i = 0; i < n; i++) l[i] = -l[i]; // Neg, in place in the Log kernel's output
   return [loss, picked];
 }
@@ -66,10 +60,10 @@ function gradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   const backend = args.backend as WasmBackendLike;
   const n = picked.shape[0];
   const dx = backend.makeOutput([n, k], "float32");
-  const d = f32(backend, dy, n);
-  const p = f32(backend, picked, n);
-  const y = i32(backend, labels, n);
-  const out = f32(backend, dx, n * k);
+  const d = heapF32(backend, dy, n);
+  const p = heapF32(backend, picked, n);
+  const y = heapI32(backend, labels, n);
+  const out = heapF32(backend, dx, n * k);
   for (let i = 0; i < n; i++) {
     const q = Math.fround(-d[i] / p[i]);
     const row = i * k;
@@ -80,11 +74,7 @@ function gradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
 }
 
 function register(): void {
-  if (tf.getKernel(KERNEL, "wasm") !== undefined) return;
-  tf.registerKernel({ kernelName: KERNEL, backendName: "wasm", kernelFunc: forwardKernel as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: GRAD_KERNEL, backendName: "wasm", kernelFunc: gradKernel as unknown as tf.KernelFunc });
-  tf.registerGradient({
-    kernelName: KERNEL,
+  registerFusedKernels(KERNEL, forwardKernel as unknown as tf.KernelFunc, GRAD_KERNEL, gradKernel as unknown as tf.KernelFunc, {
     inputsToSave: ["yHat", "labels"],
     outputsToSave: [false, true],
     gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {

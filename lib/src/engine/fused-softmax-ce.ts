@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import type { WasmBackendLike } from "./wasm-kernels";
+import { type WasmBackendLike, applyWasmUnary, heapF32, heapI32, registerFusedKernels } from "./wasm-kernels";
 import { softmaxCrossEntropy as bookSoftmaxCrossEntropy } from "../losses";
 
 /**
@@ -44,21 +44,6 @@ function targetValues(labelSmoothing: number, numClasses: number): [number, numb
   return [Math.fround(1 - labelSmoothing + other), Math.fround(other)];
 }
 
-/** The backend's own kernel `name` applied to a buffer (no engine: its output is ours to free). */
-function raw(name: string, x: tf.TensorInfo, backend: WasmBackendLike): tf.TensorInfo {
-  const kernel = tf.getKernel(name, "wasm");
-  if (kernel === undefined) throw new Error(`${KERNEL}: the wasm backend has no ${name} kernel`);
-  return kernel.kernelFunc({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo;
-}
-
-function heapF32(backend: WasmBackendLike, info: tf.TensorInfo, size: number): Float32Array {
-  return new Float32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
-}
-
-function heapI32(backend: WasmBackendLike, info: tf.TensorInfo, size: number): Int32Array {
-  return new Int32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
-}
-
 /** Forward: outputs the loss [n] and softmax(o) [n, K] (saved for the gradient). */
 function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo[] {
   const { logits, labels } = args.inputs as { logits: tf.TensorInfo; labels: tf.TensorInfo };
@@ -81,7 +66,7 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; 
       for (let j = 0; j < k; j++) s[row + j] = o[row + j] - m;
     }
   }
-  const e = raw("Exp", probs, backend);
+  const e = applyWasmUnary("Exp", probs, backend);
   {
     const ev = heapF32(backend, e, size);
     const z = heapF32(backend, partition, n);
@@ -91,7 +76,7 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; 
       z[i] = sum;
     }
   }
-  const logPartition = raw("Log", partition, backend);
+  const logPartition = applyWasmUnary("Log", partition, backend);
   // Views made after the last allocation (a grow of the memory detaches older ones).
   const s = heapF32(backend, probs, size);
   const ev = heapF32(backend, e, size);
@@ -133,13 +118,9 @@ function gradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   return dx;
 }
 
-/** Registers the two kernels and the gradient once (the registry is shared by every copy of this module). */
+/** Registers the two kernels and the gradient once. */
 function register(): void {
-  if (tf.getKernel(KERNEL, "wasm") !== undefined) return;
-  tf.registerKernel({ kernelName: KERNEL, backendName: "wasm", kernelFunc: forwardKernel as unknown as tf.KernelFunc });
-  tf.registerKernel({ kernelName: GRAD_KERNEL, backendName: "wasm", kernelFunc: gradKernel as unknown as tf.KernelFunc });
-  tf.registerGradient({
-    kernelName: KERNEL,
+  registerFusedKernels(KERNEL, forwardKernel as unknown as tf.KernelFunc, GRAD_KERNEL, gradKernel as unknown as tf.KernelFunc, {
     inputsToSave: ["labels"],
     outputsToSave: [false, true],
     gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { type WasmBackendLike, type GradientMap, replaceGradient, restoreGradient } from "./wasm-kernels";
+import { type GradientMap, type WasmBackendLike, heapF32, replaceGradient, restoreGradient } from "./wasm-kernels";
 
 /**
  * tfjs-core 4.x's gradient of Mean is `reshape(dy) · ones(x.shape) / n`: a Reshape, a tensor of ones
@@ -21,9 +21,8 @@ function meanGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown;
   const { shape, n } = args.attrs as unknown as { shape: number[]; n: number };
   const backend = args.backend as WasmBackendLike;
   const out = backend.makeOutput(shape, "float32");
-  const heap = backend.wasm!.HEAPU8!.buffer;
-  const value = new Float32Array(heap, backend.getMemoryOffset(dy.dataId), 1)[0] / n;
-  new Float32Array(heap, backend.getMemoryOffset(out.dataId), tf.util.sizeFromShape(shape)).fill(value); // rounded to float32 as stored
+  const value = heapF32(backend, dy, 1)[0] / n;
+  heapF32(backend, out).fill(value); // rounded to float32 as stored
   return out;
 }
 

@@ -12,6 +12,37 @@ export interface WasmBackendLike {
   wasm?: { HEAPU8?: Uint8Array; asm?: { memory?: unknown } };
 }
 
+/** A float32 view of a tensor's buffer in the wasm memory (made after any allocation, which may grow it). */
+export function heapF32(backend: WasmBackendLike, info: tf.TensorInfo, size = tf.util.sizeFromShape(info.shape)): Float32Array {
+  return new Float32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
+}
+
+/** An int32 view of a tensor's buffer in the wasm memory (made after any allocation, which may grow it). */
+export function heapI32(backend: WasmBackendLike, info: tf.TensorInfo, size = tf.util.sizeFromShape(info.shape)): Int32Array {
+  return new Int32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
+}
+
+/** The wasm backend's own unary kernel `name` (Exp, Log) applied to a buffer, outside the engine: its output is the caller's to free. */
+export function applyWasmUnary(name: string, x: tf.TensorInfo, backend: WasmBackendLike): tf.TensorInfo {
+  const kernel = tf.getKernel(name, BACKEND);
+  if (kernel === undefined) throw new Error(`the wasm backend has no ${name} kernel`);
+  return kernel.kernelFunc({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo;
+}
+
+/**
+ * Registers a fused operation once: its wasm kernel, the wasm kernel of its gradient, and the
+ * gradient (`gradient`, for `kernelName`), which calls the latter. The registry is shared by every
+ * copy of a module, so a second call does nothing.
+ */
+export function registerFusedKernels(
+  kernelName: string, kernelFunc: tf.KernelFunc, gradKernelName: string, gradKernelFunc: tf.KernelFunc, gradient: Omit<tf.GradConfig, "kernelName">,
+): void {
+  if (tf.getKernel(kernelName, BACKEND) !== undefined) return;
+  tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
+  tf.registerKernel({ kernelName: gradKernelName, backendName: BACKEND, kernelFunc: gradKernelFunc });
+  tf.registerGradient({ kernelName, ...gradient });
+}
+
 /** Whether a matrix product's operand of this shape is a single matrix (its batch dimensions, if any, are all 1). */
 export function singleBatch(shape: number[]): boolean {
   return shape.length >= 2 && tf.util.sizeFromShape(shape.slice(0, -2)) === 1;
