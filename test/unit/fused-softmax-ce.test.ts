@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { softmaxCrossEntropy, useFusedSoftmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
-import { values } from "./kernel-fixtures";
+import { kernelCalls, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -52,21 +52,12 @@ describe.skipIf(!onWasm)("fused softmaxCrossEntropy (wasm backend)", () => {
 
   it("runs one kernel forward and one for the gradient", () => {
     useFusedSoftmaxCrossEntropy(true);
-    const counts = new Map<string, number>();
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const own = engine.runKernel;
-    engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return own.call(this, name, ...rest);
-    };
-    try {
+    const counts = kernelCalls(() => {
       tf.tidy(() => {
         const { logits, y } = inputs(8, 4, 1);
         tf.grad((x: tf.Tensor) => softmaxCrossEntropy(x, y).sum())(logits);
       });
-    } finally {
-      delete (engine as { runKernel?: unknown }).runKernel;
-    }
+    });
     expect(counts.get("D2lSoftmaxCrossEntropy")).toBe(1);
     expect(counts.get("D2lSoftmaxCrossEntropyGrad")).toBe(1);
     expect(counts.get("Exp")).toBeUndefined();

@@ -65,3 +65,19 @@ export function withKernelNames<T>(body: () => T): { result: T; names: string[] 
     delete (engine as { runKernel?: unknown }).runKernel;
   }
 }
+
+/** How many times each kernel runs through the engine while `body` runs. */
+export function kernelCalls(body: () => void): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const name of withKernelNames(body).names) counts.set(name, (counts.get(name) ?? 0) + 1);
+  return counts;
+}
+
+/** Indices where a and b differ (NaN equal to NaN, whatever its payload), at most 5. */
+export function differences(a: Uint32Array, b: Uint32Array): number[] {
+  const fa = new Float32Array(a.buffer);
+  const fb = new Float32Array(b.buffer);
+  const out: number[] = [];
+  for (let i = 0; i < a.length && out.length < 5; i++) if (a[i] !== b[i] && !(Number.isNaN(fa[i]) && Number.isNaN(fb[i]))) out.push(i);
+  return out;
+}

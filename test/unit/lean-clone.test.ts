@@ -1,26 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { restoreLeanClone, useLeanClone } from "../../lib/src/engine/lean-clone";
-import { trainDenseLayer } from "./kernel-fixtures";
+import { kernelCalls, trainDenseLayer } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
-
-/** How many times each kernel runs through the engine while `f` runs. */
-function kernelCalls(f: () => void): Map<string, number> {
-  const counts = new Map<string, number>();
-  const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-  const own = engine.runKernel;
-  engine.runKernel = function (this: unknown, name: string, ...rest: unknown[]) {
-    counts.set(name, (counts.get(name) ?? 0) + 1);
-    return own.call(this, name, ...rest);
-  };
-  try {
-    f();
-  } finally {
-    delete (engine as { runKernel?: unknown }).runKernel;
-  }
-  return counts;
-}
 
 describe.skipIf(!onWasm)("useLeanClone (wasm backend)", () => {
   afterAll(() => useLeanClone());

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { OURS_FROM, restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "../../lib/src/engine/wasm-sigmoid-grad";
-import { size, values } from "./kernel-fixtures";
+import { differences, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 const initialThreads = getThreads();
@@ -30,15 +30,6 @@ function bitsOf(f: () => tf.Tensor): Uint32Array {
 function sigmoidGradient(shape: number[]): Uint32Array {
   const { x, dy } = inputs(shape);
   return bitsOf(() => tf.grad((a: tf.Tensor) => tf.sigmoid(a).mul(tf.tensor(dy, shape)).sum())(tf.tensor(x, shape)));
-}
-
-/** Indices where a and b differ (NaN equal to NaN, whatever its payload), at most 5. */
-function differences(a: Uint32Array, b: Uint32Array): number[] {
-  const fa = new Float32Array(a.buffer);
-  const fb = new Float32Array(b.buffer);
-  const out: number[] = [];
-  for (let i = 0; i < a.length && out.length < 5; i++) if (a[i] !== b[i] && !(Number.isNaN(fa[i]) && Number.isNaN(fb[i]))) out.push(i);
-  return out;
 }
 
 describe.skipIf(!onWasm)("useFastWasmSigmoidGrad (wasm backend)", () => {

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { restoreSplitWasmSigmoid, sigmoidScalar, useSplitWasmSigmoid } from "../../lib/src/engine/wasm-sigmoid";
-import { values } from "./kernel-fixtures";
+import { differences, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 const initialThreads = getThreads();
@@ -24,15 +24,6 @@ function sigmoidBits(x: Float32Array, shape: number[]): Uint32Array {
   const bits = new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
   t.dispose();
   return bits;
-}
-
-/** Indices where a and b differ (NaN equal to NaN, whatever its payload), at most 5. */
-function differences(a: Uint32Array, b: Uint32Array): number[] {
-  const fa = new Float32Array(a.buffer);
-  const fb = new Float32Array(b.buffer);
-  const out: number[] = [];
-  for (let i = 0; i < a.length && out.length < 5; i++) if (a[i] !== b[i] && !(Number.isNaN(fa[i]) && Number.isNaN(fb[i]))) out.push(i);
-  return out;
 }
 
 describe.skipIf(!onWasm)("the split Sigmoid (wasm-sigmoid.ts)", () => {
