@@ -4,7 +4,7 @@
  * (by name and input shapes: calls a step, milliseconds a step) and what is left for tfjs's engine,
  * the tape, the optimizer and d2l's own JavaScript (the step's time minus its kernels').
  *
- *   npx tsx scripts/profile-step.ts --model lenet [--steps 20] [--warmup 3] [--threads N] [--backend wasm] [--cpu]
+ *   npx tsx scripts/profile-step.ts --model lenet [--steps 20] [--warmup 3] [--threads N] [--backend wasm] [--cpu | --main]
  *
  * Kernels are timed in wall-clock time (performance.now around each kernel function; a kernel split
  * across threads counts its wall time), so run it on a quiet machine; the step's CPU time (all
@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
+import { readFileSync } from "node:fs";
 import * as d2l from "../lib/src/index";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
@@ -26,8 +27,15 @@ const { values: v } = parseArgs({
     backend: { type: "string", default: "wasm" },
     /** Time each kernel in CPU time of the whole process (all threads) instead of wall time: for a busy machine. */
     cpu: { type: "boolean", default: false },
+    /**
+     * Time each kernel, and the step, in the calling thread's own CPU time (Linux's
+     * /proc/self/task/<pid>/schedstat): what a split leaves on it, whether or not the workers find
+     * a free core (a busy machine barely changes it; the wait for a worker is not counted).
+     */
+    main: { type: "boolean", default: false },
   },
 });
+if (v.cpu && v.main) throw new Error("--cpu and --main are exclusive");
 if (!(MODELS as readonly string[]).includes(v.model!)) {
   throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
 }
@@ -48,12 +56,27 @@ interface KernelTally {
 }
 const tallies = new Map<string, KernelTally>();
 /** Milliseconds: wall-clock, or with --cpu the process's CPU time (every thread's; on a busy machine the truer figure). */
+const schedstat = `/proc/self/task/${process.pid}/schedstat`;
+const threadCpuUsage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage;
+/**
+ * The calling thread's CPU milliseconds so far: Node ≥ 23.9's process.threadCpuUsage, else Linux's
+ * schedstat (nanoseconds on a CPU, but brought up to date only at the scheduler's ticks: good for a
+ * step, too coarse for one kernel).
+ */
+const mainThreadMs = threadCpuUsage
+  ? () => {
+      const { user, system } = threadCpuUsage.call(process);
+      return (user + system) / 1000;
+    }
+  : () => Number(readFileSync(schedstat, "utf8").split(" ")[0]) / 1e6;
 const clock = v.cpu
   ? () => {
       const { user, system } = process.cpuUsage();
       return (user + system) / 1000;
     }
-  : () => performance.now();
+  : v.main
+    ? mainThreadMs
+    : () => performance.now();
 let timing = false;
 
 /** Wraps every kernel registered for `backend` in place (the registry hands out the same config object). */
@@ -100,11 +123,13 @@ async function main(): Promise<void> {
   d2l.trainEpochCh3(job.net, firstBatches(warmup), job.loss, job.updater);
   timing = true;
   const cpu0 = process.cpuUsage();
+  const main0 = v.main ? mainThreadMs() : 0;
   const t0 = performance.now();
   d2l.trainEpochCh3(job.net, firstBatches(steps), job.loss, job.updater);
   const wall = (performance.now() - t0) / steps;
   const cpuUsed = process.cpuUsage(cpu0);
   const cpu = (cpuUsed.user + cpuUsed.system) / 1000 / steps;
+  const main = v.main ? (mainThreadMs() - main0) / steps : 0;
   timing = false;
   job.dispose();
 
@@ -112,8 +137,9 @@ async function main(): Promise<void> {
   const kernelMs = rows.reduce((sum, [, t]) => sum + t.ms, 0) / steps;
   const calls = rows.reduce((sum, [, t]) => sum + t.calls, 0) / steps;
   console.log(`${model} on ${backend}, batch ${batchSize}, ${d2l.getThreads()} thread(s), ${cpus()[0]?.model ?? "unknown CPU"}`);
-  const step = v.cpu ? cpu : wall;
-  console.log(`a step: ${wall.toFixed(2)} ms wall, ${cpu.toFixed(2)} ms CPU; kernels ${kernelMs.toFixed(2)} ms ${v.cpu ? "CPU" : "wall"} in ${calls} calls; ` +
+  const step = v.cpu ? cpu : v.main ? main : wall;
+  console.log(`a step: ${wall.toFixed(2)} ms wall, ${cpu.toFixed(2)} ms CPU${v.main ? `, ${main.toFixed(2)} ms on the calling thread` : ""}; ` +
+    `kernels ${kernelMs.toFixed(2)} ms ${v.cpu ? "CPU" : v.main ? "calling thread" : "wall"} in ${calls} calls; ` +
     `the rest (engine, tape, optimizer, d2l) ${(step - kernelMs).toFixed(2)} ms`);
   console.log("ms/step  calls/step  kernel and input shapes");
   for (const [key, t] of rows) {

@@ -202,4 +202,49 @@ describe("interrupts at hundreds of moments", () => {
     setThreads(threads);
     tf.dispose([X, y, W1, W2]);
   });
+
+  it("LeNet's convolutions, whose chunks both threads claim (runChunks): after each repair no worker computes, none writes into freed memory", async () => {
+    const threads = getThreads();
+    setThreads(2);
+    const X = tf.tensor4d(values(256 * 28 * 28, 11).map((v) => Math.max(v, 0)), [256, 28, 28, 1]);
+    const y = tf.tensor1d(Array.from({ length: 256 }, (_, i) => i % 10), "int32");
+    const K1 = tf.variable(tf.tensor4d(values(5 * 5 * 6, 12).map((v) => 0.2 * v), [5, 5, 1, 6]));
+    const K2 = tf.variable(tf.tensor4d(values(5 * 5 * 6 * 16, 13).map((v) => 0.1 * v), [5, 5, 6, 16]));
+    const W = tf.variable(tf.tensor2d(values(400 * 10, 14).map((v) => 0.05 * v), [400, 10]));
+    const net = (input: tf.Tensor4D) => {
+      const h1 = tf.avgPool(tf.sigmoid(tf.conv2d(input, K1 as tf.Tensor4D, 1, "same")), 2, 2, "valid");
+      const h2 = tf.avgPool(tf.sigmoid(tf.conv2d(h1, K2 as tf.Tensor4D, 1, "valid")), 2, 2, "valid");
+      return tf.matMul(tf.reshape(h2, [256, 400]), W);
+    };
+    const forward = () => tf.tidy(() => net(X).dataSync() as Float32Array);
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    let cutWhileSplit = 0;
+    for (let i = 0; i < 60; i++) {
+      cutAfter(1 + (i % 13), () => {
+        for (;;) {
+          backward(() => softmaxCrossEntropy(net(X), y).sum());
+          sgd([K1, K2, W], 0.01, 256);
+        }
+      });
+      cutWhileSplit += busyThreads() > 0 ? 1 : 0;
+      await nextTurn();
+      recoverFromInterrupt();
+      expect(busyThreads()).toBe(0);
+      [K1, K2, W].forEach(zeroGrad);
+      const fresh = Array.from({ length: 6 }, () => tf.zeros([256, 28, 28, 6]));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const written = tf.tidy(() => fresh.map((t) => t.abs().sum().dataSync()[0]).reduce((a, b) => a + b));
+      expect(written).toBe(0);
+      tf.dispose(fresh);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    console.warn(`${cutWhileSplit} of 60 cuts left a worker computing`);
+    expect(cutWhileSplit).toBeGreaterThan(0);
+    const two = forward();
+    setThreads(1);
+    expect(forward()).toEqual(two);
+    setThreads(threads);
+    tf.dispose([X, y, K1, K2, W]);
+  }, 120_000);
 });

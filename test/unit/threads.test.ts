@@ -5,7 +5,9 @@ import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
 import { SPLIT_FROM, packedMatMul, registerBlock, rowRanges } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
-import { activeThreads, busyThreads, getThreads, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
+import { activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
+import { ADD, END, IF, get, i32, loadI32, moduleWithImportedMemory, storeI32, voidType } from "../../lib/src/engine/wasm-asm";
+import { type WasmBackendLike, wasmKernel } from "../../lib/src/engine/wasm-kernels";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -28,6 +30,26 @@ describe("splitRanges", () => {
         expect(s % grain).toBe(0);
         expect(e).toBeGreaterThan(s);
         if (i > 0) expect(s).toBe(ranges[i - 1][1]);
+      });
+    }
+  });
+
+  it("guidedRanges cuts [0, total) into shrinking chunks of whole grains, none below the minimum", () => {
+    expect(guidedRanges(256, 2)).toEqual([[0, 64], [64, 112], [112, 148], [148, 175], [175, 196], [196, 211], [211, 223], [223, 232],
+      [232, 238], [238, 243], [243, 247], [247, 250], [250, 252], [252, 253], [253, 254], [254, 255], [255, 256]]);
+    expect(guidedRanges(256, 2, 1, 8).map(([s, e]) => e - s)).toEqual([64, 48, 36, 27, 21, 15, 12, 9, 8, 8, 8]);
+    expect(guidedRanges(10, 1, 1, 4)).toEqual([[0, 10]]);
+    expect(guidedRanges(10, 2, 1, 4)).toEqual([[0, 4], [4, 10]]);
+    expect(guidedRanges(3, 2, 1, 4)).toEqual([[0, 3]]);
+    for (const [total, threads, grain, minimum] of [[1000, 2, 4, 16], [97, 8, 2, 2], [784, 3, 4, 13]]) {
+      const ranges = guidedRanges(total, threads, grain, minimum);
+      expect(ranges[0][0]).toBe(0);
+      expect(ranges[ranges.length - 1][1]).toBe(total);
+      ranges.forEach(([s, e], i) => {
+        expect(s % grain).toBe(0);
+        expect(e - s).toBeGreaterThanOrEqual(Math.min(total, minimum));
+        if (i > 0) expect(s).toBe(ranges[i - 1][1]);
+        if (i > 0 && i < ranges.length - 1) expect(e - s).toBeLessThanOrEqual(ranges[i - 1][1] - ranges[i - 1][0]);
       });
     }
   });
@@ -66,6 +88,28 @@ describe("the shared-memory patch", () => {
 
 describe.skipIf(!onWasm)("threads on the wasm backend", () => {
   const memory = () => (tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } }).wasm.asm.memory;
+
+  it("runChunks: each chunk runs exactly once whichever thread claims it; a trap in a chunk is an error, with no worker left computing", () => {
+    // c(p, trap): *p += 1, then traps if asked
+    const body = [0x00, ...get(0), ...get(0), ...loadI32(), ...i32(1), ADD, ...storeI32(), ...get(1), ...IF, 0x00, END, END];
+    const bytes = moduleWithImportedMemory(voidType(2), "c", body);
+    const backend = tf.backend() as unknown as WasmBackendLike;
+    const kernel = wasmKernel(backend, "test-count", () => bytes, "c")!;
+    expect(kernel).toBeDefined();
+    setThreads(2);
+    const counts = tf.zeros([40], "int32");
+    const base = backend.getMemoryOffset(counts.dataId);
+    const splits = splitCount();
+    for (let round = 0; round < 20; round++) runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, 0]]]);
+    expect(splitCount() - splits).toBe(20);
+    expect([...counts.dataSync()]).toEqual(Array<number>(40).fill(20));
+    for (const bad of [0, 39, 17]) {
+      expect(() => runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, c === bad ? 1 : 0]]])).toThrow(/unreachable|trapped/);
+      expect(busyThreads()).toBe(0);
+    }
+    counts.dispose();
+    setThreads(initialThreads);
+  });
 
   it("the backend's memory is shared, and the speed-ups' switch turns threads off and on", () => {
     expect(memory().buffer).toBeInstanceOf(SharedArrayBuffer);
@@ -352,11 +396,11 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     // padding (2), both filter gradients (each thread its range of 32-image chunks: 2), layer 2's input gradient (dy·Wᵀ
     // and the scatter of each thread's images: 1), the first pooling's gradient (1.2 M floats: 1), the first sigmoid's
     // gradient (wasm-sigmoid-grad.ts: 1), both sigmoids (wasm-sigmoid.ts: 2), the dense layers' three 12 M multiply-add
-    // products (3); not the poolings, the bias adds (wasm-binary.ts, 0.16 ms), the
-    // second layer's pooling and sigmoid gradients (0.3 M floats or less) nor the 2.6 M products
+    // products (3), the first pooling (reading 1.2 M floats: 1); not the second pooling, the bias adds (wasm-binary.ts,
+    // 0.16 ms), the second layer's pooling and sigmoid gradients (0.4 M floats) nor the 2.6 M products
     const perStep = (splitCount() - sent) / 2;
     const eight = train(8);
-    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3);
+    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3 + 1);
     expect(one.length).toBe(10);
     expect(differing(one, two)).toBe(0);
     expect(differing(one, eight)).toBe(0);

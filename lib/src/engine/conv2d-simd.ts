@@ -6,7 +6,7 @@ import {
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 import { type WasmBackendLike, type WasmKernel, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction, wasmKernel } from "./wasm-kernels";
-import { type KernelCall, SPLIT_PASS_FROM, SPLIT_PRODUCT_FROM, activeThreads, runSplit, runSplitCalls, splitRanges } from "./thread-pool";
+import { type KernelCall, SPLIT_PASS_FROM, SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, runSplitCalls, splitRanges } from "./thread-pool";
 import { packedPlan, skipsZeros } from "./packed-matmul";
 import { installedPackedOptions } from "./wasm-matmul";
 import { filterGradientHook } from "./wasm-conv-grad";
@@ -71,6 +71,11 @@ const filterUnroll = (s: ConvShape, rows: number) => (s.sw * s.c < rows ? 4 : 1)
 export const FILTER_CHUNK = 32;
 /** Chunks of images (FILTER_CHUNK or SCATTER_CHUNK) a thread takes in one job (a worker's job has a bounded length). */
 const MAX_CHUNKS = 16;
+/**
+ * Chunks of images a guided split (thread-pool.ts's guidedRanges) makes at most: a worker's job lists
+ * every chunk's calls (a bounded length), and the last, smallest chunks are at least 1/64 of the batch.
+ */
+const MAX_GUIDED = 64;
 /** The largest number of output channels the kernels handle (4 vectors). */
 export const MAX_CHANNELS = 16;
 
@@ -391,8 +396,9 @@ function padded(backend: WasmBackendLike, x: tf.TensorInfo, p: Padding): { info:
   const plan = paddingPlan(backend, x, p);
   if (plan.pad !== undefined) {
     const n = x.shape[0];
-    const ranges = tf.util.sizeFromShape(plan.info.shape) >= SPLIT_ELEMENTS_FROM ? splitRanges(n, activeThreads()) : [[0, n] as [number, number]];
-    runSplitCalls(memoryOf(backend), ranges.length, (part) => [plan.pad!(ranges[part][0], ranges[part][1])]);
+    const threads = tf.util.sizeFromShape(plan.info.shape) >= SPLIT_ELEMENTS_FROM ? activeThreads() : 1;
+    const ranges = guidedRanges(n, threads, 1, Math.ceil(n / MAX_GUIDED));
+    runChunks(memoryOf(backend), ranges.length, threads, (c) => [plan.pad!(ranges[c][0], ranges[c][1])]);
   }
   return plan;
 }
@@ -481,13 +487,14 @@ export function simdConv2d(
   }
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const pw = off(packed);
-  // ranges of images, one a thread (thread-pool.ts), each padding its images and convolving them: each image's output
-  // is computed as on one thread
+  // chunks of images claimed by the threads (thread-pool.ts), each padding its images and convolving them: each
+  // image's output is computed as on one thread
   const [px, pbias, py] = [off(xp.info), pw + 4 * info.filterHeight * info.filterWidth * info.inChannels * kp, off(out)];
   const work = info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels * k;
-  const ranges = work >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
-  runSplitCalls(memoryOf(backend), ranges.length, (part) => {
-    const [start, end] = ranges[part];
+  const threads = work >= SPLIT_FROM ? activeThreads() : 1;
+  const ranges = guidedRanges(info.batchSize, threads, 1, Math.ceil(info.batchSize / MAX_GUIDED));
+  runChunks(memoryOf(backend), ranges.length, threads, (c) => {
+    const [start, end] = ranges[c];
     return [...(xp.pad ? [xp.pad(start, end)] : []), [f, [px, pw, pbias, py, start, end]]];
   });
   backend.disposeData(packed.dataId);
@@ -520,18 +527,16 @@ export function simdFilterGradient(
     runSplitCalls(memoryOf(backend), 1, () => [...(xp.pad ? [xp.pad(0, info.batchSize)] : []), [g, [px, pdy, off(out), 0, info.batchSize]]]);
   } else {
     const base = off(partials);
-    // each chunk's partial sum by one thread (thread-pool.ts): a thread takes a range of chunks, pads their images and
-    // sums each chunk (one hand-off for the whole gradient)
-    // (in rounds of at most MAX_CHUNKS chunks a thread: a worker's job has a bounded length)
+    // each chunk's partial sum by one thread (thread-pool.ts): the threads claim chunks, each padding the chunk's images
+    // and summing them (one hand-off for the whole gradient, in rounds of at most MAX_CHUNKS chunks a thread: a
+    // worker's job has a bounded length)
     const threads = activeThreads();
     const images = (i: number) => Math.min(info.batchSize, i * FILTER_CHUNK);
     for (let r0 = 0; r0 < chunks; r0 += threads * MAX_CHUNKS) {
-      const parts = splitRanges(Math.min(chunks - r0, threads * MAX_CHUNKS), threads);
-      runSplitCalls(memoryOf(backend), parts.length, (part) => {
-        const [c0, c1] = [r0 + parts[part][0], r0 + parts[part][1]];
-        const calls: KernelCall[] = xp.pad ? [xp.pad(images(c0), images(c1))] : [];
-        for (let i = c0; i < c1; i++) calls.push([g, [px, pdy, base + 4 * size * i, images(i), images(i + 1)]]);
-        return calls;
+      const round = Math.min(chunks - r0, threads * MAX_CHUNKS);
+      runChunks(memoryOf(backend), round, threads, (c) => {
+        const i = r0 + c;
+        return [...(xp.pad ? [xp.pad(images(i), images(i + 1))] : []), [g, [px, pdy, base + 4 * size * i, images(i), images(i + 1)]]];
       });
     }
     // the partial sums, added in chunk order (float32 rounding at each add)
@@ -681,16 +686,18 @@ export function productInputGradient(
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
   const [pdy, pw, ptarget, pscratch] = [off(dy), off(filter), off(target), off(scratch)];
   const perImage = OH * OW;
-  // rounds of at most MAX_CHUNKS chunks a thread (a worker's job has a bounded length)
-  for (let r0 = 0; r0 < N; r0 += threads * SCATTER_CHUNK * MAX_CHUNKS) {
-    const parts = splitRanges(Math.min(N - r0, threads * SCATTER_CHUNK * MAX_CHUNKS), threads);
-    runSplitCalls(memoryOf(backend), parts.length, (part) => {
-      const pcols = pscratch + 4 * perPart * part;
+  // chunks of images claimed by the threads, each chunk's product and scatter 32 images at a time in the thread's
+  // scratch; in rounds of 4 such groups a thread (a worker's job has a bounded length)
+  const round = Math.min(threads, 16) * SCATTER_CHUNK * 4;
+  for (let r0 = 0; r0 < N; r0 += round) {
+    const chunks = guidedRanges(Math.min(N - r0, round), threads, 1, SCATTER_CHUNK / 4);
+    runChunks(memoryOf(backend), chunks.length, threads, (c, slot) => {
+      const pcols = pscratch + 4 * perPart * slot;
       const pt = pcols + 4 * colsFloats;
       const plist = pt + 4 * plan.scratchFloats;
       const calls: KernelCall[] = [];
-      for (let n0 = r0 + parts[part][0]; n0 < r0 + parts[part][1]; n0 += SCATTER_CHUNK) {
-        const n1 = Math.min(r0 + parts[part][1], n0 + SCATTER_CHUNK);
+      for (let n0 = r0 + chunks[c][0]; n0 < r0 + chunks[c][1]; n0 += SCATTER_CHUNK) {
+        const n1 = Math.min(r0 + chunks[c][1], n0 + SCATTER_CHUNK);
         const rows = (n1 - n0) * perImage;
         // cols = these images' rows of dy times Wᵀ; then scattered into their dx, which the scatter indexes by absolute
         // image number: its base moved back by n0 images (i32 arithmetic wraps)

@@ -10,8 +10,13 @@ import { Worker } from "node:worker_threads";
  * floats do not depend on the thread count. Not in tfjs: its threaded build does not run in Node
  * (see README.md), and it would thread only XNNPACK, which d2l's kernels replace.
  *
+ * Or `runChunks`: the threads claim chunks of the work from one shared counter until none is left,
+ * so a worker that wakes late or shares its core does less instead of keeping the calling thread
+ * waiting (the kernels of conv2d-simd.ts, the poolings and sigmoids use it; products keep
+ * `runSplit`, since each part packs op(B) once).
+ *
  * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
- * both sides; a worker receives the compiled WebAssembly.Module of a kernel once, by message, and
+ * both sides (the calling thread spins briefly first); a worker receives the compiled WebAssembly.Module of a kernel once, by message, and
  * instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
  * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
  * before it frees anything, and before every split) waits for them, so no worker writes into
@@ -25,8 +30,9 @@ import { Worker } from "node:worker_threads";
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require("node:worker_threads");
-const { memory, control } = workerData;
+const { memory, control, claims } = workerData;
 const ctl = new Int32Array(control);
+const next = new Int32Array(claims);
 const kernels = new Map();
 Atomics.store(ctl, 4, 1);
 for (;;) {
@@ -34,20 +40,29 @@ for (;;) {
   while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
   if (state === ${3}) break;
   if (Atomics.compareExchange(ctl, 0, ${1}, ${4}) !== ${1}) continue;
-  // the calls, one after another: [kernel id, argument count, arguments...] each
+  // the calls, one after another: [kernel id, argument count, arguments...] each; with chunks (ctl[1] > 0), each
+  // chunk's calls after its word count, and chunks are claimed from the shared counter until none is left
   const words = ctl.slice(${5}, ${5} + ctl[2]);
-  for (let i = 0; i < words.length; i += 2 + words[i + 1]) {
-    while (!kernels.has(words[i])) {
-      const received = receiveMessageOnPort(parentPort);
-      if (received === undefined) { Atomics.wait(ctl, 0, state, 1); continue; }
-      const { clear, id: newId, module, name } = received.message;
-      if (clear) kernels.clear();
-      else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
+  const chunks = ctl[1];
+  const bounds = [];
+  if (chunks === 0) bounds.push([0, words.length]);
+  else for (let i = 0, c = 0; c < chunks; c++, i += 1 + words[i]) bounds.push([i + 1, i + 1 + words[i]]);
+  for (const [b, e] of bounds) {
+    for (let i = b; i < e; i += 2 + words[i + 1]) {
+      while (!kernels.has(words[i])) {
+        const received = receiveMessageOnPort(parentPort);
+        if (received === undefined) { Atomics.wait(ctl, 0, state, 1); continue; }
+        const { clear, id: newId, module, name } = received.message;
+        if (clear) kernels.clear();
+        else kernels.set(newId, new WebAssembly.Instance(module, { e: { m: memory } }).exports[name]);
+      }
     }
   }
+  const run = ([b, e]) => { for (let i = b; i < e; i += 2 + words[i + 1]) kernels.get(words[i])(...words.subarray(i + 2, i + 2 + words[i + 1])); };
   let failed = 0;
   try {
-    for (let i = 0; i < words.length; i += 2 + words[i + 1]) kernels.get(words[i])(...words.subarray(i + 2, i + 2 + words[i + 1]));
+    if (chunks === 0) run(bounds[0]);
+    else for (let c = Atomics.add(next, 0, 1); c < chunks; c = Atomics.add(next, 0, 1)) run(bounds[c]);
   } catch { failed = 1; }
   ctl[3] = failed;
   Atomics.store(ctl, 0, ${2});
@@ -62,17 +77,26 @@ const DONE = 2;
 const EXIT = 3;
 const RUNNING = 4;
 /**
- * Control words: state, (unused), the job's word count, failed, alive (set once the worker runs),
- * then the job: its kernel calls in order, each [kernel id, argument count, arguments (i32)...].
+ * Control words: state, the job's chunk count (0: its calls run in order), the job's word count,
+ * failed, alive (set once the worker runs), then the job: its kernel calls in order, each [kernel
+ * id, argument count, arguments (i32)...], or its chunks, each [word count, calls...].
  */
 const ARGS = 5;
-const MAX_WORDS = 1019;
+const MAX_WORDS = 4091;
 /**
  * How long a job may wait for a worker that has not started yet (a worker starts in tens of
  * milliseconds, seconds on a machine that is very busy); after it, the job is taken back and the
  * worker dropped, so a worker that cannot start never hangs the calling thread.
  */
 const START_WAIT_MS = 20_000;
+/**
+ * How long the calling thread spins (reads a worker's control word in a loop) before it sleeps in
+ * Atomics.wait, waiting for a worker's part: a sleeping thread wakes late on a VM (a split of two
+ * 10 µs halves, 300 µs apart, took a median 67-110 µs with the calling thread sleeping at once,
+ * 25-27 µs spinning 0.2 ms first; AMD EPYC Zen 5, 2 vCPUs, loaded). Workers do not spin: one
+ * spinning while the machine was busy took the CPU its calling thread needed (the same split: 1 ms).
+ */
+const SPIN_MS = 0.25;
 /** Kernel modules a worker keeps before it is told to drop them all (the wasm kernels' cache holds at most 256). */
 const MAX_KERNELS = 512;
 
@@ -110,6 +134,8 @@ interface PoolState {
   nextId: number;
   /** Kernel calls split so far. */
   splits: number;
+  /** The next chunk to claim (runChunks), one counter every thread shares. */
+  claims?: Int32Array;
 }
 
 const STATE_KEY = Symbol.for("d2l.threadPool");
@@ -186,7 +212,8 @@ function stop(w: PoolWorker): void {
 
 function start(shared: WebAssembly.Memory): PoolWorker {
   const control = new SharedArrayBuffer(4 * (ARGS + MAX_WORDS));
-  const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control } });
+  state.claims ??= new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control, claims: state.claims.buffer } });
   worker.unref();
   const w: PoolWorker = { worker, control: new Int32Array(control), dead: false, sent: new Set() };
   const drop = (why: string) => {
@@ -215,7 +242,8 @@ export function settleThreads(): void {
  */
 function settle(w: PoolWorker): boolean {
   const since = Date.now();
-  for (;;) {
+  const spinUntil = performance.now() + SPIN_MS;
+  for (let n = 1; ; n++) {
     const state = Atomics.load(w.control, 0);
     if (state === DONE) {
       Atomics.store(w.control, 0, IDLE);
@@ -231,6 +259,7 @@ function settle(w: PoolWorker): boolean {
       }
       continue;
     }
+    if ((n & 127) !== 0 || performance.now() < spinUntil) continue;
     Atomics.wait(w.control, 0, state, 100);
   }
 }
@@ -318,6 +347,7 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
     return { calls, words };
   });
   pool.forEach((w, i) => {
+    w.control[1] = 0;
     w.control[2] = jobs[i].words.length;
     w.control.set(jobs[i].words, ARGS);
     Atomics.store(w.control, 0, JOB);
@@ -337,6 +367,92 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
   taken.forEach((ok, i) => ok || runHere(jobs[i].calls));
   const failed = pool.filter((w, i) => taken[i] && w.control[3] !== 0).length;
   if (failed > 0) throw new Error(`runSplit: the kernel trapped on ${failed} worker thread(s)`);
+}
+
+/**
+ * Runs `chunks` pieces of work, chunk c being the kernel calls `callsFor(c, slot)` made in order,
+ * on up to `threads` threads: the calling thread and the workers started for `shared` each claim
+ * the next chunk not yet claimed until none is left, so a worker that starts late, or shares its
+ * core, does fewer chunks instead of keeping the calling thread waiting (it waits only for chunks a
+ * worker is computing; a worker that has not begun when the chunks run out is taken back). `slot`
+ * says which thread runs the calls (0 the calling thread, below min(threads, chunks)): a thread's
+ * scratch. Each chunk is run whole by one thread, so which thread runs it does not change a float.
+ * A worker's trap is rethrown here, after every chunk has finished.
+ */
+export function runChunks(shared: WebAssembly.Memory, chunks: number, threads: number, callsFor: (chunk: number, slot: number) => KernelCall[]): void {
+  settleThreads();
+  const runHere = (calls: KernelCall[]) => calls.forEach(([kernel, args]) => kernel.call(...args));
+  const pool = state.memory === shared && state.claims !== undefined ? state.workers.filter((w) => !w.dead).slice(0, Math.min(threads, chunks) - 1) : [];
+  if (pool.length === 0) {
+    for (let c = 0; c < chunks; c++) runHere(callsFor(c, 0));
+    return;
+  }
+  state.splits++;
+  const claims = state.claims!;
+  const jobs = pool.map((w, i) => {
+    const words: number[] = [];
+    for (let c = 0; c < chunks; c++) {
+      const at = words.push(0);
+      for (const [kernel, args] of callsFor(c, i + 1)) {
+        const id = idOf(kernel.module);
+        send(w, kernel, id);
+        words.push(id, args.length, ...args);
+      }
+      words[at - 1] = words.length - at;
+    }
+    if (words.length > MAX_WORDS) throw new Error(`runChunks: a job of at most ${MAX_WORDS} words, got ${words.length}`);
+    return words;
+  });
+  Atomics.store(claims, 0, 0);
+  pool.forEach((w, i) => {
+    w.control[1] = chunks;
+    w.control[2] = jobs[i].length;
+    w.control.set(jobs[i], ARGS);
+    Atomics.store(w.control, 0, JOB);
+    Atomics.notify(w.control, 0);
+  });
+  let error: unknown;
+  try {
+    for (let c = Atomics.add(claims, 0, 1); c < chunks; c = Atomics.add(claims, 0, 1)) runHere(callsFor(c, 0));
+  } catch (e) {
+    error = e;
+  }
+  // every chunk is claimed (or the calling thread failed): a worker that has not begun its job never will
+  const began = pool.map((w) => Atomics.compareExchange(w.control, 0, JOB, IDLE) !== JOB);
+  settleThreads();
+  if (error !== undefined) throw error;
+  const failed = pool.filter((w, i) => began[i] && w.control[3] !== 0).length;
+  if (failed > 0) throw new Error(`runChunks: the kernel trapped on ${failed} worker thread(s)`);
+}
+
+/**
+ * Ranges [start, end) of [0, total) in whole multiples of `grain`, for {@link runChunks} on `threads`
+ * threads: each a 1/(2·threads) share of what is left (guided scheduling: large chunks first, few
+ * claims; small ones last, so the threads finish close together), none below `minimum` units (the
+ * last takes the remainder); one range for one thread.
+ */
+export function guidedRanges(total: number, threads: number, grain = 1, minimum = grain): Array<[number, number]> {
+  if (threads <= 1) return [[0, total]];
+  const ranges: Array<[number, number]> = [];
+  const least = Math.max(grain, Math.ceil(minimum / grain) * grain);
+  for (let start = 0; start < total;) {
+    const share = Math.max(least, Math.ceil((total - start) / (2 * threads) / grain) * grain);
+    const end = total - (start + share) < least ? total : start + share;
+    ranges.push([start, end]);
+    start = end;
+  }
+  return ranges;
+}
+
+/**
+ * Runs `kernel` on [0, total) (images, vectors) on up to `threads` threads by {@link runChunks}: guided
+ * chunks of whole `grain`s, at least 1/64 of the total each, called with `argsFor(start, end)`.
+ */
+export function runGuided(
+  shared: WebAssembly.Memory, kernel: SplitKernel, total: number, threads: number, argsFor: (start: number, end: number) => number[], grain = 1,
+): void {
+  const ranges = guidedRanges(total, threads, grain, Math.ceil(total / 64));
+  runChunks(shared, ranges.length, threads, (c) => [[kernel, argsFor(ranges[c][0], ranges[c][1])]]);
 }
 
 /**

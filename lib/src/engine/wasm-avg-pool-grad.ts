@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
-import { SPLIT_PASS_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import {
   ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_ADD, I32, LOOP, MUL, V128, brIf, get, i32, load, loadF32, locals,
   moduleWithImportedMemory, set, store, storeF32, tee, voidType,
@@ -159,9 +159,9 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
     if (info.outHeight * info.filterHeight !== info.inHeight || info.outWidth * info.filterWidth !== info.inWidth) dx.fill(0);
     // ranges of images, one a thread (thread-pool.ts): images write disjoint parts of dx
     const size = tf.util.sizeFromShape(input.shape);
-    const ranges = size >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+    const threads = size >= SPLIT_FROM ? activeThreads() : 1;
     const [pdy, pdx] = [backend.getMemoryOffset(dy.dataId), backend.getMemoryOffset(out.dataId)];
-    runSplit(backend.wasm.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [pdy, pdx, start, end]);
+    runGuided(backend.wasm.asm?.memory as WebAssembly.Memory, simd, info.batchSize, threads, (start, end) => [pdy, pdx, start, end]);
     return out;
   };
 }
@@ -186,9 +186,9 @@ function fastAvgPool(original: tf.KernelFunc): tf.KernelFunc {
     const simd = wasmKernel(backend, `avg-pool ${JSON.stringify(shape)}`, () => tileAvgPoolWasm(shape), "a");
     if (simd === undefined) return original(args);
     const out = backend.makeOutput(info.outShape, "float32");
-    const ranges = tf.util.sizeFromShape(info.outShape) >= SPLIT_FROM ? splitRanges(info.batchSize, activeThreads()) : [[0, info.batchSize] as [number, number]];
+    const threads = tf.util.sizeFromShape(x.shape) >= SPLIT_FROM ? activeThreads() : 1;
     const [px, py] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
-    runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [px, py, start, end]);
+    runGuided(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, info.batchSize, threads, (start, end) => [px, py, start, end]);
     return out;
   };
 }

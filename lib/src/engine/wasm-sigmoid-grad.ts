@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
-import { SPLIT_PASS_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import { type WasmBackendLike, type GradientMap, replaceGradient, restoreGradient, wasmKernel } from "./wasm-kernels";
 
 /**
@@ -65,8 +65,8 @@ function sigmoidGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const vectors = Math.floor(size / 4);
   const simd = wasmKernel(backend, "sigmoid-grad", sigmoidGradWasm, "g");
   if (simd !== undefined) {
-    const ranges = size >= SPLIT_FROM ? splitRanges(vectors, activeThreads()) : [[0, vectors] as [number, number]];
-    runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, ranges, (start, end) => [pdy, py, pdx, start, end]);
+    const threads = size >= SPLIT_FROM ? activeThreads() : 1;
+    runGuided(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, vectors, threads, (start, end) => [pdy, py, pdx, start, end]);
   }
   // views after the allocation, which may have grown (replaced) the memory's buffer
   const heap = backend.wasm!.HEAPU8!.buffer;

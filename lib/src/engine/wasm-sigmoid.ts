@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { ADD, BLOCK, END, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, br, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
-import { SPLIT_PASS_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
 
 /**
@@ -141,7 +141,7 @@ function splitSigmoid(original: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(x.shape, "float32");
     const [px, py] = [backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId)];
     const vectors = Math.floor(size / 4);
-    runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, splitRanges(vectors, activeThreads()), (start, end) => [px, py, start, end]);
+    runGuided(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, vectors, activeThreads(), (start, end) => [px, py, start, end]);
     // views after the allocation, which may have grown (replaced) the memory's buffer
     const heap = backend.wasm!.HEAPU8!.buffer;
     sigmoidScalar(new Float32Array(heap, px, size), new Float32Array(heap, py, size), 4 * vectors, size);
