@@ -396,11 +396,11 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     // padding (2), both filter gradients (each thread its range of 32-image chunks: 2), layer 2's input gradient (dy·Wᵀ
     // and the scatter of each thread's images: 1), the first pooling's gradient (1.2 M floats: 1), the first sigmoid's
     // gradient (wasm-sigmoid-grad.ts: 1), both sigmoids (wasm-sigmoid.ts: 2), the dense layers' three 12 M multiply-add
-    // products (3), the first pooling (reading 1.2 M floats: 1); not the second pooling, the bias adds (wasm-binary.ts,
-    // 0.16 ms), the second layer's pooling and sigmoid gradients (0.4 M floats) nor the 2.6 M products
+    // products (3), both poolings (reading 1.2 and 0.4 M floats: 2), both bias adds (wasm-binary.ts: 2), the second
+    // pooling's and sigmoid's gradients (0.4 M floats: 2); not the 2.6 M products
     const perStep = (splitCount() - sent) / 2;
     const eight = train(8);
-    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3 + 1);
+    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3 + 2 + 2 + 2);
     expect(one.length).toBe(10);
     expect(differing(one, two)).toBe(0);
     expect(differing(one, eight)).toBe(0);

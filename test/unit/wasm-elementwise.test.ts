@@ -65,19 +65,34 @@ describe.skipIf(!onWasm)("fast maximum, minimum, comparisons and row broadcasts 
     expect(cases).toBe((OPS.length * 2 - 1) * SHAPES.length);
   });
 
-  it("LeNet's first bias add (1.2 M floats, tiled) gives the original's bits, and is not split across threads", () => {
-    const x = tf.tensor4d(values(256 * 28 * 28 * 6, 5), [256, 28, 28, 6]);
-    const bias = tf.tensor1d(values(6, 6));
+  it("LeNet's bias adds (1.2 M floats tiled, 0.4 M by rows of 16) and a product of one shape give the original's bits, split across 2 and 8 threads", () => {
     const initial = getThreads();
-    restoreWasmBinary();
-    const original = exactly(tf.add(x, bias));
-    useFastWasmBinary();
-    setThreads(2);
-    const splits = splitCount();
-    expect(exactly(tf.add(x, bias))).toEqual(original);
-    expect(splitCount() - splits).toBe(0);
+    const cases: Array<[number[], number[], "add" | "mul" | "greater"]> = [
+      [[256, 28, 28, 6], [6], "add"], [[256, 10, 10, 16], [16], "add"], [[16], [256, 10, 10, 16], "add"],
+      [[300001], [300001], "mul"], [[256, 1030], [1030], "greater"], [[6], [256, 28, 28, 6], "greater"],
+    ];
+    // the bytes of every value (NaN payloads, -0), then disposes it
+    const bytes = (t: tf.Tensor) => {
+      const data = t.dataSync();
+      const out = { dtype: t.dtype, shape: t.shape, bytes: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64") };
+      t.dispose();
+      return out;
+    };
+    for (const [shapeA, shapeB, op] of cases) {
+      const a = tf.tensor(values(tf.util.sizeFromShape(shapeA), 5), shapeA);
+      const b = tf.tensor(values(tf.util.sizeFromShape(shapeB), 6), shapeB);
+      restoreWasmBinary();
+      const original = bytes(tf[op](a, b));
+      useFastWasmBinary();
+      for (const threads of [1, 2, 8]) {
+        setThreads(threads);
+        const splits = splitCount();
+        expect(bytes(tf[op](a, b)), `${op} ${shapeA} ${shapeB} on ${threads} threads`).toEqual(original);
+        expect(splitCount() - splits).toBe(threads > 1 ? 1 : 0);
+      }
+      tf.dispose([a, b]);
+    }
     setThreads(initial);
-    tf.dispose([x, bias]);
   });
 
   it("keeps the original for shapes it does not take (an outer broadcast, bool operands) and leaks nothing", () => {

@@ -463,7 +463,7 @@ export function runGuided(
  * Memory-bound passes (poolings, elementwise gradients, copies) split from this many floats
  * written (about 0.4 ms)...
  */
-export const SPLIT_PASS_FROM = 1 << 20;
+export const SPLIT_PASS_FROM = 1 << 18;
 /** ...and products and convolutions from this many multiply-adds (about 0.35 ms at 24 G/s). */
 export const SPLIT_PRODUCT_FROM = 1 << 23;
 

@@ -4,6 +4,7 @@ import {
   moduleWithImportedMemory, set, store, storeF32, tee, voidType,
 } from "./wasm-asm";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
+import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 
 /**
  * The wasm backend (4.x) computes Maximum, Minimum and the six comparisons with a generic C++
@@ -188,6 +189,7 @@ function fastBinary(name: string, backend: WasmBackendLike, a: tf.TensorInfo, b:
   const tile = repeated !== undefined && row < 16 ? lcm(row, 16) : row;
   const whole = tile === row ? 0 : Math.floor(n / tile) * tile;
   const tiled = whole > 0 ? backend.makeOutput([tile], dtype) : undefined;
+  const outBytes = compare ? 1 : 4;
   // offsets after the allocations, which may move the memory's buffer (not the offsets)
   const [pa, pb, pout] = [a, b, out].map((t) => backend.getMemoryOffset(t.dataId));
   if (tiled !== undefined) {
@@ -195,18 +197,31 @@ function fastBinary(name: string, backend: WasmBackendLike, a: tf.TensorInfo, b:
     const src = new Uint32Array(heap, backend.getMemoryOffset(repeated!.dataId), row);
     const dst = new Uint32Array(heap, backend.getMemoryOffset(tiled.dataId), tile);
     for (let i = 0; i < tile; i++) dst[i] = src[i % row];
-    // whole tiles (not split across threads: 0.16 ms for LeNet's 1.2 M floats, below what a hand-off gains)
+    // whole tiles, split across threads from SPLIT_PASS_FROM elements (LeNet's bias adds, 1.2 M and 0.4 M floats: each
+    // element computed alone, so the same bits); a chunk of tiles starts at the tile's first value
     const pt = backend.getMemoryOffset(tiled.dataId);
-    if (repeated === a) kernel.call(pt, pb, pout, whole, tile);
-    else kernel.call(pa, pt, pout, whole, tile);
+    const threads = n >= SPLIT_PASS_FROM ? activeThreads() : 1;
+    runGuided(backend.wasm?.asm?.memory as WebAssembly.Memory, kernel, whole / tile, threads, (start, end) => {
+      const [at, count] = [start * tile, (end - start) * tile];
+      return repeated === a ? [pt, pb + 4 * at, pout + outBytes * at, count, tile] : [pa + 4 * at, pt, pout + outBytes * at, count, tile];
+    });
     backend.disposeData(tiled.dataId);
   }
   if (whole < n) {
     // the rest (all of it, where no tile is used): whole rows, from the start of the repeated operand
     const skip = whole; // elements done, a multiple of the row
-    const outBytes = compare ? 1 : 4;
     const [qa, qb] = repeated === a ? [pa, pb + 4 * skip] : repeated === b ? [pa + 4 * skip, pb] : [pa, pb];
-    kernel.call(qa, qb, pout + outBytes * skip, n - skip, row);
+    if (skip === 0 && n >= SPLIT_PASS_FROM && (repeated !== undefined || operands === "same")) {
+      // split across threads by whole rows (or 16-element runs of operands of one shape): each element alone, the same bits
+      const unit = repeated !== undefined ? row : 16;
+      const units = Math.floor(n / unit);
+      runGuided(backend.wasm?.asm?.memory as WebAssembly.Memory, kernel, units, activeThreads(), (start, end) => {
+        const [at, count] = [start * unit, end === units ? n - start * unit : (end - start) * unit];
+        return [repeated === a ? qa : qa + 4 * at, repeated === b ? qb : qb + 4 * at, pout + outBytes * at, count, row];
+      });
+    } else {
+      kernel.call(qa, qb, pout + outBytes * skip, n - skip, row);
+    }
   }
   return out;
 }
