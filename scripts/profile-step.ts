@@ -10,11 +10,14 @@
  * across threads counts its wall time), so run it on a quiet machine; the step's CPU time (all
  * threads, process.cpuUsage) is printed beside its wall time. Timing adds ~1 µs a kernel. `--cpu` times
  * the kernels in CPU time instead (process.cpuUsage: every thread's), which a busy machine distorts less.
+ * `--cpu-prof FILE` writes a V8 CPU profile of the calling thread over the timed steps (kernel timing
+ * off: `--steps` adds no wrapper time to it).
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import * as d2l from "../lib/src/index";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
@@ -33,6 +36,8 @@ const { values: v } = parseArgs({
      * a free core (a busy machine barely changes it; the wait for a worker is not counted).
      */
     main: { type: "boolean", default: false },
+    /** Write a V8 CPU profile of the calling thread over the timed steps to this file (.cpuprofile, for Chrome's DevTools). */
+    "cpu-prof": { type: "string" },
   },
 });
 if (v.cpu && v.main) throw new Error("--cpu and --main are exclusive");
@@ -121,7 +126,14 @@ async function main(): Promise<void> {
   });
   timeKernels(backend);
   d2l.trainEpochCh3(job.net, firstBatches(warmup), job.loss, job.updater);
-  timing = true;
+  timing = v["cpu-prof"] === undefined;
+  const session = v["cpu-prof"] === undefined ? undefined : new Session();
+  if (session !== undefined) {
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 100 });
+    await session.post("Profiler.start");
+  }
   const cpu0 = process.cpuUsage();
   const main0 = v.main ? mainThreadMs() : 0;
   const t0 = performance.now();
@@ -130,6 +142,11 @@ async function main(): Promise<void> {
   const cpuUsed = process.cpuUsage(cpu0);
   const cpu = (cpuUsed.user + cpuUsed.system) / 1000 / steps;
   const main = v.main ? (mainThreadMs() - main0) / steps : 0;
+  if (session !== undefined) {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(v["cpu-prof"]!, JSON.stringify(profile));
+    session.disconnect();
+  }
   timing = false;
   job.dispose();
 

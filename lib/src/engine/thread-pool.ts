@@ -456,12 +456,12 @@ export function runGuided(
 }
 
 /**
- * Work a split must have to gain, on the 2-vCPU AMD EPYC Zen 5 measured (issue 26): a hand-off cost
- * LeNet's step 0.05-0.25 ms each (waking a worker, whose vCPU may be idle, and waiting for the
- * last part), so kernels of 0.15-0.3 ms ran slower split (its second pooling, the dense layers'
- * 2.6 M multiply-add products, the second sigmoid's gradient) and those from about 0.4 ms gained.
- * Memory-bound passes (poolings, elementwise gradients, copies) split from this many floats
- * written (about 0.4 ms)...
+ * Work a split must have to gain, on the 2-vCPU AMD EPYC Zen 5 measured (issue 26): split in halves
+ * (runSplit), a hand-off cost LeNet's step 0.05-0.25 ms each (waking a worker, whose vCPU may be
+ * idle, and waiting for the last part), so kernels of 0.15-0.3 ms ran slower split (its second
+ * pooling, the dense layers' 2.6 M multiply-add products, the second sigmoid's gradient). Memory-bound
+ * passes (poolings, elementwise ops and gradients, copies) run as claimed chunks (runChunks), where
+ * the calling thread never waits for a worker to wake, and split from this many floats (about 0.1 ms)...
  */
 export const SPLIT_PASS_FROM = 1 << 18;
 /** ...and products and convolutions from this many multiply-adds (about 0.35 ms at 24 G/s). */

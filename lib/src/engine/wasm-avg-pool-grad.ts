@@ -105,9 +105,10 @@ export function tileAvgPoolWasm(s: TileShape): number[] {
 
 const MARK = Symbol.for("d2l.useFastWasmAvgPoolGrad");
 /**
- * Poolings and their gradients writing at least this many floats split their images across threads
- * (thread-pool.ts): LeNet's first pooling's gradient (1.2 M floats); not its poolings (0.3 and 0.1 M:
- * 0.29 → 0.38 and 0.15 → 0.25 ms a step split) nor its second gradient (0.4 M: 0.21 → 0.24).
+ * Poolings reading, and gradients writing, at least this many floats split their images across
+ * threads (thread-pool.ts's runChunks): both of LeNet's poolings (1.2 and 0.4 M floats read) and
+ * their gradients. (Split in halves, with a worker that woke late, the smaller ones lost time:
+ * 0.15 → 0.25 ms a step; claimed chunks do not wait for a late worker.)
  */
 const SPLIT_FROM = SPLIT_PASS_FROM;
 
@@ -168,7 +169,7 @@ function fastAvgPoolGrad(original: tf.KernelFunc): tf.KernelFunc {
 
 const MARK_FORWARD = Symbol.for("d2l.useFastWasmAvgPool");
 
-/** wasm AvgPool by {@link tileAvgPoolWasm} where the windows tile the input (float32, NHWC), split by images from SPLIT_FROM output floats. */
+/** wasm AvgPool by {@link tileAvgPoolWasm} where the windows tile the input (float32, NHWC), split by images from SPLIT_FROM input floats. */
 function fastAvgPool(original: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
