@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
-import { SPLIT_FROM, packedMatMul, registerBlock, rowRanges } from "../../lib/src/engine/packed-matmul";
+import { CHUNK_FROM, SPLIT_FROM, packedMatMul, registerBlock, rowChunks, rowRanges } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
 import { activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
 import { ADD, END, IF, get, i32, loadI32, moduleWithImportedMemory, storeI32, voidType } from "../../lib/src/engine/wasm-asm";
@@ -52,6 +52,17 @@ describe("splitRanges", () => {
         if (i > 0 && i < ranges.length - 1) expect(e - s).toBeLessThanOrEqual(ranges[i - 1][1] - ranges[i - 1][0]);
       });
     }
+  });
+
+  it("a product whose op(B) is small is cut into chunks of at least 64 rows from CHUNK_FROM multiply-adds (LeNet's dense layers; not the MLP's)", () => {
+    expect(rowChunks(256, 120, 84, 4, 2)).toEqual([[0, 64], [64, 128], [128, 192], [192, 256]]); // 2.6 M
+    expect(rowChunks(400, 256, 120, 2, 2)?.every(([s, e], i, all) => s % 2 === 0 && e - s >= 64 && (i === 0 || s === all[i - 1][1]))).toBe(true);
+    expect(rowChunks(256, 120, 84, 4, 1)).toBeUndefined(); // one thread
+    expect(rowChunks(120, 256, 84, 4, 2)).toBeUndefined(); // too few rows
+    expect(rowChunks(256, 784, 256, 2, 2)).toBeUndefined(); // the MLP's W1: packed once a thread, halves
+    expect(rowChunks(784, 256, 256, 2, 2)).toBeUndefined(); // its dH (65536 floats)
+    expect(rowChunks(64, 64, 64, 4, 2)).toBeUndefined();
+    expect(64 * 64 * 64).toBeLessThan(CHUNK_FROM);
   });
 
   it("a product is split only from SPLIT_FROM multiply-adds on, at multiples of its register block's rows", () => {
@@ -397,10 +408,10 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     // and the scatter of each thread's images: 1), the first pooling's gradient (1.2 M floats: 1), the first sigmoid's
     // gradient (wasm-sigmoid-grad.ts: 1), both sigmoids (wasm-sigmoid.ts: 2), the dense layers' three 12 M multiply-add
     // products (3), both poolings (reading 1.2 and 0.4 M floats: 2), both bias adds (wasm-binary.ts: 2), the second
-    // pooling's and sigmoid's gradients (0.4 M floats: 2); not the 2.6 M products
+    // pooling's and sigmoid's gradients (0.4 M floats: 2), the 2.6 M products of 256 rows (as chunks: 2; not Hᵀ·dY's 120)
     const perStep = (splitCount() - sent) / 2;
     const eight = train(8);
-    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3 + 2 + 2 + 2);
+    expect(perStep).toBe(2 + 2 + 1 + 1 + 1 + 2 + 3 + 2 + 2 + 2 + 2);
     expect(one.length).toBe(10);
     expect(differing(one, two)).toBe(0);
     expect(differing(one, eight)).toBe(0);

@@ -7,7 +7,7 @@ import {
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { type WasmKernel, wasmKernel } from "./wasm-kernels";
-import { SPLIT_PRODUCT_FROM, activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -598,6 +598,25 @@ export function rowRanges(m: number, k: number, n: number, rows: number, threads
   return splitRanges(m, threads, rows, 4 * rows);
 }
 
+/**
+ * Products whose op(B) is under this many floats (packed again by every chunk: LeNet's dense
+ * layers, 400×120 and less; not the MLP's W1, 784×256) run as chunks of rows the threads claim...
+ */
+const CHUNK_B_FLOATS = 1 << 16;
+/** ...from this many multiply-adds (LeNet's 2.6 M products, which lost time split in halves)... */
+export const CHUNK_FROM = 1 << 21;
+/** ...in chunks of at least this many rows (a packing of op(B) for each). */
+const CHUNK_ROWS = 64;
+
+/**
+ * The chunks of op(A)'s m rows the threads claim (multiples of the register block's rows), or
+ * undefined where the product is split in halves ({@link rowRanges}) or not at all.
+ */
+export function rowChunks(m: number, k: number, n: number, rows: number, threads = activeThreads()): Array<[number, number]> | undefined {
+  if (threads <= 1 || k * n >= CHUNK_B_FLOATS || m * k * n < CHUNK_FROM || m < 2 * CHUNK_ROWS) return undefined;
+  return guidedRanges(m, threads, rows, CHUNK_ROWS);
+}
+
 /** The batch dimensions of a product's operands, if they match (or one is a single matrix); else undefined. */
 function batchOf(a: number[], b: number[]): { shape: number[]; a: number; b: number } | undefined {
   const ba = a.slice(0, -2);
@@ -675,11 +694,14 @@ export function packedMatMul(
   if (plan === undefined) return undefined;
   const { kernel, scratchFloats, listWords } = plan;
   const count = Math.max(batch.a, batch.b);
-  // each thread packs op(B) into its own scratch and lists its own steps
-  const ranges = rowRanges(m, k, n, plan.rows);
+  // each thread packs op(B) into its own scratch and lists its own steps: halves of the rows, or, where op(B) is
+  // small enough to pack again for each chunk, chunks of rows the threads claim (thread-pool.ts's runChunks)
+  const chunks = rowChunks(m, k, n, plan.rows);
+  const ranges = chunks ?? rowRanges(m, k, n, plan.rows);
+  const slots = chunks === undefined ? ranges.length : Math.min(activeThreads(), chunks.length);
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
-  const scratch = backend.makeOutput([ranges.length * scratchFloats], "float32");
-  const list = listWords > 0 ? backend.makeOutput([ranges.length * listWords], "int32") : undefined;
+  const scratch = backend.makeOutput([slots * scratchFloats], "float32");
+  const list = listWords > 0 ? backend.makeOutput([slots * listWords], "int32") : undefined;
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
   const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
   const [pa, pb, pc, pt] = [offset(a), offset(b), offset(out), offset(scratch)];
@@ -690,10 +712,12 @@ export function packedMatMul(
     const ai = pa + (batch.a === 1 ? 0 : 4 * m * k * i);
     const bi = pb + (batch.b === 1 ? 0 : 4 * k * n * i);
     const ci = pc + 4 * m * n * i;
-    runSplit(memory, kernel, ranges, (start, end, part) => [
+    const argsFor = (start: number, end: number, slot: number) => [
       ai + 4 * start * (transposeA ? 1 : k), bi, pbias, ci + 4 * n * start, end - start,
-      pt + 4 * scratchFloats * part, plist + 4 * listWords * part, m,
-    ]);
+      pt + 4 * scratchFloats * slot, plist + 4 * listWords * slot, m,
+    ];
+    if (chunks === undefined) runSplit(memory, kernel, ranges, argsFor);
+    else runChunks(memory, chunks.length, slots, (c, slot) => [[kernel, argsFor(chunks[c][0], chunks[c][1], slot)]]);
   }
   backend.disposeData(scratch.dataId);
   if (list !== undefined) backend.disposeData(list.dataId);
