@@ -12,12 +12,12 @@ import { Worker } from "node:worker_threads";
  *
  * Or `runChunks`: the threads claim chunks of the work from one shared counter until none is left,
  * so a worker that wakes late or shares its core does less instead of keeping the calling thread
- * waiting (the kernels of conv2d-simd.ts, the poolings and sigmoids use it; products keep
- * `runSplit`, since each part packs op(B) once).
+ * waiting (the kernels of conv2d-simd.ts, the poolings, sigmoids, bias adds and products with a
+ * small op(B) use it; products with a large one keep `runSplit`: each part packs op(B) once).
  *
  * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
- * both sides (the calling thread spins briefly first); a worker receives the compiled WebAssembly.Module of a kernel once, by message, and
- * instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
+ * both sides (the calling thread spins briefly first); a worker receives the compiled
+ * WebAssembly.Module of a kernel once, by message, and instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
  * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
  * before it frees anything, and before every split) waits for them, so no worker writes into
  * memory after the repair frees it. Workers are unref'd: they never keep the process alive.
