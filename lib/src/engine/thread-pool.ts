@@ -16,7 +16,7 @@ import { Worker } from "node:worker_threads";
  * small op(B) use it; products with a large one keep `runSplit`: each part packs op(B) once).
  *
  * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
- * both sides (the calling thread spins briefly first); a worker receives the compiled
+ * both sides; a worker receives the compiled
  * WebAssembly.Module of a kernel once, by message, and instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
  * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
  * before it frees anything, and before every split) waits for them, so no worker writes into
@@ -89,14 +89,6 @@ const MAX_WORDS = 4091;
  * worker dropped, so a worker that cannot start never hangs the calling thread.
  */
 const START_WAIT_MS = 20_000;
-/**
- * How long the calling thread spins (reads a worker's control word in a loop) before it sleeps in
- * Atomics.wait, waiting for a worker's part: a sleeping thread wakes late on a VM (a split of two
- * 10 µs halves, 300 µs apart, took a median 67-110 µs with the calling thread sleeping at once,
- * 25-27 µs spinning 0.2 ms first; AMD EPYC Zen 5, 2 vCPUs, loaded). Workers do not spin: one
- * spinning while the machine was busy took the CPU its calling thread needed (the same split: 1 ms).
- */
-const SPIN_MS = 0.25;
 /** Kernel modules a worker keeps before it is told to drop them all (the wasm kernels' cache holds at most 256). */
 const MAX_KERNELS = 512;
 
@@ -242,8 +234,7 @@ export function settleThreads(): void {
  */
 function settle(w: PoolWorker): boolean {
   const since = Date.now();
-  const spinUntil = performance.now() + SPIN_MS;
-  for (let n = 1; ; n++) {
+  for (;;) {
     const state = Atomics.load(w.control, 0);
     if (state === DONE) {
       Atomics.store(w.control, 0, IDLE);
@@ -259,7 +250,6 @@ function settle(w: PoolWorker): boolean {
       }
       continue;
     }
-    if ((n & 127) !== 0 || performance.now() < spinUntil) continue;
     Atomics.wait(w.control, 0, state, 100);
   }
 }

@@ -21,10 +21,11 @@ import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWa
 
 const MARK = Symbol.for("d2l.useSplitWasmSigmoid");
 /**
- * Sigmoids of at least this many floats split: a quarter of SPLIT_PASS_FROM, since a sigmoid costs
- * about three memory passes (a division an element): LeNet's second, 0.4 M floats, 0.45 ms a step.
+ * Sigmoids of at least this many floats split (SPLIT_PASS_FROM; a sigmoid costs about three memory
+ * passes, a division an element): LeNet's second, 0.4 M floats, 0.45 ms a step. Smaller ones keep
+ * XNNPACK's kernel.
  */
-const SPLIT_FROM = SPLIT_PASS_FROM / 4;
+const SPLIT_FROM = SPLIT_PASS_FROM;
 
 /** float32 constants of XNNPACK's kernel, by their hexadecimal significand (24 bits) and exponent. */
 const hexFloat = (significand: number, exponent: number) => Math.fround((significand / 2 ** 24) * 2 ** exponent);
