@@ -502,28 +502,67 @@ export function registerBlock(transposeA: boolean, skipZeros: boolean, relaxed =
 const chosenRows = new Map<boolean, number>();
 
 /**
- * The rows of the dense kernel's register block on this machine: {@link DEFAULT_ROWS} or
- * {@link TALL_ROWS}, whichever computes a 48×384·384×64 product faster, timed once per process at
- * first use (10-50 ms: each module is run until V8's optimising compiler has replaced its
- * baseline code, then both are timed interleaved, the fastest of 9 rounds each). The floats are
- * the same either way: each element of C is one chain of multiply-adds over k in order, whatever
- * the block. `D2L_PACKED_ROWS=4` (or 6) skips the timing.
+ * How much slower (in the median of paired rounds) the tall block may time and still be kept. The
+ * tall block is the default: 12 chains of multiply-adds cover the 8 (4-cycle latency × 2 a cycle)
+ * that AMD Zen 4/5 and Intel's Golden Cove cores need to keep both FMA units busy, where 4 rows give
+ * exactly 8 and stall whenever a load is late. The short block is taken only where the timing shows
+ * the tall one clearly slower: a difference of 2% is within what one quiet timing of 50 µs calls
+ * varies here, and at 2% the choice costs little either way. Before, the short block was the
+ * default unless the tall one won by 3% in the best of 9 rounds: under load (three jobs on two
+ * vCPUs, AMD EPYC Zen 5) that picked 4 rows in some processes, 10-12% slower on the MLP's products.
+ */
+export const TALL_MARGIN = 0.02;
+
+/**
+ * The rows of the dense kernel's register block on this machine: {@link TALL_ROWS} unless
+ * {@link DEFAULT_ROWS} computes a 48×384·384×64 product clearly faster ({@link pickRows}), timed
+ * once per process at first use (20-60 ms, at most 300: each module is run until V8's optimising compiler has
+ * replaced its baseline code, then both are timed in 21 interleaved rounds of 3 calls). The floats are the
+ * same either way: each element of C is one chain of multiply-adds over k in order, whatever the
+ * block. `D2L_PACKED_ROWS=4` (or 6) skips the timing.
  */
 export function denseRows(relaxed: boolean): number {
   const fixed = Number(process.env.D2L_PACKED_ROWS);
   if (fixed === DEFAULT_ROWS || fixed === TALL_ROWS) return fixed;
   let rows = chosenRows.get(relaxed);
   if (rows === undefined) {
-    const [short, tall] = timeBlocks(relaxed, [DEFAULT_ROWS, TALL_ROWS]);
-    // the taller block's fences and larger module must pay for themselves
-    rows = tall < 0.97 * short ? TALL_ROWS : DEFAULT_ROWS;
+    rows = pickRows(timeBlockRounds(relaxed, [DEFAULT_ROWS, TALL_ROWS]));
     chosenRows.set(relaxed, rows);
   }
   return rows;
 }
 
-/** The fastest of several interleaved timings (ms) of the dense kernel with each of `blocks` rows, on a memory of its own. */
+/**
+ * The block to use from rounds of [short, tall] timings (ms; a round times both back to back):
+ * {@link TALL_ROWS} unless the median over rounds of tall / short exceeds 1 + {@link TALL_MARGIN}.
+ * A ratio per round pairs timings taken a few hundred microseconds apart, so a burst of another
+ * process's work slows both sides of the rounds it hits and leaves the median ratio where it was;
+ * a tall block that failed to compile (Infinity) gives the short one.
+ */
+export function pickRows(rounds: number[][]): number {
+  const ratios = rounds.map(([short, tall]) => tall / short).filter((r) => !Number.isNaN(r));
+  if (ratios.length === 0) return DEFAULT_ROWS;
+  return median(ratios) <= 1 + TALL_MARGIN ? TALL_ROWS : DEFAULT_ROWS;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** The median over {@link timeBlockRounds}' rounds of each block's time (ms). */
 export function timeBlocks(relaxed: boolean, blocks: number[]): number[] {
+  const rounds = timeBlockRounds(relaxed, blocks);
+  return blocks.map((_, i) => median(rounds.map((round) => round[i])));
+}
+
+/**
+ * Timings (ms) of the dense kernel with each of `blocks` rows on a 48×384·384×64 product, on a
+ * memory of its own: `rounds` rounds, each timing every block in turn over 3 calls (about 0.15 ms);
+ * Infinity for a block that does not compile.
+ */
+export function timeBlockRounds(relaxed: boolean, blocks: number[], rounds = 21): number[][] {
   const [m, k, n] = [48, 384, 64];
   const memory = new WebAssembly.Memory({ initial: 8 });
   const floats = new Float32Array(memory.buffer);
@@ -538,31 +577,35 @@ export function timeBlocks(relaxed: boolean, blocks: number[]): number[] {
       return undefined;
     }
   });
-  const time = (run: () => void) => {
+  const time = (run: () => void, calls = 1) => {
     const start = performance.now();
-    run();
-    return performance.now() - start;
+    for (let i = 0; i < calls; i++) run();
+    return (performance.now() - start) / calls;
   };
-  // Warm up: V8 runs a new module's baseline (Liftoff) code, about 3x slower here, for its first
-  // ~20 calls of this size, then swaps in optimised code compiled in the background. Run until a
-  // call takes well under the first ones and 10 in a row gain nothing more (at most 300 calls).
+  // Warm up: V8 runs a new module's baseline (Liftoff) code, 3-3.5x slower here (150 against 43 µs
+  // a call for 6 rows), until it has run enough to be compiled again by the optimising compiler in
+  // a background thread; the optimised code replaces it at a later call. Some processes get the
+  // optimised code from the second call on, others run baseline code for 10 calls or more. So a
+  // block is called until 5 calls in a row take under 0.6x the median of calls 2-6 (it was baseline
+  // code and is replaced), or, past 25 ms, until 10 calls in a row are within 1.3x the fastest so
+  // far (it was optimised code from the start), for at most 150 ms. The warm-up this replaces
+  // stopped when a call beat 0.6x the first one, which the first call's compilation made true of
+  // baseline code: under load (AMD EPYC Zen 5, three jobs on two vCPUs) the tall block was timed in
+  // its baseline code in some processes (its rounds 3.5x the short one's), and 4 rows were chosen.
   for (const run of runs) {
     if (run === undefined) continue;
-    const first = time(run);
-    let best = first;
-    for (let i = 0, steady = 0; i < 300 && !(best < 0.6 * first && steady >= 10); i++) {
+    const start = performance.now();
+    time(run);
+    const early = median(Array.from({ length: 5 }, () => time(run)));
+    let [fast, steady, best] = [0, 0, Infinity];
+    for (let now = performance.now(); fast < 5 && !(now - start > 25 && steady >= 10) && now - start < 150; now = performance.now()) {
       const ms = time(run);
-      steady = ms < 0.97 * best ? 0 : steady + 1;
       best = Math.min(best, ms);
+      fast = ms < 0.6 * early ? fast + 1 : 0;
+      steady = ms <= 1.3 * best ? steady + 1 : 0;
     }
   }
-  const best = runs.map(() => Infinity);
-  for (let round = 0; round < 9; round++) {
-    runs.forEach((run, i) => {
-      if (run !== undefined) best[i] = Math.min(best[i], time(run));
-    });
-  }
-  return best;
+  return Array.from({ length: rounds }, () => runs.map((run) => (run === undefined ? Infinity : time(run, 3))));
 }
 
 /** The share of zeros in a sample of A from which "auto" skips them: below, the list costs more than it saves. */
@@ -636,8 +679,9 @@ export function packedPlan(
   const relaxed = options.relaxed && relaxedSimdAvailable();
   const skipZeros = options.skipZeros;
   const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros };
-  if (options.rows !== undefined) shape.rows = options.rows;
-  if (options.panels !== undefined) shape.panels = options.panels;
+  // rows without panels: that many rows × 1 panel (the zero-skipping default, 3 panels, is no block for 3 rows or more)
+  if (options.rows !== undefined) [shape.rows, shape.panels] = [options.rows, options.panels ?? 1];
+  else if (options.panels !== undefined) shape.panels = options.panels;
   const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels}`;
   const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
   if (kernel === undefined) return undefined;
