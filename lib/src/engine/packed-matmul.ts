@@ -19,11 +19,12 @@ import { relaxedSimdAvailable } from "./relaxed-simd";
  * A's columns when it is transposed, both at constant offsets). The module is generated for its
  * k, n, flags and epilogue (bias, relu), so every address in the inner loop is a pointer plus a
  * constant. With relaxed SIMD the multiply-add is `f32x4.relaxed_madd` (one FMA instruction on
- * x86-64 with FMA3), else `f32x4.mul` then `f32x4.add`. R is 4 or 6 rows, whichever runs faster on
+ * x86-64 with FMA3), else `f32x4.mul` then `f32x4.add`. R is 6 rows unless 4 run clearly faster on
  * the machine ({@link denseRows}: 6 rows give 12 independent chains of multiply-adds, which a core
  * issuing two 4-cycle FMAs a cycle needs); that runs at about 90% of the machine's peak for 128-bit
- * multiply-adds (AMD EPYC Zen 4: 58 GFLOP/s, Zen 5: 55-57; `scripts/bench-matmul.ts --general`
- * measures it), so the one way left to be faster is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
+ * multiply-adds on one thread (AMD EPYC Zen 4: 58 GFLOP/s, Zen 5: 55-57; `scripts/bench-matmul.ts
+ * --general` measures it; the kernel alone, called in a loop, 95-97%: the rest is tfjs's
+ * bookkeeping and fresh operands), so the one way left to be faster is to do less: where op(A) has many zeros (a batch of images on a plain background, the MLP's
  * first layer), each row block first lists the steps of the inner dimension where its rows are
  * not all zero, and the micro-kernel walks that list: runs of steps when A is plain (pixels of two
  * images), single steps carrying a copy of their floats of A when A is transposed (2 pixels of one
@@ -67,8 +68,8 @@ const NR = 8;
  * Rows of the register block: 4 rows × 2 vectors of accumulators, 2 panel vectors and a splat (11
  * of x86-64's 16 SIMD registers). Measured with scripts/bench-matmul.ts --rows 3,4,5: 3 rows ran
  * 20% slower; 4 rows 1.4x (mul+add) to 1.7x (relaxed) XNNPACK. Unrolling the inner loop 2 or 4
- * times gained nothing (51.5 → 52.3 GFLOP/s), so it is not done. The dense product may take
- * {@link TALL_ROWS} instead, where it is faster on the machine ({@link denseRows}).
+ * times gained nothing (51.5 → 52.3 GFLOP/s), so it is not done. The dense product takes
+ * {@link TALL_ROWS} instead unless this block is clearly faster on the machine ({@link denseRows}).
  */
 export const DEFAULT_ROWS = 4;
 
