@@ -534,10 +534,19 @@ export const TALL_MARGIN = 0.02;
 /**
  * The rows of the dense kernel's register block on this machine: {@link TALL_ROWS} unless
  * {@link DEFAULT_ROWS} computes a 48×384·384×64 product clearly faster ({@link pickRows}), timed
- * once per process at first use (20-60 ms, at most 300: each module is run until V8's optimising compiler has
- * replaced its baseline code, then both are timed in 21 interleaved rounds of 3 calls). The floats are the
- * same either way: each element of C is one chain of multiply-adds over k in order, whatever the
- * block. `D2L_PACKED_ROWS=4` (or 6) skips the timing.
+ * once per process at first use (30-110 ms on the loaded AMD EPYC Zen 5, at most ~300: each module
+ * is run until V8's optimising compiler has replaced its baseline code, then both are timed in 21
+ * interleaved rounds of 3 calls). The floats are the same either way: each element of C is one
+ * chain of multiply-adds over k in order, whatever the block. `D2L_PACKED_ROWS=4` (or 6) skips
+ * the timing.
+ *
+ * What the timing sees can be a passing state of the host: on the shared 2-vCPU AMD EPYC Zen 5, for
+ * minutes at a time one vCPU ran the 6-row kernel 1.7x slower (71 against 42 µs a call; the MLP's
+ * products at 56-59% of the peak) and the 4-row one 5-10% slower, while a loop of 12 independent
+ * FMA chains ran at full rate there. The 6-row step is about 45 instructions for 12 multiply-adds
+ * (its fences, an `if (m)` a row, cost a test, a branch and a move each), the 4-row one about 18 for 8, so a
+ * front end shared with another thread of the host (SMT) would hurt the 6-row kernel most. A
+ * process that times its blocks in that state keeps 4 rows (about 1 in 14 processes here).
  */
 export function denseRows(relaxed: boolean): number {
   const fixed = Number(process.env.D2L_PACKED_ROWS);
