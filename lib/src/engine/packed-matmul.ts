@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MAX, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
-  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
-  SELECT, STORE_I32, SUB, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
+  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, GT_U, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
+  SELECT, STORE_I32, SUB, UNREACHABLE, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType, V128_OR, loadI32, storeI32,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
@@ -95,12 +95,21 @@ export function maxPanels(rows: number): number {
 }
 
 /**
- * Blocks of more rows than this fence each row's multiply-adds in an `if (m)` (m ≥ 1, so always
- * taken; a predicted branch). Without it V8's scheduler puts all loads of a step first (they are
+ * Blocks of more rows than this fence each row's multiply-adds in an `if` whose condition is always
+ * true (a predicted branch). Without it V8's scheduler puts all loads of a step first (they are
  * ordered effects; the multiply-adds are pure and sink to their use), so 6 splats, 2 panel vectors
  * and 12 accumulators need 20 registers of x86-64's 15 that V8 allocates: accumulators were
  * spilled and 5 or 6 rows ran at 25-35 GFLOP/s. In the fence a row's splat is used before the next
- * is loaded: 12 + 2 + 1 registers, no spill, 51-52 GFLOP/s on Zen 5 (4 rows: 46).
+ * is loaded: 12 + 2 + 1 registers, no spill, 51-52 GFLOP/s on Zen 5 (4 rows: 46). The condition
+ * of fence j is `pb > j` (pb, the panel pointer, is at least t, and the module traps where t < 64):
+ * it changes every step, so V8 neither hoists it nor learns it from the fence before, and each
+ * fence is one compare-and-branch. The fences tested `m` before; V8 knew m ≠ 0 after the first and
+ * compiled each later one as a test of a constant it kept in a register, with a taken jump around
+ * it: about 45 instructions a step of 12 multiply-adds where there are now about 35. In one
+ * process, interleaved (AMD EPYC Zen 5, CPU time, medians), the MLP's dense products at 6 rows ran
+ * 1-3% faster, the zero-skipping 2×24 block (fenced a panel vector) 6-9% on X·W1 and 2-3% on Xᵀ·dH;
+ * where the host slowed the 6-row kernel (see {@link denseRows}) the timing's product ran in 60-68
+ * µs against 72-80 (4 rows: 52-58).
  */
 const FENCE_FROM = DEFAULT_ROWS;
 
@@ -208,6 +217,8 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
   const entryBytes = (rows: number) => 4 + 4 * rows;
   /** Vectors of a panel `width` columns wide. */
   const vectorsOf = (width: number) => (width > 4 ? 2 : 1);
+  /** The `if` opening fence j: pb > j, always true ({@link FENCE_FROM}). */
+  const fence = (j: number) => [...get(PB), ...i32(j), GT_U, ...IF];
   /** One step of the inner dimension: the panels' rows at PB (panel w at PB + w·panelBytes) times op(A)'s `rows` values at PA. */
   const step = (rows: number, widths: number[]) => {
     const out: number[] = [];
@@ -216,7 +227,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       for (let r = 0; r < rows; r++) out.push(...get(PA), ...loadSplat(aOffset(r)), ...set(BV + r));
       widths.forEach((width, w) => {
         for (let v = 0; v < vectorsOf(width); v++) {
-          out.push(...get(M), ...IF, ...get(PB), ...load(w * panelBytes + 16 * v), ...set(SPLAT));
+          out.push(...fence(2 * w + v), ...get(PB), ...load(w * panelBytes + 16 * v), ...set(SPLAT));
           for (let r = 0; r < rows; r++) out.push(...madd(BV + r, SPLAT, acc(r, w, v)), ...set(acc(r, w, v)));
           out.push(END);
         }
@@ -227,7 +238,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       for (let v = 0; v < vectorsOf(width); v++) out.push(...get(PB), ...load(w * panelBytes + 16 * v), ...set(bv(w, v)));
     });
     for (let r = 0; r < rows; r++) {
-      if (fenced) out.push(...get(M), ...IF);
+      if (fenced) out.push(...fence(r));
       out.push(...get(PA), ...loadSplat(aOffset(r)), ...set(SPLAT));
       widths.forEach((width, w) => {
         for (let v = 0; v < vectorsOf(width); v++) out.push(...madd(SPLAT, bv(w, v), acc(r, w, v)), ...set(acc(r, w, v)));
@@ -461,12 +472,15 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     ...pack,
     ...(scanWhilePacking ? [...get(FIN), ...I32X4_ALL_TRUE, ...set(SPARSE)] : []),
   ];
+  // t ≥ 64: the fences' conditions (pb > j, pb ≥ t) hold; a scratch pointer is never that low
+  const guard = [...get(T), ...i32(64), LT_U, ...IF, UNREACHABLE, END];
   if (stage === "pack") {
     const flag = shape.skipZeros ? [...get(T), ...get(SPARSE), ...storeI32(packedBytes)] : [];
-    return moduleWithImportedMemory(voidType(8), "f", [...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]), ...packing, ...flag, END]);
+    return moduleWithImportedMemory(voidType(8), "f", [...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]), ...guard, ...packing, ...flag, END]);
   }
   const body = [
     ...locals([18, I32], [3 + 2 * W + 2 * R * W, V128]),
+    ...guard,
     ...(stage === "all" ? packing : shape.skipZeros ? [...get(T), ...loadI32(packedBytes), ...set(SPARSE)] : []),
     ...get(LDA), ...i32(4), MUL, ...set(STRIDE),
     ...get(A), ...set(PA0), ...get(C), ...set(PC0), ...i32(0), ...set(I),
