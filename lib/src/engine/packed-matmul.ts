@@ -557,10 +557,10 @@ export const TALL_MARGIN = 0.02;
  * What the timing sees can be a passing state of the host: on the shared 2-vCPU AMD EPYC Zen 5, for
  * minutes at a time one vCPU ran the 6-row kernel 1.7x slower (71 against 42 µs a call; the MLP's
  * products at 56-59% of the peak) and the 4-row one 5-10% slower, while a loop of 12 independent
- * FMA chains ran at full rate there. The 6-row step is about 45 instructions for 12 multiply-adds
- * (its fences, an `if (m)` a row, cost a test, a branch and a move each), the 4-row one about 18 for 8, so a
- * front end shared with another thread of the host (SMT) would hurt the 6-row kernel most. A
- * process that times its blocks in that state keeps 4 rows (about 1 in 14 processes here).
+ * FMA chains ran at full rate there. The 6-row step was about 45 instructions for 12 multiply-adds
+ * (now about 35: {@link FENCE_FROM}), the 4-row one about 18 for 8, so a front end shared with
+ * another thread of the host (SMT) would hurt the 6-row kernel most. A process that times its
+ * blocks in that state keeps 4 rows (about 1 in 14 processes here, with the old fences).
  */
 export function denseRows(relaxed: boolean): number {
   const fixed = Number(process.env.D2L_PACKED_ROWS);
