@@ -20,6 +20,7 @@ import { useFusedAccuracy } from "./fused-accuracy";
 import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
 import { restoreSgd, useOneKernelSgd } from "./sgd-step";
 import { useFusedCrossEntropy } from "./fused-cross-entropy";
+import { useFusedSoftmax } from "./fused-softmax";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
@@ -40,9 +41,9 @@ export { getThreads, setThreads } from "./thread-pool";
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
  * gradient (wasm-sigmoid-grad.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
  * see setThreads). Fewer passes through tfjs's engine a training step, same floats: tensors saved for a gradient are
- * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy and d2l.accuracy, a mean's
+ * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy, d2l.softmax and d2l.accuracy, a mean's
  * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
- * fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
+ * fused-softmax.ts, fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -65,6 +66,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreMeanGrad();
     restoreSgd();
     useFusedCrossEntropy(false);
+    useFusedSoftmax(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -86,6 +88,7 @@ export function useSpeedups(enabled: boolean): void {
     useOneKernelMeanGrad();
     useOneKernelSgd();
     useFusedCrossEntropy(true);
+    useFusedSoftmax(true);
   }
 }
 
