@@ -21,6 +21,7 @@ import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
 import { restoreSgd, useOneKernelSgd } from "./sgd-step";
 import { useFusedCrossEntropy } from "./fused-cross-entropy";
 import { useFusedSoftmax } from "./fused-softmax";
+import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
@@ -39,7 +40,7 @@ export { getThreads, setThreads } from "./thread-pool";
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
- * gradient (wasm-sigmoid-grad.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
+ * gradient (wasm-sigmoid-grad.ts), and Exp is a SIMD kernel with expf's own floats (wasm-exp.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
  * see setThreads). Fewer passes through tfjs's engine a training step, same floats: tensors saved for a gradient are
  * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy, d2l.softmax and d2l.accuracy, a mean's
  * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
@@ -67,6 +68,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreSgd();
     useFusedCrossEntropy(false);
     useFusedSoftmax(false);
+    restoreWasmExp();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -89,6 +91,7 @@ export function useSpeedups(enabled: boolean): void {
     useOneKernelSgd();
     useFusedCrossEntropy(true);
     useFusedSoftmax(true);
+    useSimdWasmExp();
   }
 }
 
