@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, applyWasmUnary, heapF32, registerFusedKernels } from "./wasm-kernels";
 import { softmax as bookSoftmax } from "../models";
+import { rowLoops } from "./row-loops";
 
 /**
  * Replaces the ops of 3.6's `softmax` (models.ts: Exp, Sum, RealDiv, and for their gradient
@@ -41,6 +42,14 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   const e = applyWasmUnary("Exp", x, backend);
   const partition = backend.makeOutput([n, 1], "float32");
   const y = backend.makeOutput([n, k], "float32");
+  const loops = rowLoops(backend);
+  if (loops !== undefined) {
+    // the same passes as below, as WebAssembly (row-loops.ts)
+    const offset = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    loops.sum(offset(e), offset(partition), n, k);
+    loops.divide(offset(e), offset(partition), offset(y), n, k);
+    return [y, e, partition];
+  }
   // Views made after the last allocation (a grow of the memory detaches older ones).
   const ev = heapF32(backend, e, n * k);
   const s = heapF32(backend, partition, n);
@@ -61,6 +70,12 @@ function gradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): 
   const backend = args.backend as WasmBackendLike;
   const [n, k] = e.shape;
   const dx = backend.makeOutput([n, k], "float32");
+  const loops = rowLoops(backend);
+  if (loops !== undefined) {
+    const offset = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    loops.softmaxGrad(offset(dy), offset(e), offset(s), offset(dx), n, k);
+    return dx;
+  }
   const d = heapF32(backend, dy, n * k);
   const ev = heapF32(backend, e, n * k);
   const sv = heapF32(backend, s, n);
