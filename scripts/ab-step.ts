@@ -8,19 +8,26 @@
  *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15]
  *
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
- * (fused-softmax.ts against the ops), simd (the fused kernels' SIMD loops and exp against their
- * JavaScript loops and the backend's Exp), none (A and B the same: the noise).
+ * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
+ * (row-loops.ts against the fused kernels' JavaScript loops), all (the four), none (A and B the
+ * same: the noise).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
 import * as d2l from "../lib/src/index";
 import { useFastWasmMatMul } from "../lib/src/engine/wasm-matmul";
 import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
+import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
+import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
   gradient: (on) => void useFastWasmMatMul({ skinnyGradient: on }),
   softmax: (on) => useFusedSoftmax(on),
+  exp: (on) => void (on ? useSimdWasmExp() : restoreWasmExp()),
+  loops: (on) => useWasmRowLoops(on),
+  /** All four above (issue 23's softmax work of 6 December 2026). */
+  all: (on) => ["gradient", "softmax", "exp", "loops"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
 };
 

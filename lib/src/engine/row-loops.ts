@@ -218,6 +218,17 @@ type Call = (...args: number[]) => void;
 /** The loop functions, by name, instantiated on the backend's memory; undefined where they cannot run or are switched off. */
 export function rowLoops(backend: WasmBackendLike): RowLoops | undefined {
   if (!state.enabled) return undefined;
+  const memory = backend.wasm?.asm?.memory;
+  if (typeof memory !== "object" || memory === null) return undefined;
+  let loops = made.get(memory);
+  if (loops === undefined) made.set(memory, (loops = makeRowLoops(backend) ?? null));
+  return loops ?? undefined;
+}
+
+/** The loops made for each backend memory (null where they cannot run), so a kernel call looks up one map. */
+const made = new WeakMap<object, RowLoops | null>();
+
+function makeRowLoops(backend: WasmBackendLike): RowLoops | undefined {
   const make = (name: string, build: () => number[]) => wasmFunction<Call>(backend, `row-loops ${name}`, build, "f");
   const loops = {
     shift: make("shift", shiftWasm),
