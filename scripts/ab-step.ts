@@ -9,8 +9,8 @@
  *
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
- * (row-loops.ts against the fused kernels' JavaScript loops), all (the four), none (A and B the
- * same: the noise).
+ * (row-loops.ts against the fused kernels' JavaScript loops), dense (fused-matmul-grad.ts's
+ * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -19,6 +19,7 @@ import { useFastWasmMatMul } from "../lib/src/engine/wasm-matmul";
 import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useWasmRowLoops } from "../lib/src/engine/row-loops";
+import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -26,8 +27,9 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   softmax: (on) => useFusedSoftmax(on),
   exp: (on) => void (on ? useSimdWasmExp() : restoreWasmExp()),
   loops: (on) => useWasmRowLoops(on),
-  /** All four above (issue 23's softmax work of 6 December 2026). */
-  all: (on) => ["gradient", "softmax", "exp", "loops"].forEach((name) => TOGGLES[name](on)),
+  dense: (on) => useDenseKernel(on),
+  /** All five above (issue 23's softmax work of 6 December 2026). */
+  all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
 };
 

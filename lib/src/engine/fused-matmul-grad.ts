@@ -64,10 +64,18 @@ function registerDense(): boolean {
   tf.registerKernel({
     kernelName: DENSE,
     backendName: "wasm",
-    // the _FusedMatMul registered at the time of the call (ours, or tfjs's when ours is off)
-    kernelFunc: (args) => tf.getKernel(tf._FusedMatMul, "wasm")!.kernelFunc({
-      ...args, attrs: { transposeA: false, transposeB: false, activation: "linear" } as unknown as tf.NamedAttrMap,
-    }),
+    // the _FusedMatMul registered at the time of the call (ours, or tfjs's when ours is off), on
+    // 3-D views of X and W as tf.fused.matMul passes them (tfjs's kernel reads the batch from axis 0)
+    kernelFunc: (args) => {
+      const { a, b, bias } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias: tf.TensorInfo };
+      const out = tf.getKernel(tf._FusedMatMul, "wasm")!.kernelFunc({
+        inputs: { a: { ...a, shape: [1, ...a.shape] }, b: { ...b, shape: [1, ...b.shape] }, bias },
+        backend: args.backend,
+        attrs: { transposeA: false, transposeB: false, activation: "linear", leakyreluAlpha: 0.2 } as unknown as tf.NamedAttrMap,
+      }) as tf.TensorInfo;
+      out.shape = [a.shape[0], b.shape[1]];
+      return out;
+    },
   });
   tf.registerGradient({
     kernelName: DENSE,

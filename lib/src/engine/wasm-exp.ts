@@ -6,6 +6,7 @@ import {
 import {
   type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction,
 } from "./wasm-kernels";
+import { keepBackendBuffer } from "./interrupt";
 
 /**
  * The wasm backend's `Exp` (@tensorflow/tfjs-backend-wasm 4.x) calls the C library's `expf` once an
@@ -172,18 +173,30 @@ export function expWasm(): number[] {
 
 type Exp = (x: number, out: number, n: number, scratch: number) => void;
 
+/** The kernel's scratch (272 bytes) in each backend's memory: allocated once and kept (no allocation and free an Exp). */
+const scratches = new WeakMap<object, tf.TensorInfo>();
+
+function scratchOf(backend: WasmBackendLike): tf.TensorInfo {
+  let scratch = scratches.get(backend);
+  if (scratch === undefined) {
+    scratch = backend.makeOutput([68], "float32");
+    keepBackendBuffer(scratch.dataId); // not a tensor's: the repair after an interrupt must not free it
+    scratches.set(backend, scratch);
+  }
+  return scratch;
+}
+
 /** expf of a float32 tensor with {@link expWasm}, in the wasm backend's memory; undefined where it cannot run. */
 export function simdExp(backend: WasmBackendLike, x: tf.TensorInfo): tf.TensorInfo | undefined {
   if (x.dtype !== "float32") return undefined;
   const f = wasmFunction<Exp>(backend, "exp", expWasm, "f");
   if (f === undefined) return undefined;
+  const scratch = scratchOf(backend);
   const out = backend.makeOutput(x.shape, "float32");
   const n = tf.util.sizeFromShape(x.shape);
   if (n === 0) return out;
-  const scratch = backend.makeOutput([68], "float32");
   // offsets are read after every allocation: an allocation may grow (and move) the memory's buffer, not the offsets
   f(backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId), n, backend.getMemoryOffset(scratch.dataId));
-  backend.disposeData(scratch.dataId);
   return out;
 }
 
