@@ -5,6 +5,7 @@ import { useWasmRowLoops } from "../../lib/src/engine/row-loops";
 import { softmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
 import { softmax } from "../../lib/src/engine/fused-softmax";
 import { crossEntropy } from "../../lib/src/engine/fused-cross-entropy";
+import { accuracy } from "../../lib/src/engine/fused-accuracy";
 import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -43,7 +44,7 @@ function run(n: number, k: number): (number | string)[][] {
     }
     const w = tf.tensor1d(values(n, 6).map((e) => 1 + e));
     const { grads } = tf.variableGrads(() => crossEntropy(vp, y).mul(w).sum() as tf.Scalar, [vp]);
-    result.push(crossEntropy(vp, y), grads[vp.name]);
+    result.push(crossEntropy(vp, y), grads[vp.name], accuracy(x, y), accuracy(p, y));
     vp.dispose();
     return result;
   });

@@ -5,7 +5,8 @@ import {
 import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
 
 /**
- * The row loops of the fused kernels (fused-softmax-ce.ts, fused-softmax.ts, fused-cross-entropy.ts) as small WebAssembly functions over the backend's memory, instead of JavaScript
+ * The row loops of the fused kernels (fused-softmax-ce.ts, fused-softmax.ts, fused-cross-entropy.ts,
+ * fused-accuracy.ts) as small WebAssembly functions over the backend's memory, instead of JavaScript
  * loops over typed arrays (2.5 ns an element a pass in V8, ~24 µs of fused softmax-CE's forward on
  * 256×10; these run a pass in well under 1 ns an element). They replace nothing of tfjs: each is
  * the same float32 arithmetic, in the same order, as the JavaScript loop beside it in its caller
@@ -33,6 +34,7 @@ const F32_GT = 0x5e;
 const SELECT = 0x1b;
 const I32_EQ = 0x46;
 const F32_REINTERPRET_I32 = 0xbe;
+const F32_CONVERT_I32_S = 0xb2;
 const f32Const = (value: number) => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 
 /** Locals: i32 then f32, after `params` parameters. */
@@ -213,6 +215,33 @@ function pickedGradWasm(): number[] {
   ]);
 }
 
+/**
+ * `count(x, labels, out, n, k)`: out (one float) = the number of rows whose first largest value (`>`
+ * from j = 0, as the wasm ArgMax: a NaN is never picked, a row starting with NaN picks 0) is at the
+ * label (fused-accuracy.ts).
+ */
+function correctCountWasm(): number[] {
+  const [X, LABELS, OUT, N, K] = [0, 1, 2, 3, 4];
+  const [E, ROW4, END_, P, BEST, COUNT, GT, LABEL4, M, V] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  return moduleWithImportedMemory(voidType(5), "f", [
+    ...localsOf(8, 2),
+    ...i32(0), ...set(COUNT),
+    ...overRows(N, K, { E, ROW4, END_ }, [
+      ...at(X, E), ...set(M), ...get(E), ...set(BEST),
+      ...overRow(P, [...get(E), ...i32(4), ADD], END_, [
+        // if (x_j > m) { m = x_j; best = j }
+        ...at(X, P), ...tee(V), ...get(M), F32_GT, ...set(GT),
+        ...get(V), ...get(M), ...get(GT), SELECT, ...set(M),
+        ...get(P), ...get(BEST), ...get(GT), SELECT, ...set(BEST),
+      ]),
+      ...labelOffset(LABELS, ROW4, K, LABEL4),
+      ...get(COUNT), ...get(BEST), ...get(E), SUB, ...get(LABEL4), I32_EQ, ADD, ...set(COUNT),
+    ]),
+    ...get(OUT), ...get(COUNT), F32_CONVERT_I32_S, ...storeF32(),
+    END,
+  ]);
+}
+
 type Call = (...args: number[]) => void;
 
 /** The loop functions, by name, instantiated on the backend's memory; undefined where they cannot run or are switched off. */
@@ -239,6 +268,7 @@ function makeRowLoops(backend: WasmBackendLike): RowLoops | undefined {
     softmaxGrad: make("softmax-grad", softmaxGradWasm),
     picked: make("picked", pickedWasm),
     pickedGrad: make("picked-grad", pickedGradWasm),
+    correctCount: make("correct-count", correctCountWasm),
   };
   return Object.values(loops).every((f) => f !== undefined) ? (loops as RowLoops) : undefined;
 }
@@ -253,6 +283,7 @@ export interface RowLoops {
   softmaxGrad: (dy: number, e: number, s: number, dx: number, n: number, k: number) => void;
   picked: (x: number, labels: number, out: number, n: number, k: number) => void;
   pickedGrad: (dy: number, picked: number, labels: number, dx: number, n: number, k: number) => void;
+  correctCount: (x: number, labels: number, out: number, n: number, k: number) => void;
 }
 
 /** A float's bits as an int32 (to pass a float through an i32 parameter). */
