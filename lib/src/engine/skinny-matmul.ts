@@ -6,6 +6,7 @@ import {
   tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
+import { gradientMatMul } from "./skinny-gradient";
 import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels";
 
 /**
@@ -300,6 +301,8 @@ export interface SkinnyOptions {
   broadcast: boolean;
   /** Its multiply-add is f32x4.relaxed_madd where Node has relaxed SIMD. */
   relaxed: boolean;
+  /** With `broadcast`, Aᵀ·B (the weight gradient) runs skinny-gradient.ts's kernel, the same floats (default true). */
+  skinnyGradient?: boolean;
 }
 
 /**
@@ -361,6 +364,10 @@ export function skinnyMatMul(
   backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias?: tf.TensorInfo,
   options: SkinnyOptions = { broadcast: false, relaxed: false },
 ): tf.TensorInfo | undefined {
+  if (options.broadcast && options.skinnyGradient !== false && transposeA && !transposeB && bias === undefined) {
+    const product = gradientMatMul(backend, a, b, options.relaxed && relaxedSimdAvailable());
+    if (product !== undefined) return product;
+  }
   if (options.broadcast) {
     const product = broadcastMatMul(backend, a, b, transposeA, transposeB, bias, options.relaxed && relaxedSimdAvailable());
     if (product !== undefined) return product;
