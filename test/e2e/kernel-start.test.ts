@@ -7,13 +7,13 @@
  * the race itself needs a preempted worker thread and cannot be forced, so the test checks the binds
  * and that the kernel answers what was sent before it started.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KERNEL_ENTRY } from "../../scripts/lib/kernelspec";
 import { findPython } from "../../scripts/lib/python";
+import { runPythonDriver } from "./python-driver";
 
 const python = findPython(["jupyter_client"]);
 if (process.env.CI && !python) throw new Error("CI must start a real tslab kernel, but no Python has jupyter_client");
@@ -84,19 +84,12 @@ interface Start {
 async function start(dir: string, env: Record<string, string>): Promise<Start> {
   const log = join(dir, `binds-${Object.keys(env).length}.jsonl`);
   writeFileSync(log, "");
-  const child = spawn(python!, ["-c", DRIVER, dir, process.execPath, "--require", join(dir, "spy.cjs"), KERNEL_ENTRY], {
+  const replies = await runPythonDriver<Omit<Start, "binds">>(python!, DRIVER, [dir, process.execPath, "--require", join(dir, "spy.cjs"), KERNEL_ENTRY], {
     cwd: dir,
     env: { ...process.env, ...env, D2L_BIND_LOG: log, NODE_PATH: join(__dirname, "..", "..", "node_modules") },
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  const last = stdout.trim().split("\n").pop() ?? "";
-  if (status !== 0 || !last.startsWith("{")) throw new Error(`the kernel start driver failed (exit ${status}):\n${stderr}`);
   const binds = readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((line) => JSON.parse(line) as Start["binds"][number]);
-  return { ...(JSON.parse(last) as Omit<Start, "binds">), binds };
+  return { ...replies, binds };
 }
 
 describe.runIf(python)("a kernel start with the front end already waiting", () => {

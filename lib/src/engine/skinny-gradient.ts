@@ -4,6 +4,7 @@ import {
   brIf, extractF32, get, i32, load, loadSplat, locals, moduleWithImportedMemory, set, shuffle32, storeF32, tee, voidType,
 } from "./wasm-asm";
 import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
+import { columnBlocks } from "./skinny-matmul";
 
 /**
  * The weight gradient of a layer with few outputs, Aᵀ·B with B of at most 16 columns: softmax
@@ -41,17 +42,6 @@ export const COLUMN_BLOCK = 12;
 /** The most columns of B (skinny-matmul.ts's SKINNY_MAX_COLUMNS). */
 const MAX_COLUMNS = 16;
 
-/** n columns in blocks of at most {@link COLUMN_BLOCK}, as even as possible: 10 → [10], 16 → [8, 8]. */
-function columnBlocks(n: number): [start: number, width: number][] {
-  const count = Math.ceil(n / COLUMN_BLOCK);
-  const blocks: [number, number][] = [];
-  for (let b = 0, start = 0; b < count; b++) {
-    const width = Math.floor(n / count) + (b < n % count ? 1 : 0);
-    blocks.push([start, width]);
-    start += width;
-  }
-  return blocks;
-}
 
 /** What a {@link gradientMatMulWasm} module computes (its constants). */
 export interface GradientShape {
@@ -132,7 +122,7 @@ export function gradientMatMulWasm(shape: GradientShape): number[] {
     ...get(C), ...set(PC), ...i32(0), ...set(MI),
     // for each 4 rows of C (none when m is 0; k ≥ 1 is the caller's)
     ...BLOCK, ...get(MI), ...get(M), GE_U, ...brIf(0), ...LOOP,
-    ...columnBlocks(n).flatMap(([start, width]) => block(start, width)),
+    ...columnBlocks(n, COLUMN_BLOCK).flatMap(([start, width]) => block(start, width)),
     ...get(PC), ...i32(16 * n), ADD, ...set(PC),
     ...get(MI), ...i32(4), ADD, ...tee(MI), ...get(M), LT_U, ...BR_IF_0,
     END, END,

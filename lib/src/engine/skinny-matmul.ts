@@ -21,9 +21,9 @@ import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels"
 /** At most this many accumulating columns at a time: 2 × 5 accumulators and 3 operands fill 13 of the 16 SIMD registers of x86-64. */
 const MAX_BLOCK = 5;
 
-/** Splits n columns into blocks of at most MAX_BLOCK, as even as possible: 10 -> [5, 5], 16 -> [4, 4, 4, 4]. */
-export function columnBlocks(n: number): [start: number, width: number][] {
-  const count = Math.ceil(n / MAX_BLOCK);
+/** Splits n columns into blocks of at most `most` (MAX_BLOCK), as even as possible: 10 -> [5, 5], 16 -> [4, 4, 4, 4]. */
+export function columnBlocks(n: number, most = MAX_BLOCK): [start: number, width: number][] {
+  const count = Math.ceil(n / most);
   const blocks: [number, number][] = [];
   for (let b = 0, start = 0; b < count; b++) {
     const width = Math.floor(n / count) + (b < n % count ? 1 : 0);
