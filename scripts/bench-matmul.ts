@@ -13,6 +13,11 @@
  * first: independent chains of f32x4.relaxed_madd (8 to 14 of them; the most GFLOP/s of CPU time
  * any count reaches), and of mul-then-add chains where relaxed SIMD is absent.
  *   npx tsx scripts/bench-matmul.ts --general [--rows auto,4,6]
+ *
+ * The general products run on one thread, since the peak is one core's; where d2l uses more
+ * threads (d2l.setThreads, D2L_THREADS, by default the cores Node reports) a last column runs the
+ * default block split across them, as training does, in CPU time of all threads: it adds the
+ * split's hand-off and whatever the other cores' sharing costs (two vCPUs of one host here).
  */
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
@@ -25,6 +30,7 @@ import {
   moduleWithImportedMemory, set, store, tee, voidType,
 } from "../lib/src/engine/wasm-asm";
 import { relaxedSimdAvailable } from "../lib/src/engine/relaxed-simd";
+import { getThreads, setThreads } from "../lib/src/engine/thread-pool";
 import { restoreWasmMatMul, useFastWasmMatMul, type FastMatMulOptions } from "../lib/src/engine/wasm-matmul";
 
 const { values } = parseArgs({
@@ -250,22 +256,28 @@ async function benchGeneral(rowChoices: (number | "auto")[]): Promise<void> {
   console.log(`f32x4.relaxed_madd: ${relaxed ? `${peak.gflops.toFixed(1)} (${peak.chains} chains)` : "unavailable"}; ` +
     `f32x4.mul then add, dependent (acc·a + b): ${mulAddPeak.gflops.toFixed(1)} (${mulAddPeak.chains} chains)`);
   const reference = peak.gflops;
+  const threads = getThreads();
   console.log(`\n## General products: GFLOP/s of CPU time (median of ${REPS} interleaved repetitions, fresh operands each time; ` +
     `a product under 20 MFLOP timed over as many calls as make 20)`);
   console.log(`relaxed SIMD ${relaxed ? "available" : `unavailable: the "relaxed" columns repeat mul+add`}; ` +
-    `"xnnpack" is the backend's own product (transposed operands copied first), "rows R" our kernel's register block\n`);
+    `"xnnpack" is the backend's own product (transposed operands copied first), "rows R" our kernel's register block, on one thread` +
+    (threads > 1 ? `; "${threads} threads": the default block split as in training, CPU time of all threads (the split's hand-off and the cores' sharing included)` : "") + "\n");
   const backend = tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
   const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
-  type Run = { name: string; run: (a: tf.Tensor, b: tf.Tensor, c: MatMulCase) => tf.Tensor };
-  const ours = (rows: number | "auto", fma: boolean): Run => ({
-    name: `${fma ? "relaxed" : "mul+add"} rows ${rows === "auto" ? `auto (${denseRows(fma && relaxed)})` : rows}`,
+  type Run = { name: string; run: (a: tf.Tensor, b: tf.Tensor, c: MatMulCase) => tf.Tensor; threads: number };
+  const ours = (rows: number | "auto", fma: boolean, split = 1): Run => ({
+    name: split > 1
+      ? `${fma ? "relaxed" : "mul+add"} auto, ${split} threads`
+      : `${fma ? "relaxed" : "mul+add"} rows ${rows === "auto" ? `auto (${denseRows(fma && relaxed)})` : rows}`,
+    threads: split,
     // "auto" is the default block (denseRows' choice), with its choice of another where zeros are skipped
     run: (a, b, c) => tf.engine().makeTensorFromTensorInfo(
       packedMatMul(backend, info(a), info(b), c.tA, c.tB, {}, { relaxed: fma, ...(rows === "auto" ? {} : { rows }) })!),
   });
   const runs: Run[] = [
-    { name: "xnnpack", run: (a, b, c) => tf.matMul(a, b, c.tA, c.tB) },
+    { name: "xnnpack", run: (a, b, c) => tf.matMul(a, b, c.tA, c.tB), threads: 1 },
     ...rowChoices.flatMap((rows) => [ours(rows, false), ours(rows, true)]),
+    ...(threads > 1 ? [ours("auto", true, threads)] : []),
   ];
   const images = await imageBatch();
   const cases = GENERAL.filter((c) => !c.images || images !== undefined);
@@ -281,6 +293,7 @@ async function benchGeneral(rowChoices: (number | "auto")[]): Promise<void> {
         // a small product is timed over several calls (about 20 MFLOP in all): one of 30 µs is near the clock's cost
         const calls = Math.max(1, Math.round(2e7 / flopsOf(c)));
         const pairs = Array.from({ length: calls }, () => operands[ci].map((t) => t.clone()));
+        setThreads(r.threads);
         // CPU time, not wall time: on a shared machine the wall clock counts other processes' turns
         const start = process.cpuUsage();
         const outs = pairs.map(([a, b]) => r.run(a, b, c));
@@ -292,6 +305,7 @@ async function benchGeneral(rowChoices: (number | "auto")[]): Promise<void> {
     }
   }
   tf.dispose(operands.flat());
+  setThreads(threads);
   useFastWasmMatMul({ skinny: true, packed: true });
   const gflops = (c: MatMulCase, ms: number) => flopsOf(c) / (ms * 1e6);
   table(

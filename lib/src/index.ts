@@ -52,7 +52,8 @@ export type { FashionMnistOptions } from "./fashion-mnist";
 export { imagesFigure, showImages } from "./show-images";
 
 // Models, losses, optimization, training.
-export { forward, isTraining, linreg, setTraining, softmax } from "./models";
+export { forward, isTraining, linreg, setTraining } from "./models";
+export { softmax } from "./engine/fused-softmax";
 export type { FunctionNet, Net } from "./models";
 export { squaredLoss } from "./losses";
 // the book's helpers of losses.ts and metrics.ts, computed by one wasm kernel where one applies (engine/fused-*.ts)

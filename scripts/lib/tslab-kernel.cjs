@@ -27,9 +27,21 @@
  *    diagnostics with either builder; 40 small cells took 6.7-6.9 s of kernel CPU with tslab's and
  *    3.3-3.5 s with this one (Node 20, AMD EPYC Zen 5, machine shared).
  *
+ * And one fix:
+ *
+ * 4. The kernel's five sockets are bound before any message can reach tslab's handlers. tslab starts
+ *    reading its sockets, then binds them with zeromq's asynchronous `bind`, which marks the socket
+ *    "blocked" until a worker thread's `zmq_bind` has returned *and* the main thread has run its
+ *    completion. A front end that connects and sends `kernel_info_request` in between (a worker
+ *    thread preempted on a loaded machine: it happened once in ~60 kernel starts of a CI run) has
+ *    its message delivered to tslab, whose reply throws EBUSY ("Socket is blocked by a bind or
+ *    unbind operation"), and the shell's read loop dies with the next read: the kernel stays up,
+ *    deaf, and nbclient gives up on it. zeromq's `bindSync` binds (local ports: microseconds) and
+ *    reopens the socket in the same call, so no handler ever sees it blocked.
+ *
  * Switch them off with `D2L_KERNEL_TYPES=all` (tslab's own behaviour: every @types package),
- * `D2L_KERNEL_COMPILE_CACHE=0` or `D2L_KERNEL_BUILDER=tslab` in the environment Jupyter starts the
- * kernel in.
+ * `D2L_KERNEL_COMPILE_CACHE=0`, `D2L_KERNEL_BUILDER=tslab` or `D2L_KERNEL_BIND=async` in the
+ * environment Jupyter starts the kernel in.
  */
 "use strict";
 const Module = require("node:module");
@@ -90,6 +102,16 @@ if (nodeTypesOnly || leanBuilder) {
     }
     return [...seen];
   }
+}
+
+if (process.env.D2L_KERNEL_BIND !== "async") {
+  const { ZmqServer } = require("tslab/dist/jupyter.js");
+  const bindAsync = ZmqServer.prototype.bindSocket;
+  ZmqServer.prototype.bindSocket = async function bindSocket(socket, port) {
+    if (typeof socket.bindSync !== "function") return bindAsync.call(this, socket, port);
+    const { transport, ip } = this.connInfo;
+    socket.bindSync(`${transport}://${ip}:${port}`);
+  };
 }
 
 require("tslab/dist/main.js").main();

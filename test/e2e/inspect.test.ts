@@ -5,7 +5,6 @@
  * cell sees (scripts/lib/tslab-kernel.cjs): Node's, not those of every @types package the
  * project's dev dependencies bring, while an imported package still comes with its types.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KERNEL_NAME, writeKernelSpec } from "../../scripts/lib/kernelspec";
 import { NOTEBOOKS_DIR } from "../../scripts/lib/paths";
 import { findPython } from "../../scripts/lib/python";
+import { runPythonDriver } from "./python-driver";
 
 const python = findPython(["jupyter_client"]);
 if (process.env.CI && !python) throw new Error("CI must ask a real tslab kernel, but no Python has jupyter_client");
@@ -63,15 +63,7 @@ interface Replies {
 
 /** Runs {@link DRIVER} in `cwd` with the project's kernel (a kernelspec written into `jupyterDir`). */
 async function drive(jupyterDir: string, cwd: string, cells: [string, string][], inspect: boolean): Promise<Replies> {
-  const child = spawn(python!, ["-c", DRIVER, cwd, KERNEL_NAME, JSON.stringify(cells), inspect ? "inspect" : ""], { env: { ...process.env, JUPYTER_PATH: jupyterDir } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  const last = stdout.trim().split("\n").pop() ?? "";
-  if (status !== 0 || !last.startsWith("{")) throw new Error(`the kernel driver failed (exit ${status}):\n${stderr}`);
-  return JSON.parse(last) as Replies;
+  return runPythonDriver<Replies>(python!, DRIVER, [cwd, KERNEL_NAME, JSON.stringify(cells), inspect ? "inspect" : ""], { env: { ...process.env, JUPYTER_PATH: jupyterDir } });
 }
 
 describe.runIf(python)("tslab's completion and inspection (notebook 2.7)", () => {

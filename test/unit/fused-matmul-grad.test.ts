@@ -1,9 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { restoreFusedMatMul, useLazyFusedMatMulGradient } from "../../lib/src/engine/fused-matmul-grad";
-import { trainDenseLayer, values } from "./kernel-fixtures";
+import { restoreFusedMatMul, useDenseKernel, useLazyFusedMatMulGradient } from "../../lib/src/engine/fused-matmul-grad";
+import { trainDenseLayer, values, withKernelNames } from "./kernel-fixtures";
 
-const PRODUCTS = new Set<string>([tf.BatchMatMul, tf._FusedMatMul]);
+/** The product kernels (D2lDenseLinear: X·W + b while recording on wasm, fused-matmul-grad.ts). */
+const PRODUCTS = new Set<string>([tf.BatchMatMul, tf._FusedMatMul, "D2lDenseLinear"]);
 
 /** The kernels `f` runs, by name. */
 async function kernelsOf(f: () => tf.TensorContainer): Promise<string[]> {
@@ -93,5 +94,23 @@ describe("useLazyFusedMatMulGradient", () => {
     expect(lazy[0].some((v) => Math.abs(v - 0.01) > 1e-3)).toBe(true); // it did train
     for (let i = 0; i < 2; i++) lazy[i].forEach((v, j) => expect(Math.abs(v - original[i][j])).toBeLessThan(1e-5));
   });
-});
 
+  it.skipIf(tf.getBackend() !== "wasm")("on wasm runs X·W + b as one kernel while recording, with the two ops' floats and gradients bit for bit", () => {
+    const bits = (xs: Float32Array[]) => xs.map((x) => Array.from(new Uint32Array(Float32Array.from(x).buffer)));
+    useDenseKernel(false);
+    const ops = bits(trainDenseLayer());
+    useDenseKernel(true);
+    const fused = bits(trainDenseLayer());
+    expect(fused).toEqual(ops);
+    const { names } = withKernelNames(() => tf.tidy(() => tf.variableGrads(loss, [W, b])));
+    expect(names).toContain("D2lDenseLinear");
+    expect(names).not.toContain(tf.Add);
+    expect(names.filter((n) => PRODUCTS.has(n))).toEqual(["D2lDenseLinear", tf.BatchMatMul]); // and dW = Xᵀ·dY; no dX for the data
+    // gradients for every input where asked, equal to the ops'
+    const grads = () => tf.tidy(() => tf.grads((x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, bias: z }), weights)))([X, W, b]).map((g) => bits([g.dataSync() as Float32Array])[0]));
+    const withKernel = grads();
+    useDenseKernel(false);
+    expect(withKernel).toEqual(grads());
+    useDenseKernel(true);
+  });
+});

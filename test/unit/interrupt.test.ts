@@ -57,9 +57,14 @@ describe("after an interrupted cell", () => {
     await nextTurn();
     const before = tf.memory().numTensors;
     let interrupted = 0;
+    // interrupts that cut into tfjs's engine (a scope, the tape or a kernel open); one between two steps, outside
+    // every scope, leaves nothing to repair and says nothing (more likely, the faster the steps)
+    let cutIn = 0;
     for (const ms of [5, 13, 29, 41, 67, 90]) {
       tf.tidy(() => W.assign(tf.randomNormal([4, 3], 0, 0.01)));
       if (interruptAfter(ms, () => trainCh3(net, data, data, crossEntropy, 50, (n) => sgd([W, b], 0.1, n)))) interrupted++;
+      const s = state();
+      if (s.scopeStack.length > 0 || s.gradientDepth > 0 || s.kernelDepth > 0) cutIn++;
       await nextTurn();
       const metrics = trainCh3(net, data, data, crossEntropy, 2, (n) => sgd([W, b], 0.1, n));
       expect(metrics.testAcc).toBeGreaterThan(0.9);
@@ -68,7 +73,8 @@ describe("after an interrupted cell", () => {
       await nextTurn();
     }
     expect(interrupted).toBe(6);
-    expect(messages()).toHaveLength(6);
+    expect(cutIn).toBeGreaterThanOrEqual(4);
+    expect(messages()).toHaveLength(cutIn);
     expect(messages()[0]).toMatch(/^d2l: the previous run was interrupted; freed \d+ tensors? it left behind($|; )/);
     tf.dispose([X, y, W, b]);
   });

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_ROWS, TALL_ROWS, denseRows, packedMatMul, timeBlocks } from "../../lib/src/engine/packed-matmul";
+import { DEFAULT_ROWS, TALL_MARGIN, TALL_ROWS, denseRows, packedMatMul, pickRows, timeBlockRounds, timeBlocks } from "../../lib/src/engine/packed-matmul";
 import { relaxedSimdAvailable } from "../../lib/src/engine/relaxed-simd";
 import { values } from "./kernel-fixtures";
 
@@ -116,6 +116,22 @@ describe.skipIf(!onWasm)("packedMatMul (wasm backend)", () => {
     const rows = denseRows(true);
     expect([DEFAULT_ROWS, TALL_ROWS]).toContain(rows);
     expect(denseRows(true)).toBe(rows); // cached
+    const rounds = timeBlockRounds(true, [DEFAULT_ROWS, TALL_ROWS], 5);
+    expect(rounds).toHaveLength(5);
+    expect(rounds.flat().every((ms) => ms > 0 && Number.isFinite(ms))).toBe(true);
+  });
+
+  it("keeps the tall block unless the median of paired rounds finds it clearly slower", () => {
+    const rounds = (ratios: number[]) => ratios.map((r, i) => [0.05 * (1 + i / 10), 0.05 * (1 + i / 10) * r]);
+    expect(pickRows(rounds([0.9, 0.88, 0.91, 0.9, 0.89]))).toBe(TALL_ROWS);
+    // bursts of another process's work in two of seven rounds, against the tall block: still tall
+    expect(pickRows(rounds([0.9, 1.6, 0.88, 0.91, 2.5, 0.9, 0.89]))).toBe(TALL_ROWS);
+    // within the margin: tall; beyond it: short
+    expect(pickRows(rounds([1 + TALL_MARGIN / 2, 1, 1 + TALL_MARGIN]))).toBe(TALL_ROWS);
+    expect(pickRows(rounds([1.08, 1.1, 1.07, 0.95, 1.09]))).toBe(DEFAULT_ROWS);
+    // a tall block that does not compile, or no rounds: short
+    expect(pickRows([[0.05, Infinity], [0.05, Infinity], [0.06, Infinity]])).toBe(DEFAULT_ROWS);
+    expect(pickRows([])).toBe(DEFAULT_ROWS);
   });
 
   it("declines what it does not compute and leaves no buffer behind", () => {

@@ -267,6 +267,34 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     tf.dispose([X, W1, b1, dH]);
   });
 
+  it("a split product packs op(B) once for all threads: with a NaN and an infinity in op(B) (no zeros skipped, 0·NaN is NaN) the same bits as on one thread", () => {
+    // a zero background (pixel 0 of every image) meets the NaN: skipping it would leave finite values where the dense product has NaN
+    const X = tf.tensor(values(256 * 784, 11).map((v, i) => (i % 784 < 100 || v < 0 ? 0 : v)), [256, 784]);
+    const w = values(784 * 256, 12).map((v) => 0.05 * v);
+    w[0 * 256 + 3] = NaN;
+    w[500 * 256 + 200] = Infinity;
+    const W1 = tf.tensor(w, [784, 256]);
+    const backend = () => tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
+    const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+    const run = (skipZeros: boolean) => {
+      const t = tf.engine().makeTensorFromTensorInfo(packedMatMul(backend(), info(X), info(W1), false, false, {}, { relaxed: true, skipZeros })!);
+      const result = bits(t);
+      t.dispose();
+      return result;
+    };
+    setThreads(1);
+    const dense = run(false);
+    expect(dense.filter((_, i) => i % 256 === 3).every((b) => (b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0)).toBe(true); // column 3: NaN
+    const sent = splitCount();
+    for (const threads of [2, 8]) {
+      setThreads(threads);
+      expect(differing([dense], [run(true)]), `${threads} threads`).toBe(0);
+      expect(differing([dense], [run(false)]), `${threads} threads, dense`).toBe(0);
+    }
+    expect(splitCount() - sent).toBe(4);
+    tf.dispose([X, W1]);
+  });
+
   it("seeded training steps of an MLP give the same weights, bit for bit, with 1, 2 and 8 threads", () => {
     const X = tf.tensor(values(256 * 784, 4).map((v) => Math.max(v, 0)), [256, 784]);
     const y = tf.oneHot(tf.tensor1d(Array.from({ length: 256 }, (_, i) => i % 10), "int32"), 10);

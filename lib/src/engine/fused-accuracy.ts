@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, heapF32, heapI32 } from "./wasm-kernels";
 import { accuracy as bookAccuracy } from "../metrics";
+import { rowLoops } from "./row-loops";
 
 /**
  * Replaces the ops of `accuracy` (metrics.ts: ArgMax, Cast, Equal, Cast, Sum: five passes through
@@ -32,6 +33,12 @@ function correctCountKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   const backend = args.backend as WasmBackendLike;
   const [n, k] = scores.shape;
   const out = backend.makeOutput([], "float32");
+  const loops = rowLoops(backend);
+  if (loops !== undefined && n > 0) {
+    // the same count as below, as WebAssembly (row-loops.ts)
+    loops.correctCount(backend.getMemoryOffset(scores.dataId), backend.getMemoryOffset(labels.dataId), backend.getMemoryOffset(out.dataId), n, k);
+    return out;
+  }
   const x = heapF32(backend, scores, n * k);
   const y = heapI32(backend, labels, n);
   let correct = 0;

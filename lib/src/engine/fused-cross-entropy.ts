@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, applyWasmUnary, heapF32, heapI32, registerFusedKernels } from "./wasm-kernels";
 import { crossEntropy as bookCrossEntropy } from "../losses";
+import { rowLoops } from "./row-loops";
 
 /**
  * Replaces the ops of 3.6's `crossEntropy` (losses.ts: OneHot, Mul, Sum, Log, Neg, three clones saved
@@ -35,7 +36,11 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   const backend = args.backend as WasmBackendLike;
   const [n, k] = yHat.shape;
   const picked = backend.makeOutput([n], "float32");
-  {
+  const loops = rowLoops(backend);
+  if (loops !== undefined) {
+    // the same pass as below, as WebAssembly (row-loops.ts)
+    loops.picked(backend.getMemoryOffset(yHat.dataId), backend.getMemoryOffset(labels.dataId), backend.getMemoryOffset(picked.dataId), n, k);
+  } else {
     const x = heapF32(backend, yHat, n * k);
     const y = heapI32(backend, labels, n);
     const p = heapF32(backend, picked, n);
@@ -60,6 +65,12 @@ function gradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   const backend = args.backend as WasmBackendLike;
   const n = picked.shape[0];
   const dx = backend.makeOutput([n, k], "float32");
+  const loops = rowLoops(backend);
+  if (loops !== undefined) {
+    const offset = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    loops.pickedGrad(offset(dy), offset(picked), offset(labels), offset(dx), n, k);
+    return dx;
+  }
   const d = heapF32(backend, dy, n);
   const p = heapF32(backend, picked, n);
   const y = heapI32(backend, labels, n);

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, applyWasmUnary, heapF32, heapI32, registerFusedKernels } from "./wasm-kernels";
+import { floatBits, rowLoops } from "./row-loops";
 import { softmaxCrossEntropy as bookSoftmaxCrossEntropy } from "../losses";
 
 /**
@@ -55,6 +56,18 @@ function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; 
   const loss = backend.makeOutput([n], "float32");
   const probs = backend.makeOutput([n, k], "float32");
   const partition = backend.makeOutput([n], "float32");
+  const loops = rowLoops(backend);
+  if (loops !== undefined) {
+    // the same passes as below, as WebAssembly (row-loops.ts)
+    const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
+    loops.shift(offset(logits), offset(probs), n, k);
+    const e = applyWasmUnary("Exp", probs, backend);
+    loops.sum(offset(e), offset(partition), n, k);
+    const logPartition = applyWasmUnary("Log", partition, backend);
+    loops.crossEntropyFinish(offset(probs), offset(e), offset(partition), offset(logPartition), offset(labels), offset(loss), n, k, floatBits(on), floatBits(off));
+    for (const t of [e, partition, logPartition]) backend.disposeData(t.dataId);
+    return [loss, probs];
+  }
   // s = o − m into probs' buffer (the Exp kernel's input), then e = exp(s)
   {
     const o = heapF32(backend, logits, size);
@@ -105,6 +118,12 @@ function gradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; att
   const [n, k] = probs.shape;
   const [on, off] = targetValues(labelSmoothing, k);
   const dx = backend.makeOutput([n, k], "float32");
+  const loops = rowLoops(backend);
+  if (loops !== undefined) {
+    const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
+    loops.crossEntropyGrad(offset(dy), offset(probs), offset(labels), offset(dx), n, k, floatBits(on), floatBits(off));
+    return dx;
+  }
   const d = heapF32(backend, dy, n);
   const p = heapF32(backend, probs, n * k);
   const y = heapI32(backend, labels, n);

@@ -20,6 +20,8 @@ import { useFusedAccuracy } from "./fused-accuracy";
 import { restoreMeanGrad, useOneKernelMeanGrad } from "./mean-grad";
 import { restoreSgd, useOneKernelSgd } from "./sgd-step";
 import { useFusedCrossEntropy } from "./fused-cross-entropy";
+import { useFusedSoftmax } from "./fused-softmax";
+import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
@@ -32,17 +34,18 @@ export { getThreads, setThreads } from "./thread-pool";
  * these well (and a plain tf.Sequential applies its layers in turn, skipping the graph executor:
  * sequential-call.ts): products with a transpose flag (every matMul gradient) avoid the backend's scalar
  * loop, 7-16x slower than its XNNPACK path, and products run our own SIMD kernels, faster than
- * XNNPACK (wasm-matmul.ts; skinny-matmul.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
+ * XNNPACK (wasm-matmul.ts; skinny-matmul.ts and skinny-gradient.ts for at most 16 columns, packed-matmul.ts for more); Identity and same-dtype Cast share the buffer
  * instead of copying it, as cpu does (wasm-share.ts); maximum, minimum and comparisons run a SIMD
  * loop instead of a per-element broadcast, as do arithmetic ops adding a row (wasm-binary.ts), and a sum over axis 0 skips its
  * transpose (wasm-column-sum.ts); convolutions with few channels run SIMD kernels (conv2d-simd.ts), and a
  * convolution layer's gradient skips the input gradient nobody asked for (fused-conv-grad.ts), and the
  * gradient of average pooling over tiling windows is one pass (wasm-avg-pool-grad.ts), as is a large sigmoid's
- * gradient (wasm-sigmoid-grad.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
- * see setThreads). Fewer passes through tfjs's engine a training step, same floats: tensors saved for a gradient are
- * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy and d2l.accuracy, a mean's
+ * gradient (wasm-sigmoid-grad.ts), and Exp is a SIMD kernel with expf's own floats (wasm-exp.ts), and a large sigmoid splits across threads with XNNPACK's floats (wasm-sigmoid.ts). Large products and convolutions split across threads (thread-pool.ts,
+ * see setThreads). Fewer passes through tfjs's engine a training step, same floats: a dense layer's X·W + b is one kernel
+ * while recording (fused-matmul-grad.ts); tensors saved for a gradient are
+ * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy, d2l.softmax and d2l.accuracy, a mean's
  * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
- * fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
+ * fused-softmax.ts, fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -65,6 +68,8 @@ export function useSpeedups(enabled: boolean): void {
     restoreMeanGrad();
     restoreSgd();
     useFusedCrossEntropy(false);
+    useFusedSoftmax(false);
+    restoreWasmExp();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -86,6 +91,8 @@ export function useSpeedups(enabled: boolean): void {
     useOneKernelMeanGrad();
     useOneKernelSgd();
     useFusedCrossEntropy(true);
+    useFusedSoftmax(true);
+    useSimdWasmExp();
   }
 }
 

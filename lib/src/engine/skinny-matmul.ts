@@ -6,6 +6,7 @@ import {
   tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
+import { gradientMatMul } from "./skinny-gradient";
 import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels";
 
 /**
@@ -20,9 +21,9 @@ import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels"
 /** At most this many accumulating columns at a time: 2 × 5 accumulators and 3 operands fill 13 of the 16 SIMD registers of x86-64. */
 const MAX_BLOCK = 5;
 
-/** Splits n columns into blocks of at most MAX_BLOCK, as even as possible: 10 -> [5, 5], 16 -> [4, 4, 4, 4]. */
-export function columnBlocks(n: number): [start: number, width: number][] {
-  const count = Math.ceil(n / MAX_BLOCK);
+/** Splits n columns into blocks of at most `most` (MAX_BLOCK), as even as possible: 10 -> [5, 5], 16 -> [4, 4, 4, 4]. */
+export function columnBlocks(n: number, most = MAX_BLOCK): [start: number, width: number][] {
+  const count = Math.ceil(n / most);
   const blocks: [number, number][] = [];
   for (let b = 0, start = 0; b < count; b++) {
     const width = Math.floor(n / count) + (b < n % count ? 1 : 0);
@@ -300,6 +301,8 @@ export interface SkinnyOptions {
   broadcast: boolean;
   /** Its multiply-add is f32x4.relaxed_madd where Node has relaxed SIMD. */
   relaxed: boolean;
+  /** With `broadcast`, Aᵀ·B (the weight gradient) runs skinny-gradient.ts's kernel, the same floats (default true). */
+  skinnyGradient?: boolean;
 }
 
 /**
@@ -361,6 +364,10 @@ export function skinnyMatMul(
   backend: WasmBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, bias?: tf.TensorInfo,
   options: SkinnyOptions = { broadcast: false, relaxed: false },
 ): tf.TensorInfo | undefined {
+  if (options.broadcast && options.skinnyGradient !== false && transposeA && !transposeB && bias === undefined) {
+    const product = gradientMatMul(backend, a, b, options.relaxed && relaxedSimdAvailable());
+    if (product !== undefined) return product;
+  }
   if (options.broadcast) {
     const product = broadcastMatMul(backend, a, b, transposeA, transposeB, bias, options.relaxed && relaxedSimdAvailable());
     if (product !== undefined) return product;

@@ -41,6 +41,9 @@ export const SHL = 0x74;
 export const XOR = 0x73;
 export const LT_U = 0x49;
 export const GT_S = 0x4a;
+export const GT_U = 0x4b;
+/** unreachable: traps. */
+export const UNREACHABLE = 0x00;
 export const LE_U = 0x4d;
 /** i32.load of an aligned word at the address on the stack. */
 export const LOAD_I32 = [0x28, 0x02, 0x00];

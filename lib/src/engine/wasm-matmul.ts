@@ -58,6 +58,11 @@ export interface FastMatMulOptions {
    * false: the row-dot and column-axpy kernels (chapter 3's floats before December 2026).
    */
   broadcast?: boolean;
+  /**
+   * Whether, with `broadcast`, the weight gradients Aᵀ·B of at most 16 columns run skinny-gradient.ts's kernel
+   * (default true: 4 rows of C a vector, exactly n columns; the broadcast kernel's floats).
+   */
+  skinnyGradient?: boolean;
   /** Whether the products {@link usePacked} picks run the packed kernel of packed-matmul.ts (default true). */
   packed?: boolean;
   /** Whether the packed kernel uses relaxed SIMD's fused multiply-add where Node has it (default true). */
@@ -81,7 +86,7 @@ const MARK = Symbol.for("d2l.useFastWasmMatMul");
 
 const BACKEND = "wasm";
 const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
-const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true, broadcast: true, packed: true, relaxed: true, skipZeros: "auto" };
+const DEFAULTS: Settings = { rewrite: "auto", transposer: "auto", skinny: true, broadcast: true, skinnyGradient: true, packed: true, relaxed: true, skipZeros: "auto" };
 
 /**
  * XNNPACK packs the right operand (its weights) with a strided gather: per element about

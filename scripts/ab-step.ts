@@ -1,0 +1,94 @@
+/**
+ * A/B of one speed-up in a training step, in one process: trains one of the bench's models
+ * (scripts/bench-models.ts) with trainEpochCh3, alternating blocks of --steps steps with the
+ * speed-up off (A) and on (B), and prints the CPU time (process.cpuUsage) and wall time a step of
+ * each, median and best over --rounds blocks. Alternating in one process keeps a busy machine's
+ * swings out of the ratio; the figures are still preliminary there.
+ *
+ *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15]
+ *
+ * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
+ * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
+ * (row-loops.ts against the fused kernels' JavaScript loops), dense (fused-matmul-grad.ts's
+ * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise).
+ */
+import { parseArgs } from "node:util";
+import { cpus } from "node:os";
+import * as d2l from "../lib/src/index";
+import { useFastWasmMatMul } from "../lib/src/engine/wasm-matmul";
+import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
+import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
+import { useWasmRowLoops } from "../lib/src/engine/row-loops";
+import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
+import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
+
+const TOGGLES: Record<string, (on: boolean) => void> = {
+  gradient: (on) => void useFastWasmMatMul({ skinnyGradient: on }),
+  softmax: (on) => useFusedSoftmax(on),
+  exp: (on) => void (on ? useSimdWasmExp() : restoreWasmExp()),
+  loops: (on) => useWasmRowLoops(on),
+  dense: (on) => useDenseKernel(on),
+  /** All five above (issue 23's softmax work of 6 December 2026). */
+  all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
+  none: () => {},
+};
+
+const { values: v } = parseArgs({
+  options: {
+    model: { type: "string", default: "scratch" },
+    toggle: { type: "string", default: "none" },
+    steps: { type: "string", default: "100" },
+    rounds: { type: "string", default: "15" },
+  },
+});
+if (!(MODELS as readonly string[]).includes(v.model!)) throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
+const toggle = TOGGLES[v.toggle!];
+if (toggle === undefined) throw new Error(`--toggle must be one of ${Object.keys(TOGGLES).join(", ")}; got "${v.toggle}"`);
+const steps = Number(v.steps);
+const rounds = Number(v.rounds);
+if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer; got "${v.steps}"`);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer; got "${v.rounds}"`);
+const model = v.model as Model;
+
+await d2l.initBackend("wasm", { quiet: true });
+d2l.setThreads(1);
+const [trainIter] = await d2l.loadDataFashionMnist(DEFAULTS[model].batchSize);
+const job = makeJob(model, DEFAULTS[model].lr);
+/** The next n batches, going round the epoch as often as needed. */
+const batches = (n: number): Iterable<d2l.Batch> => ({
+  *[Symbol.iterator]() {
+    for (let i = 0; ;) {
+      for (const batch of trainIter) {
+        if (i++ >= n) return;
+        yield batch;
+      }
+    }
+  },
+});
+const time = (on: boolean) => {
+  toggle(on);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  d2l.trainEpochCh3(job.net, batches(steps), job.loss, job.updater);
+  const wall = (performance.now() - t0) / steps;
+  const c = process.cpuUsage(c0);
+  return { cpu: (c.user + c.system) / 1000 / steps, wall };
+};
+for (let i = 0; i < 3; i++) [false, true].forEach(time); // warm up both
+const runs = { A: [] as { cpu: number; wall: number }[], B: [] as { cpu: number; wall: number }[] };
+for (let r = 0; r < rounds; r++) {
+  const order = r % 2 === 0 ? [false, true] : [true, false];
+  for (const on of order) runs[on ? "B" : "A"].push(time(on));
+}
+toggle(true);
+job.dispose();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+console.log(`${model}, toggle ${v.toggle}: ms a step, median (best) of ${rounds} blocks of ${steps} steps, ${cpus()[0]?.model}`);
+for (const key of ["A", "B"] as const) {
+  const cpu = runs[key].map((x) => x.cpu);
+  const wall = runs[key].map((x) => x.wall);
+  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
+}
+// each round's B against its own A (run next to it): the median of these ratios shrugs off the swings of a busy machine
+const paired = runs.B.map((b, r) => b.cpu / runs.A[r].cpu);
+console.log(`B/A CPU: ratio of medians ${(median(runs.B.map((x) => x.cpu)) / median(runs.A.map((x) => x.cpu))).toFixed(3)}, median of paired ratios ${median(paired).toFixed(3)}`);
