@@ -1,5 +1,6 @@
 import {
-  ADD, BLOCK, BR_IF_0, END, F32, F32_ADD, GE_U, I32, LOOP, LT_U, SHL, SUB,
+  ADD, BLOCK, BR_IF_0, END, F32, F32_ADD, F32_CONVERT_I32_S, F32_DIV, F32_GT, F32_MUL, F32_NEG, F32_REINTERPRET_I32, F32_SUB,
+  GE_U, I32, I32_EQ, LOOP, LT_U, SELECT, SHL, SUB,
   brIf, get, i32, leb, loadF32, loadI32, moduleWithImportedMemory, set, storeF32, tee, voidType,
 } from "./wasm-asm";
 import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
@@ -26,15 +27,6 @@ export function useWasmRowLoops(on: boolean): void {
   state.enabled = on;
 }
 
-const F32_SUB = 0x93;
-const F32_MUL = 0x94;
-const F32_DIV = 0x95;
-const F32_NEG = 0x8c;
-const F32_GT = 0x5e;
-const SELECT = 0x1b;
-const I32_EQ = 0x46;
-const F32_REINTERPRET_I32 = 0xbe;
-const F32_CONVERT_I32_S = 0xb2;
 const f32Const = (value: number) => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 
 /** Locals: i32 then f32, after `params` parameters. */

@@ -51,6 +51,15 @@ export const LOAD_I32 = [0x28, 0x02, 0x00];
 export const loadF32 = (offset = 0) => [0x2a, 0x02, ...leb(offset)];
 export const storeF32 = (offset = 0) => [0x38, 0x02, ...leb(offset)];
 export const F32_ADD = 0x92;
+/** The other scalar f32 operations row-loops.ts uses; i32.eq; f32 from an i32's bits, or its value. */
+export const F32_SUB = 0x93;
+export const F32_MUL = 0x94;
+export const F32_DIV = 0x95;
+export const F32_NEG = 0x8c;
+export const F32_GT = 0x5e;
+export const I32_EQ = 0x46;
+export const F32_REINTERPRET_I32 = 0xbe;
+export const F32_CONVERT_I32_S = 0xb2;
 /** loop, block and if with no result; end; br and br_if to the label `depth` levels out. */
 export const LOOP = [0x03, 0x40];
 export const BLOCK = [0x02, 0x40];
