@@ -39,8 +39,9 @@ for (const Class of Object.values(zmq)) {
 
 /**
  * Queues kernel_info_request and an execute_request on a client, then starts the kernel (argv after
- * the connection file's folder), reads the replies and the result of a cell using the first cell's
- * declaration, and prints them as JSON.
+ * the connection file's folder), reads the replies, checks the first cell's value with two more cells (one
+ * that must pass, one that must fail) and prints all as JSON, with any exception the client raised and
+ * the kernel's output.
  */
 const DRIVER = `
 import json, os, subprocess, sys
@@ -53,18 +54,24 @@ client.start_channels()
 client.kernel_info()
 client.execute("const answer: number = 6 * 7; answer")
 kernel = subprocess.Popen(sys.argv[2:] + ["kernel", "--config-path", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def ask(code):
+    """Runs a cell and returns its execute_reply's status ("ok" or "error") from the shell channel."""
+    sent = client.execute(code)
+    while True:
+        msg = client.get_shell_msg(timeout=120)
+        if msg["parent_header"].get("msg_id") == sent:
+            return msg["content"]["status"]
 replies = {}
 try:
     while len(replies) < 2:
         msg = client.get_shell_msg(timeout=120)
         replies[msg["msg_type"]] = msg["content"]
-    # iopub drops what is published before the client's subscription arrives: ask again for the result
-    client.execute("answer")
-    while True:
-        msg = client.get_iopub_msg(timeout=120)
-        if msg["msg_type"] == "stream":  # tslab prints a cell's last value
-            replies["result"] = msg["content"]["text"].strip()
-            break
+    # read the queued cell's value back through the shell channel (iopub drops what is published
+    # before the client's subscription reaches the kernel): a cell that throws unless it holds 42
+    replies["check"] = ask('if (answer !== 42) throw new Error("answer is " + answer)')
+    replies["control"] = ask('if (answer !== 41) throw new Error("answer is " + answer)')
+except Exception as error:
+    replies["error"] = repr(error)
 finally:
     client.stop_channels()
     kernel.kill()
@@ -75,7 +82,9 @@ print(json.dumps(replies))
 interface Start {
   kernel_info_reply?: { implementation: string; language_info: { name: string } };
   execute_reply?: { status: string };
-  result?: string;
+  check?: string;
+  control?: string;
+  error?: string;
   output: string;
   binds: { call: string; address: string }[];
 }
@@ -106,10 +115,12 @@ describe.runIf(python)("a kernel start with the front end already waiting", () =
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("answers the kernel_info_request and runs the cell that were sent before it started", () => {
+    expect(ours.error, ours.output).toBeUndefined();
     expect(ours.kernel_info_reply?.implementation, ours.output).toBe("tslab");
     expect(ours.kernel_info_reply?.language_info.name).toBe("typescript");
     expect(ours.execute_reply?.status, ours.output).toBe("ok");
-    expect(ours.result).toBe("42");
+    expect(ours.check, ours.output).toBe("ok");
+    expect(ours.control).toBe("error");
     expect(ours.output).not.toMatch(/EBUSY|blocked by a bind/);
   });
 
