@@ -5,7 +5,7 @@
  * each, median and best over --rounds blocks. Alternating in one process keeps a busy machine's
  * swings out of the ratio; the figures are still preliminary there.
  *
- *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15]
+ *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15] [--threads 1]
  *
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
@@ -20,6 +20,7 @@ import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
+import { useSplitSgdStep } from "../lib/src/engine/sgd-step";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -31,6 +32,8 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   /** All five above (issue 23's softmax work of 6 December 2026). */
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
+  /** sgd-step.ts's split of W1's step across threads (needs --threads 2). */
+  sgdsplit: (on) => useSplitSgdStep(on),
 };
 
 const { values: v } = parseArgs({
@@ -39,6 +42,8 @@ const { values: v } = parseArgs({
     toggle: { type: "string", default: "none" },
     steps: { type: "string", default: "100" },
     rounds: { type: "string", default: "15" },
+    /** Threads (default 1); with 2 or more, "main" is the calling thread's own CPU time (Node ≥ 23.9), beside the process's. */
+    threads: { type: "string", default: "1" },
   },
 });
 if (!(MODELS as readonly string[]).includes(v.model!)) throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
@@ -51,7 +56,8 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a
 const model = v.model as Model;
 
 await d2l.initBackend("wasm", { quiet: true });
-d2l.setThreads(1);
+d2l.setThreads(Number(v.threads));
+const threadCpu = (process as { threadCpuUsage?: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage }).threadCpuUsage?.bind(process);
 const [trainIter] = await d2l.loadDataFashionMnist(DEFAULTS[model].batchSize);
 const job = makeJob(model, DEFAULTS[model].lr);
 /** The next n batches, going round the epoch as often as needed. */
@@ -68,14 +74,17 @@ const batches = (n: number): Iterable<d2l.Batch> => ({
 const time = (on: boolean) => {
   toggle(on);
   const c0 = process.cpuUsage();
+  const m0 = threadCpu?.();
   const t0 = performance.now();
   d2l.trainEpochCh3(job.net, batches(steps), job.loss, job.updater);
   const wall = (performance.now() - t0) / steps;
   const c = process.cpuUsage(c0);
-  return { cpu: (c.user + c.system) / 1000 / steps, wall };
+  const m = m0 === undefined ? undefined : threadCpu!(m0);
+  return { cpu: (c.user + c.system) / 1000 / steps, wall, main: m === undefined ? NaN : (m.user + m.system) / 1000 / steps };
 };
 for (let i = 0; i < 3; i++) [false, true].forEach(time); // warm up both
-const runs = { A: [] as { cpu: number; wall: number }[], B: [] as { cpu: number; wall: number }[] };
+type Run = { cpu: number; wall: number; main: number };
+const runs = { A: [] as Run[], B: [] as Run[] };
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? [false, true] : [true, false];
   for (const on of order) runs[on ? "B" : "A"].push(time(on));
@@ -83,12 +92,15 @@ for (let r = 0; r < rounds; r++) {
 toggle(true);
 job.dispose();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-console.log(`${model}, toggle ${v.toggle}: ms a step, median (best) of ${rounds} blocks of ${steps} steps, ${cpus()[0]?.model}`);
+console.log(`${model}, toggle ${v.toggle}, ${v.threads} thread(s): ms a step, median (best) of ${rounds} blocks of ${steps} steps, ${cpus()[0]?.model}`);
 for (const key of ["A", "B"] as const) {
   const cpu = runs[key].map((x) => x.cpu);
   const wall = runs[key].map((x) => x.wall);
-  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
+  const main = runs[key].map((x) => x.main);
+  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})  main thread ${median(main).toFixed(3)} (${Math.min(...main).toFixed(3)})`);
 }
 // each round's B against its own A (run next to it): the median of these ratios shrugs off the swings of a busy machine
 const paired = runs.B.map((b, r) => b.cpu / runs.A[r].cpu);
+const pairedOf = (key: "wall" | "main") => median(runs.B.map((b, r) => b[key] / runs.A[r][key])).toFixed(3);
+console.log(`B/A wall: median of paired ratios ${pairedOf("wall")}; main thread: ${pairedOf("main")}`);
 console.log(`B/A CPU: ratio of medians ${(median(runs.B.map((x) => x.cpu)) / median(runs.A.map((x) => x.cpu))).toFixed(3)}, median of paired ratios ${median(paired).toFixed(3)}`);

@@ -113,4 +113,39 @@ describe("useLazyFusedMatMulGradient", () => {
     expect(withKernel).toEqual(grads());
     useDenseKernel(true);
   });
+
+  it.skipIf(tf.getBackend() !== "wasm")("on wasm a relu layer is relu(D2lDenseLinear) while recording: tfjs's values and gradients bit for bit, with NaNs and zeros", () => {
+    const bits = (x: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(x.dataSync() as Float32Array).buffer));
+    // a row of X with a NaN, and a column of W with ±Infinity, so that NaNs of both signs and exact zeros reach the relu
+    const x = tf.tensor(values(32 * 20, 11).map((v, i) => (i === 3 ? NaN : i % 5 === 0 ? 0 : v)), [32, 20]);
+    const w = tf.tensor(values(20 * 6, 12).map((v, i) => (i === 7 ? Infinity : i === 13 ? -Infinity : v)), [20, 6]);
+    const bias = tf.tensor1d(values(6, 13).map((v, i) => (i === 2 ? -0 : v)));
+    const dy = tf.tensor(values(32 * 6, 14), [32, 6]);
+    /** relu(X·W + b) recorded (its bits), the gradients of Σ relu(X·W + b)·dy for X, W and b, and the kernels run. */
+    const run = () => {
+      let y: number[] = [];
+      const { result, names } = withKernelNames(() => tf.tidy(() => tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => {
+        const out = tf.fused.matMul({ a: p as tf.Tensor2D, b: q as tf.Tensor2D, bias: r, activation: "relu" });
+        y = bits(out);
+        return out.mul(dy).sum();
+      })([x, w, bias]).map(bits)));
+      return { out: [y, ...result], names };
+    };
+    useDenseKernel(false);
+    const ops = run();
+    useDenseKernel(true);
+    const numTensors = tf.memory().numTensors;
+    const fused = run();
+    expect(tf.memory().numTensors).toBe(numTensors);
+    expect(fused.out).toEqual(ops.out);
+    expect(ops.names).toContain(tf.Add);
+    expect(fused.names).toContain("D2lDenseLinear");
+    expect(fused.names).toContain(tf.Relu);
+    expect(fused.names).not.toContain(tf.Add);
+    const isNaN = (u: number) => Number.isNaN(new Float32Array(new Uint32Array([u]).buffer)[0]);
+    expect(fused.out[0].some(isNaN)).toBe(true); // NaNs reached the relu's output...
+    expect(fused.out[0].filter((u) => u === 0).length).toBeGreaterThan(10); // ...and zeros
+    expect(fused.out[2].some(isNaN)).toBe(true); // and the gradients
+    tf.dispose([x, w, bias, dy]);
+  });
 });

@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
-import { restoreSgd, useOneKernelSgd } from "../../lib/src/engine/sgd-step";
+import { SPLIT_FROM, restoreSgd, useOneKernelSgd } from "../../lib/src/engine/sgd-step";
+import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { trainDenseLayer, values, withKernelNames } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
@@ -42,5 +43,29 @@ describe.skipIf(!onWasm)("useOneKernelSgd (wasm backend)", () => {
     const { result: ours, names } = withKernelNames(trainDenseLayer);
     expect(ours.map((w) => Array.from(w))).toEqual(tfjs.map((w) => Array.from(w)));
     expect(names.filter((n) => n === "D2lSgdStep")).toHaveLength(2 * 3); // kernel and bias, three steps
+  });
+
+  it("splits a large variable's step across 2 and 3 threads (whole rows) with the same bits as one thread and tfjs", () => {
+    const initial = getThreads();
+    try {
+      const shapes = [[784, 256], [10], [SPLIT_FROM + 3]]; // the MLP's W1; a bias; an odd 1-D one with a remainder
+      restoreSgd();
+      const tfjs = stepVariables(shapes, 0.1);
+      useOneKernelSgd();
+      setThreads(1);
+      const splitsBefore = splitCount();
+      const one = stepVariables(shapes, 0.1);
+      expect(splitCount()).toBe(splitsBefore);
+      for (const threads of [2, 3]) {
+        setThreads(threads);
+        const before = splitCount();
+        const split = stepVariables(shapes, 0.1);
+        expect(splitCount() - before).toBe(2 * 5); // W1 and the 1-D one, five steps
+        expect(split).toEqual(one);
+      }
+      expect(one).toEqual(tfjs);
+    } finally {
+      setThreads(initial);
+    }
   });
 });

@@ -24,6 +24,14 @@ const fused = tf.fused as { matMul: MarkedFusedMatMul };
 function lazyGradientMatMul(original: FusedMatMul): MarkedFusedMatMul {
   const wrapper: MarkedFusedMatMul = (args) => {
     const { a, b, transposeA = false, transposeB = false, bias, activation = "linear", preluActivationWeights } = args;
+    if (activation === "relu" && preluActivationWeights == null && tf.engine().state.gradientDepth > 0) {
+      // tfjs-core's unfused path, relu(X·W + b), with X·W + b as D2lDenseLinear (4.3's hidden layer)
+      const dense = denseLinear(a, b, transposeA, transposeB, bias);
+      if (dense === undefined) return original(args);
+      const y = tf.relu(dense);
+      dense.dispose();
+      return y;
+    }
     if (activation !== "linear" || preluActivationWeights != null || tf.engine().state.gradientDepth === 0) {
       return original(args);
     }
@@ -41,7 +49,9 @@ function lazyGradientMatMul(original: FusedMatMul): MarkedFusedMatMul {
 
 /**
  * On wasm, a dense layer's X·W + b while gradients are recorded (3.7's and 4.3's output layers, every
- * training step) is one kernel, D2lDenseLinear, instead of the two ops above: the registered
+ * training step, and under the relu of 4.3's hidden layer, which tfjs-core computes unfused while
+ * recording as relu(X·W + b): then relu(D2lDenseLinear)) is one kernel, D2lDenseLinear, instead of the
+ * two ops above: the registered
  * `_FusedMatMul` kernel with the bias (our product kernels add the bias to each finished sum, as
  * the Add op does: the same floats), with the two ops' gradients, as lazy: dX = dY·Wᵀ only where X
  * needs one, dW = Xᵀ·dY, db = dY summed over the rows (the Add's gradient without its two Reshapes).

@@ -23,6 +23,7 @@ import { useFusedCrossEntropy } from "./fused-cross-entropy";
 import { useFusedSoftmax } from "./fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
+import { restoreReluGrad, useOneKernelReluGrad } from "./wasm-relu-grad";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -45,7 +46,7 @@ export { getThreads, setThreads } from "./thread-pool";
  * while recording (fused-matmul-grad.ts); tensors saved for a gradient are
  * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy, d2l.softmax and d2l.accuracy, a mean's
  * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
- * fused-softmax.ts, fused-accuracy.ts, mean-grad.ts, sgd-step.ts). Fixes of wrong results stay on either way.
+ * fused-softmax.ts, fused-accuracy.ts, mean-grad.ts, sgd-step.ts), as is a ReLU's gradient (wasm-relu-grad.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -70,6 +71,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedCrossEntropy(false);
     useFusedSoftmax(false);
     restoreWasmExp();
+    restoreReluGrad();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -93,6 +95,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedCrossEntropy(true);
     useFusedSoftmax(true);
     useSimdWasmExp();
+    useOneKernelReluGrad();
   }
 }
 

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
-import { ADD, BLOCK, BR_IF_0, END, F32, F32X4_ADD, F32X4_MUL, I32, LOOP, SHL, V128, brIf, get, i32, leb, load, locals, moduleWithImportedMemory, set, store, tee } from "./wasm-asm";
-import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
+import { ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_REINTERPRET_I32, I32, LOOP, SHL, V128, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
+import { activeThreads, runSplit, splitRanges } from "./thread-pool";
+import { type WasmBackendLike, wasmKernel } from "./wasm-kernels";
 
 /**
  * Replaces `tf.train.sgd`'s step (tfjs-core's `SGDOptimizer.applyGradients`): for each variable, in a
@@ -9,22 +10,40 @@ import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
  * float32 variables, one kernel of our own ({@link sgdStepWasm}) computes the same
  * value + (c · gradient), rounded to float32 after the product and after the sum as tfjs's two ops
  * round (same bits), in one pass. Elsewhere, and for any other dtype, tfjs's own step runs.
- * `useSpeedups(false)` restores tfjs's method.
+ * From {@link SPLIT_FROM} floats (the MLP's W1) with 2 or more threads, the pass is split in halves
+ * (thirds...) of whole rows across the thread pool (`runSplit`): the rows packed-matmul.ts's split
+ * gave each thread of the weight gradient Xᵀ·dH, so each thread updates rows its own cache holds
+ * (on one thread the calling thread read the worker's half from the other core's cache: 60 µs → 177
+ * a step). Each float is computed by one thread, the same way: the same bits on any thread count.
+ * `useSplitSgdStep(false)` keeps it on the calling thread; `useSpeedups(false)` restores tfjs's method.
  */
 
 const KERNEL = "D2lSgdStep";
 const MARK = Symbol.for("d2l.useOneKernelSgd");
 
-/** `s(g, v, out, c, vectors)`: out = v + (c · g) on `vectors` vectors of 4 floats (f32x4 mul, then add: each rounded). */
+const SPLIT_STATE = Symbol.for("d2l.splitSgdStep");
+const splitState = ((globalThis as { [SPLIT_STATE]?: { enabled: boolean } })[SPLIT_STATE] ??= { enabled: true });
+
+/** Whether large variables' steps split across threads (default true; for comparisons: the floats are the same either way). */
+export function useSplitSgdStep(on: boolean): void {
+  splitState.enabled = on;
+}
+
+/** Variables from this many floats split their step across threads (the MLP's W1, 200,704; nothing of LeNet's). */
+export const SPLIT_FROM = 1 << 17;
+
+/**
+ * `s(g, v, out, c, v0, v1)`: out = v + (c · g) on the vectors [v0, v1) of 4 floats (f32x4 mul, then
+ * add: each rounded); c is passed as its float32 bits (an i32, as the thread pool passes arguments).
+ */
 export function sgdStepWasm(): number[] {
-  const [G, V, OUT, C, N] = [0, 1, 2, 3, 4];
-  const [P, E, CV] = [5, 6, 7];
-  const type = [0x60, ...leb(5), I32, I32, I32, F32, I32, 0x00];
+  const [G, V, OUT, C, V0, V1] = [0, 1, 2, 3, 4, 5];
+  const [P, E, CV] = [6, 7, 8];
   const body = [
     ...locals([2, I32], [1, V128]),
-    ...get(C), 0xfd, 0x13, ...set(CV), // f32x4.splat(c)
-    ...BLOCK, ...get(N), 0x45, ...brIf(0), // if (n == 0) return
-    ...i32(0), ...set(P), ...get(N), ...i32(4), SHL, ...set(E), // bytes
+    ...get(C), F32_REINTERPRET_I32, 0xfd, 0x13, ...set(CV), // f32x4.splat(c)
+    ...BLOCK, ...get(V0), ...get(V1), 0x4e, ...brIf(0), // if (v0 >= v1) return
+    ...get(V0), ...i32(4), SHL, ...set(P), ...get(V1), ...i32(4), SHL, ...set(E), // bytes
     ...LOOP,
     ...get(OUT), ...get(P), ADD,
     ...get(CV), ...get(G), ...get(P), ADD, ...load(0), ...F32X4_MUL, // c · g
@@ -34,10 +53,8 @@ export function sgdStepWasm(): number[] {
     END,
     END,
   ];
-  return moduleWithImportedMemory(type, "s", body);
+  return moduleWithImportedMemory(voidType(6), "s", body);
 }
-
-type Step = (g: number, v: number, out: number, c: number, vectors: number) => void;
 
 /** value, gradient (same shape, float32) and attrs.c to value + c · gradient. */
 function sgdStepKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
@@ -47,9 +64,17 @@ function sgdStepKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; 
   const size = tf.util.sizeFromShape(value.shape);
   const out = backend.makeOutput(value.shape, "float32");
   const [pg, pv, po] = [backend.getMemoryOffset(gradient.dataId), backend.getMemoryOffset(value.dataId), backend.getMemoryOffset(out.dataId)];
-  const simd = wasmFunction<Step>(backend, "sgd-step", sgdStepWasm, "s");
+  const simd = wasmKernel(backend, "sgd-step", sgdStepWasm, "s");
   const vectors = simd === undefined ? 0 : Math.floor(size / 4);
-  if (simd !== undefined) simd(pg, pv, po, c, vectors);
+  if (simd !== undefined) {
+    const cBits = new Int32Array(Float32Array.of(c).buffer)[0];
+    const threads = splitState.enabled && size >= SPLIT_FROM ? activeThreads() : 1;
+    // whole rows where a row is whole vectors (the product's split is by rows)
+    const columns = value.shape[value.shape.length - 1] ?? 1;
+    const grain = columns % 4 === 0 && value.shape.length > 1 ? columns / 4 : 1;
+    if (threads <= 1) simd.call(pg, pv, po, cBits, 0, vectors);
+    else runSplit(backend.wasm?.asm?.memory as WebAssembly.Memory, simd, splitRanges(vectors, threads, grain), (v0, v1) => [pg, pv, po, cBits, v0, v1]);
+  }
   const heap = backend.wasm!.HEAPU8!.buffer; // views after the allocation, which may have grown the memory
   const g = new Float32Array(heap, pg, size);
   const v = new Float32Array(heap, pv, size);
