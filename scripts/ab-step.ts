@@ -21,6 +21,7 @@ import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
 import { useSplitSgdStep } from "../lib/src/engine/sgd-step";
+import { restoreReluGrad, useOneKernelReluGrad } from "../lib/src/engine/wasm-relu-grad";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -32,8 +33,12 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   /** All five above (issue 23's softmax work of 6 December 2026). */
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
-  /** sgd-step.ts's split of W1's step across threads (needs --threads 2). */
+  /** sgd-step.ts's split of W1's step across threads (off by default; needs --threads 2). */
   sgdsplit: (on) => useSplitSgdStep(on),
+  /** wasm-relu-grad.ts's one-kernel ReLU gradient against tfjs's three ops. */
+  relugrad: (on) => void (on ? useOneKernelReluGrad() : restoreReluGrad()),
+  /** The MLP work of issues 23/26 (6 December 2026): relugrad and dense (4.3's relu layer on D2lDenseLinear). */
+  mlpfuse: (on) => ["relugrad", "dense"].forEach((name) => TOGGLES[name](on)),
 };
 
 const { values: v } = parseArgs({

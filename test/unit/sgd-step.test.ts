@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
-import { SPLIT_FROM, restoreSgd, useOneKernelSgd } from "../../lib/src/engine/sgd-step";
+import { SPLIT_FROM, restoreSgd, useOneKernelSgd, useSplitSgdStep } from "../../lib/src/engine/sgd-step";
 import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { trainDenseLayer, values, withKernelNames } from "./kernel-fixtures";
 
@@ -45,8 +45,9 @@ describe.skipIf(!onWasm)("useOneKernelSgd (wasm backend)", () => {
     expect(names.filter((n) => n === "D2lSgdStep")).toHaveLength(2 * 3); // kernel and bias, three steps
   });
 
-  it("splits a large variable's step across 2 and 3 threads (whole rows) with the same bits as one thread and tfjs", () => {
+  it("with useSplitSgdStep(true), splits a large variable's step across 2 and 3 threads (whole rows) with the same bits as one thread and tfjs", () => {
     const initial = getThreads();
+    useSplitSgdStep(true);
     try {
       const shapes = [[784, 256], [10], [SPLIT_FROM + 3]]; // the MLP's W1; a bias; an odd 1-D one with a remainder
       restoreSgd();
@@ -64,7 +65,13 @@ describe.skipIf(!onWasm)("useOneKernelSgd (wasm backend)", () => {
         expect(split).toEqual(one);
       }
       expect(one).toEqual(tfjs);
+      useSplitSgdStep(false); // the default: no split
+      setThreads(2);
+      const before = splitCount();
+      expect(stepVariables(shapes, 0.1)).toEqual(one);
+      expect(splitCount()).toBe(before);
     } finally {
+      useSplitSgdStep(false);
       setThreads(initial);
     }
   });

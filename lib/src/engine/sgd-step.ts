@@ -10,21 +10,24 @@ import { type WasmBackendLike, wasmKernel } from "./wasm-kernels";
  * float32 variables, one kernel of our own ({@link sgdStepWasm}) computes the same
  * value + (c · gradient), rounded to float32 after the product and after the sum as tfjs's two ops
  * round (same bits), in one pass. Elsewhere, and for any other dtype, tfjs's own step runs.
- * From {@link SPLIT_FROM} floats (the MLP's W1) with 2 or more threads, the pass is split in halves
- * (thirds...) of whole rows across the thread pool (`runSplit`): the rows packed-matmul.ts's split
- * gave each thread of the weight gradient Xᵀ·dH, so each thread updates rows its own cache holds
- * (on one thread the calling thread read the worker's half from the other core's cache: 60 µs → 177
- * a step). Each float is computed by one thread, the same way: the same bits on any thread count.
- * `useSplitSgdStep(false)` keeps it on the calling thread; `useSpeedups(false)` restores tfjs's method.
+ * It can split the pass across the thread pool (`useSplitSgdStep(true)`, off by default): from
+ * {@link SPLIT_FROM} floats (the MLP's W1) with 2 or more threads, in parts of whole rows, the rows
+ * packed-matmul.ts's split gave each thread of the weight gradient Xᵀ·dH, each float by one thread
+ * (the same bits on any thread count). Measured (AMD EPYC Zen 5, 2 vCPUs, load 7, wall time of W1's
+ * step right after a split Xᵀ·dH, 500 alternated steps): split p10 89-126 µs, median 126-214, against
+ * 53-76 and 73-117 on the calling thread alone, which took the same after a product on one thread
+ * (53 / 72): the step does not slow down after a split product here, and waking a worker costs more
+ * than half of a 55 µs pass saves.
+ * `useSpeedups(false)` restores tfjs's method.
  */
 
 const KERNEL = "D2lSgdStep";
 const MARK = Symbol.for("d2l.useOneKernelSgd");
 
 const SPLIT_STATE = Symbol.for("d2l.splitSgdStep");
-const splitState = ((globalThis as { [SPLIT_STATE]?: { enabled: boolean } })[SPLIT_STATE] ??= { enabled: true });
+const splitState = ((globalThis as { [SPLIT_STATE]?: { enabled: boolean } })[SPLIT_STATE] ??= { enabled: false });
 
-/** Whether large variables' steps split across threads (default true; for comparisons: the floats are the same either way). */
+/** Whether large variables' steps split across threads (default false, see above; the floats are the same either way). */
 export function useSplitSgdStep(on: boolean): void {
   splitState.enabled = on;
 }
