@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_NE, I32, LOOP, SHL, SUB, V128, V128_AND, ZERO_F32X4, brIf, extractF32, get, i32, load, loadSplat,
-  locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType,
+  locals, moduleWithImportedMemory, set, store, storeF32, voidType,
 } from "./wasm-asm";
 import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import { type GradientMap, type WasmBackendLike, replaceGradient, restoreGradient, wasmKernel } from "./wasm-kernels";
@@ -29,13 +29,13 @@ const SPLIT_FROM = SPLIT_PASS_FROM;
 export type ReluGradMode = "step" | "ge";
 
 /**
- * `g(dy, x, b, out, e0, e1)`: out = dy · factor(x) for the elements [e0, e1): 4 at a time, then one at a
- * time through lane 0 of the same vector operations. The factor: "step", 1 where x > 0, x where x is
+ * `g(dy, x, b, out, e0, e1)`: out = dy · factor(x) for the elements [e0, e1): 16 at a time (4 vectors), then
+ * one at a time through lane 0 of the same vector operations. The factor: "step", 1 where x > 0, x where x is
  * NaN, else 0; "ge", 1 where x ≥ b (b: one float, at the address b), else 0.
  */
 export function reluGradWasm(mode: ReluGradMode): number[] {
   const [DY, X, B, OUT, E0, E1] = [0, 1, 2, 3, 4, 5];
-  const [P, E, ONE, BV, XV] = [6, 7, 8, 9, 10];
+  const [END_OUT, ONE, BV, XV] = [6, 7, 8, 9];
   const one = Array.from(new Uint8Array(new Float32Array([1]).buffer));
   const F32X4_GT = [0xfd, 0x44];
   const F32X4_GE = [0xfd, 0x46];
@@ -48,29 +48,36 @@ export function reluGradWasm(mode: ReluGradMode): number[] {
         ...V128_BITSELECT,
       ]
     : [...get(XV), ...get(BV), ...F32X4_GE, ...get(ONE), ...V128_AND]; // x >= b ? 1 : 0
-  /** dy · factor(x), the vectors of dy and x at P loaded by `loadAt`; dy first, as Multiply's a. */
-  const product = (loadAt: number[]) => [
-    ...get(DY), ...get(P), ADD, ...loadAt,
-    ...get(X), ...get(P), ADD, ...loadAt, ...set(XV),
+  /** Stores dy · factor(x) at OUT + offset, dy and x loaded by `loadAt` (offset in its memarg); dy first, as Multiply's a. */
+  const product = (loadAt: number[], storeAt: number[]) => [
+    ...get(OUT),
+    ...get(DY), ...loadAt,
+    ...get(X), ...loadAt, ...set(XV),
     ...factor,
     ...F32X4_MUL,
+    ...storeAt,
   ];
+  const advance = (bytes: number) => [DY, X, OUT].flatMap((p) => [...get(p), ...i32(bytes), ADD, ...set(p)]);
   const body = [
-    ...locals([2, I32], [3, V128]),
+    ...locals([1, I32], [3, V128]),
     0x43, ...one, 0xfd, 0x13, ...set(ONE), // f32x4.splat(1)
     ...(mode === "ge" ? [...get(B), ...loadSplat(0), ...set(BV)] : []),
-    ...get(E0), ...i32(2), SHL, ...set(P), ...get(E1), ...i32(2), SHL, ...set(E), // bytes
-    // 4 at a time while 4 are left
-    ...BLOCK, ...get(E), ...get(P), SUB, ...i32(16), 0x48, ...brIf(0), // if (e - p < 16) skip (i32.lt_s)
+    // the three pointers at element e0; END_OUT at e1
+    ...[DY, X, OUT].flatMap((p) => [...get(p), ...get(E0), ...i32(2), SHL, ADD, ...set(p)]),
+    ...get(OUT), ...get(E1), ...get(E0), SUB, ...i32(2), SHL, ADD, ...set(END_OUT),
+    // 16 at a time (4 vectors) while 16 are left
+    ...BLOCK, ...get(END_OUT), ...get(OUT), SUB, ...i32(64), 0x48, ...brIf(0), // if (end - out < 64) skip (i32.lt_s)
     ...LOOP,
-    ...get(OUT), ...get(P), ADD, ...product(load(0)), ...store(0),
-    ...get(P), ...i32(16), ADD, ...tee(P), ...i32(16), ADD, ...get(E), 0x4c, ...BR_IF_0, // while (p + 16 <= e) (i32.le_s)
+    ...[0, 16, 32, 48].flatMap((offset) => product(load(offset), store(offset))),
+    ...advance(64),
+    ...get(END_OUT), ...get(OUT), SUB, ...i32(64), 0x4e, ...BR_IF_0, // while (end - out >= 64) (i32.ge_s)
     END, END,
-    // then one at a time
-    ...BLOCK, ...get(P), ...get(E), 0x4e, ...brIf(0), // if (p >= e) skip (i32.ge_s)
+    // then one at a time, through lane 0 of the same vector operations
+    ...BLOCK, ...get(OUT), ...get(END_OUT), 0x4e, ...brIf(0), // if (out >= end) skip (i32.ge_s)
     ...LOOP,
-    ...get(OUT), ...get(P), ADD, ...product(loadSplat(0)), ...extractF32(0), ...storeF32(0),
-    ...get(P), ...i32(4), ADD, ...tee(P), ...get(E), 0x48, ...BR_IF_0, // while (p < e)
+    ...product(loadSplat(0), [...extractF32(0), ...storeF32(0)]),
+    ...advance(4),
+    ...get(OUT), ...get(END_OUT), 0x48, ...BR_IF_0, // while (out < end)
     END, END,
     END,
   ];
