@@ -47,7 +47,7 @@ const { values: v } = parseArgs({
     toggle: { type: "string", default: "none" },
     steps: { type: "string", default: "100" },
     rounds: { type: "string", default: "15" },
-    /** Threads (default 1); with 2 or more, "main" is the calling thread's own CPU time (Node ≥ 23.9), beside the process's. */
+    /** Threads (default 1); "main" is the calling thread's own CPU time (Node ≥ 23.9; updated at scheduler ticks, so a sample: use blocks of 100 steps or more), beside the process's. */
     threads: { type: "string", default: "1" },
   },
 });
