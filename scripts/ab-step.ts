@@ -10,16 +10,20 @@
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
  * (row-loops.ts against the fused kernels' JavaScript loops), dense (fused-matmul-grad.ts's
- * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise).
+ * D2lDenseLinear against matMul then add), layers (sequential-call.ts's direct layer calls against
+ * Layer.apply), interrupt (interrupt.ts's engine wrappers against none: their cost), all (the five), none (A and B the same: the noise).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
+import { readFileSync } from "node:fs";
 import * as d2l from "../lib/src/index";
 import { useFastWasmMatMul } from "../lib/src/engine/wasm-matmul";
 import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
+import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
+import { useInterruptRecovery } from "../lib/src/engine/interrupt";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -30,6 +34,10 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   dense: (on) => useDenseKernel(on),
   /** All five above (issue 23's softmax work of 6 December 2026). */
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
+  /** sequential-call.ts's direct layer calls against Layer.apply (concise and mlp). */
+  layers: (on) => useDirectLayerCalls(on),
+  /** interrupt.ts's wrappers of tfjs's engine (a fix, always on: this measures what it costs). */
+  interrupt: (on) => useInterruptRecovery(on),
   none: () => {},
 };
 
@@ -65,17 +73,22 @@ const batches = (n: number): Iterable<d2l.Batch> => ({
     }
   },
 });
+/** The calling thread's CPU milliseconds (Linux schedstat): the step's own, without V8's background compiler and GC threads. */
+const mainMs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
 const time = (on: boolean) => {
   toggle(on);
   const c0 = process.cpuUsage();
+  const m0 = mainMs();
   const t0 = performance.now();
   d2l.trainEpochCh3(job.net, batches(steps), job.loss, job.updater);
   const wall = (performance.now() - t0) / steps;
+  const main = (mainMs() - m0) / steps;
   const c = process.cpuUsage(c0);
-  return { cpu: (c.user + c.system) / 1000 / steps, wall };
+  return { cpu: (c.user + c.system) / 1000 / steps, wall, main };
 };
 for (let i = 0; i < 3; i++) [false, true].forEach(time); // warm up both
-const runs = { A: [] as { cpu: number; wall: number }[], B: [] as { cpu: number; wall: number }[] };
+type Run = { cpu: number; wall: number; main: number };
+const runs = { A: [] as Run[], B: [] as Run[] };
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? [false, true] : [true, false];
   for (const on of order) runs[on ? "B" : "A"].push(time(on));
@@ -87,8 +100,11 @@ console.log(`${model}, toggle ${v.toggle}: ms a step, median (best) of ${rounds}
 for (const key of ["A", "B"] as const) {
   const cpu = runs[key].map((x) => x.cpu);
   const wall = runs[key].map((x) => x.wall);
-  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
+  const main = runs[key].map((x) => x.main);
+  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  calling thread ${median(main).toFixed(3)} (${Math.min(...main).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
 }
+const pairedMain = runs.B.map((b, r) => b.main / runs.A[r].main);
+console.log(`B/A calling thread's CPU: median of paired ratios ${median(pairedMain).toFixed(3)}`);
 // each round's B against its own A (run next to it): the median of these ratios shrugs off the swings of a busy machine
 const paired = runs.B.map((b, r) => b.cpu / runs.A[r].cpu);
 console.log(`B/A CPU: ratio of medians ${(median(runs.B.map((x) => x.cpu)) / median(runs.A.map((x) => x.cpu))).toFixed(3)}, median of paired ratios ${median(paired).toFixed(3)}`);

@@ -463,6 +463,8 @@ export function useInterruptRecovery(enabled: boolean): void {
   };
   // The wrappers pass fixed arguments (tfjs's methods take at most three here) and set `done` in their own
   // `finally`: no rest array, `apply` or closure per call, which cost ~2 µs an op (12% of a softmax epoch).
+  // tf.Variable read once: through a compiled module's namespace it is a getter call on every use.
+  const Variable = tf.Variable;
   for (const name of ENTRIES) {
     wrap(name, (own) =>
       function (this: EngineInternals, a?: unknown, b?: unknown, c?: unknown) {
@@ -478,13 +480,14 @@ export function useInterruptRecovery(enabled: boolean): void {
       recovery.enter(this);
       const t = tensor as tf.Tensor;
       // Known before the call: after it, nothing may call a function (tf.Variable's instanceof does), where an interrupt could fall.
-      const isVariable = t instanceof tf.Variable;
+      const isVariable = t instanceof Variable;
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.tracking = call;
       let result: unknown;
       try {
         result = own.call(this, tensor, backend);
-        if (!isVariable) recovery.countKernelRef(t.dataId, -1); // the tensor now owns its kernel's reference, if any
+        // the tensor now owns its kernel's reference, if any (most kernels take none: skip the lookup)
+        if (!isVariable && recovery.kernelRefs.size !== 0) recovery.countKernelRef(t.dataId, -1);
       } finally {
         call.done = true;
       }
@@ -499,7 +502,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       recovery.enter(this);
       const t = tensor as tf.Tensor;
       if (t.isDisposed) return undefined; // freed just now by the repair (a tensor the interrupted cell made)
-      const isVariable = t instanceof tf.Variable; // before the call, as in trackTensor
+      const isVariable = t instanceof Variable; // before the call, as in trackTensor
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.disposing = call;
       recovery.releasing = undefined;
