@@ -89,9 +89,9 @@ describe("useDirectSequential", () => {
       }
       return "no error";
     };
-    const ours = messageOf(() => tf.tidy(() => net.apply(wrong)));
+    const ours = messageOf(() => tf.tidy(() => net.apply(wrong) as tf.Tensor));
     restoreSequentialCall();
-    const theirs = messageOf(() => tf.tidy(() => net.apply(wrong)));
+    const theirs = messageOf(() => tf.tidy(() => net.apply(wrong) as tf.Tensor));
     useDirectSequential();
     expect(ours).toContain("expected axis -1 of input shape to have value 5");
     expect(ours).toBe(theirs);
