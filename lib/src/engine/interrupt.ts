@@ -178,6 +178,11 @@ class Recovery {
   /** Buffers the backend allocated in the current turn that no tensor owns yet (a kernel's output, mid-kernel). */
   written = new Set<object>();
   /**
+   * The size of {@link written} at which the buffers the backend has freed since are dropped from it
+   * (a kernel's temporaries, released without a tensor ever taking them: some 4 a softmax step).
+   */
+  writtenCompactAt = COMPACT_FROM;
+  /**
    * References kernels took in the current turn on a buffer (a Reshape's or shared Identity's output,
    * a reshaped operand inside BatchMatMul), by buffer, until a tensor owns the output or the kernel
    * releases its operand: a cut in between leaves the buffer counted once too often, never freed.
@@ -211,9 +216,21 @@ class Recovery {
     this.created = [];
     this.compactAt = COMPACT_FROM;
     this.written = new Set();
+    this.writtenCompactAt = COMPACT_FROM;
     this.kernelRefs = new Map();
     this.tracking = this.disposing = this.releasing = this.assigning = this.referencing = undefined;
     return this.repair(engine, previous, written, kernelRefs, cut);
+  }
+
+  /** Notes a buffer the backend is about to allocate (see {@link written}). */
+  noteWritten(dataId: object, backend: Backend): void {
+    const written = this.written;
+    if (written.size >= this.writtenCompactAt) {
+      // a buffer still allocated has a count of 1 or more; deleting while iterating is allowed
+      for (const d of written) if ((backend.refCount?.(d) ?? 1) === 0) written.delete(d);
+      this.writtenCompactAt = Math.max(COMPACT_FROM, 2 * written.size);
+    }
+    written.add(dataId);
   }
 
   /** Notes a tensor made in this turn (see {@link created}). */
@@ -555,7 +572,7 @@ export function useInterruptRecovery(enabled: boolean): void {
   // Noted before the backend allocates (write calls move with the new dataId): a cut inside leaves nothing unnoted.
   wrapBackend("move", (own) =>
     function (this: Backend, dataId: unknown, values?: unknown, shape?: unknown, dtype?: unknown, refCount?: unknown) {
-      recovery.written.add(dataId as object);
+      recovery.noteWritten(dataId as object, this);
       return own.call(this, dataId, values, shape, dtype, refCount);
     },
   );
