@@ -10,10 +10,14 @@
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
  * (row-loops.ts against the fused kernels' JavaScript loops), dense (fused-matmul-grad.ts's
- * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise).
+ * D2lDenseLinear against matMul then add), layers (sequential-call.ts's direct layer calls against
+ * Layer.apply), interrupt (interrupt.ts's engine wrappers against none: their cost), relugrad
+ * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), mlpfuse (relugrad and dense),
+ * all (the first five), none (A and B the same: the noise).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
+import { readFileSync } from "node:fs";
 import * as d2l from "../lib/src/index";
 import { useFastWasmMatMul } from "../lib/src/engine/wasm-matmul";
 import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
@@ -22,6 +26,8 @@ import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
 import { useSplitSgdStep } from "../lib/src/engine/sgd-step";
 import { restoreReluGrad, useOneKernelReluGrad } from "../lib/src/engine/wasm-relu-grad";
+import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
+import { useInterruptRecovery } from "../lib/src/engine/interrupt";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -32,6 +38,10 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   dense: (on) => useDenseKernel(on),
   /** All five above (issue 23's softmax work of 6 December 2026). */
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
+  /** sequential-call.ts's direct layer calls against Layer.apply (concise and mlp). */
+  layers: (on) => useDirectLayerCalls(on),
+  /** interrupt.ts's wrappers of tfjs's engine (a fix, always on: this measures what it costs). */
+  interrupt: (on) => useInterruptRecovery(on),
   none: () => {},
   /** sgd-step.ts's split of W1's step across threads (off by default; needs --threads 2). */
   sgdsplit: (on) => useSplitSgdStep(on),
@@ -62,7 +72,6 @@ const model = v.model as Model;
 
 await d2l.initBackend("wasm", { quiet: true });
 d2l.setThreads(Number(v.threads));
-const threadCpu = (process as { threadCpuUsage?: (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage }).threadCpuUsage?.bind(process);
 const [trainIter] = await d2l.loadDataFashionMnist(DEFAULTS[model].batchSize);
 const job = makeJob(model, DEFAULTS[model].lr);
 /** The next n batches, going round the epoch as often as needed. */
@@ -76,16 +85,18 @@ const batches = (n: number): Iterable<d2l.Batch> => ({
     }
   },
 });
+/** The calling thread's CPU milliseconds (Linux schedstat): the step's own, without V8's background compiler and GC threads. */
+const mainMs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
 const time = (on: boolean) => {
   toggle(on);
   const c0 = process.cpuUsage();
-  const m0 = threadCpu?.();
+  const m0 = mainMs();
   const t0 = performance.now();
   d2l.trainEpochCh3(job.net, batches(steps), job.loss, job.updater);
   const wall = (performance.now() - t0) / steps;
+  const main = (mainMs() - m0) / steps;
   const c = process.cpuUsage(c0);
-  const m = m0 === undefined ? undefined : threadCpu!(m0);
-  return { cpu: (c.user + c.system) / 1000 / steps, wall, main: m === undefined ? NaN : (m.user + m.system) / 1000 / steps };
+  return { cpu: (c.user + c.system) / 1000 / steps, wall, main };
 };
 for (let i = 0; i < 3; i++) [false, true].forEach(time); // warm up both
 type Run = { cpu: number; wall: number; main: number };
@@ -102,10 +113,11 @@ for (const key of ["A", "B"] as const) {
   const cpu = runs[key].map((x) => x.cpu);
   const wall = runs[key].map((x) => x.wall);
   const main = runs[key].map((x) => x.main);
-  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})  main thread ${median(main).toFixed(3)} (${Math.min(...main).toFixed(3)})`);
+  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  calling thread ${median(main).toFixed(3)} (${Math.min(...main).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
 }
+const pairedMain = runs.B.map((b, r) => b.main / runs.A[r].main);
+console.log(`B/A calling thread's CPU: median of paired ratios ${median(pairedMain).toFixed(3)}`);
 // each round's B against its own A (run next to it): the median of these ratios shrugs off the swings of a busy machine
 const paired = runs.B.map((b, r) => b.cpu / runs.A[r].cpu);
-const pairedOf = (key: "wall" | "main") => median(runs.B.map((b, r) => b[key] / runs.A[r][key])).toFixed(3);
-console.log(`B/A wall: median of paired ratios ${pairedOf("wall")}; main thread: ${pairedOf("main")}`);
+console.log(`B/A wall: median of paired ratios ${median(runs.B.map((b, r) => b.wall / runs.A[r].wall)).toFixed(3)}`);
 console.log(`B/A CPU: ratio of medians ${(median(runs.B.map((x) => x.cpu)) / median(runs.A.map((x) => x.cpu))).toFixed(3)}, median of paired ratios ${median(paired).toFixed(3)}`);

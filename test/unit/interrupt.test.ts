@@ -79,6 +79,34 @@ describe("after an interrupted cell", () => {
     tf.dispose([X, y, W, b]);
   });
 
+  it("a long loop in one turn keeps its note of the turn's tensors short, and a cut after many of them frees the ones left", async () => {
+    const recovery = (globalThis as Record<symbol, { created: unknown[] }>)[Symbol.for("d2l.interruptRecovery")];
+    await nextTurn();
+    const before = tf.memory().numTensors;
+    const kept: tf.Tensor[] = [];
+    let made = 0;
+    let longest = 0;
+    // 12,000 tensors (several times the shortest note that is cleared, 1024), then a wait for the cut, in the open scope
+    const cut = interruptAfter(2000, () =>
+      tf.tidy(() => {
+        while (made < 12000) {
+          const t = tf.scalar(made++);
+          if (made % 10 === 0) kept.push(t);
+          else t.dispose();
+          longest = Math.max(longest, recovery.created.length);
+        }
+        for (;;);
+      }),
+    );
+    expect(cut).toBe(true);
+    expect(made).toBe(12000);
+    expect(longest).toBeLessThanOrEqual(2 * kept.length + 1024 + 1); // disposed ones dropped as it doubles
+    await nextTurn();
+    expect(recoverFromInterrupt()).toBe(kept.length);
+    expect(kept.every((t) => t.isDisposed)).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it("a layers model with a tfjs optimizer trains after an interrupt; its weights and the optimizer's state survive", async () => {
     const [X, y] = blobs(3000);
     const data = loadArray([X, y], 32);

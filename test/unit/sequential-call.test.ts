@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterEach, describe, expect, it } from "vitest";
-import { restoreSequentialCall, useDirectSequential } from "../../lib/src/engine/sequential-call";
+import { restoreSequentialCall, useDirectLayerCalls, useDirectSequential } from "../../lib/src/engine/sequential-call";
 
 /** Counts the calls of the functional model inside a Sequential (tfjs's graph executor path). */
 function countExecutor(net: tf.Sequential): { count: number } {
@@ -73,6 +73,54 @@ describe("useDirectSequential", () => {
     expect(tf.memory().numTensors).toBe(before + 1);
     Y.dispose();
     tf.dispose([X]);
+    net.dispose();
+  });
+
+  it("applies each layer as Layer.apply does: its input checks, and a copy of an output that is its input", () => {
+    const net = mlp();
+    const X = tf.randomNormal([4, 5]);
+    (net.apply(X) as tf.Tensor).dispose(); // builds the model
+    const wrong = tf.ones([4, 6]);
+    const messageOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (error) {
+        return String(error);
+      }
+      return "no error";
+    };
+    const ours = messageOf(() => tf.tidy(() => net.apply(wrong) as tf.Tensor));
+    restoreSequentialCall();
+    const theirs = messageOf(() => tf.tidy(() => net.apply(wrong) as tf.Tensor));
+    useDirectSequential();
+    expect(ours).toContain("expected axis -1 of input shape to have value 5");
+    expect(ours).toBe(theirs);
+    // A lone Dropout outside training returns its input; apply hands back a copy, which outlives it.
+    const dropout = tf.sequential({ layers: [tf.layers.dropout({ rate: 0.5, inputShape: [5] })] });
+    (dropout.apply(X) as tf.Tensor).dispose();
+    const before = tf.memory().numTensors;
+    const Y = dropout.apply(X) as tf.Tensor;
+    expect(Y).not.toBe(X);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    Y.dispose();
+    expect(X.isDisposed).toBe(false);
+    tf.dispose([X, wrong]);
+    net.dispose();
+    dropout.dispose();
+  });
+
+  it("gives the same values and gradients with and without Layer.apply's generic part", () => {
+    const net = mlp();
+    const X = tf.randomNormal([16, 5]);
+    const lossOf = () => (net.apply(X, { training: false }) as tf.Tensor).square().mean() as tf.Scalar;
+    const params = net.trainableWeights.map((w) => w.read() as tf.Variable);
+    useDirectLayerCalls(false);
+    const theirs = tf.variableGrads(lossOf, params);
+    useDirectLayerCalls(true);
+    const ours = tf.variableGrads(lossOf, params);
+    expect(ours.value.dataSync()[0]).toBe(theirs.value.dataSync()[0]);
+    for (const p of params) expect(Array.from(ours.grads[p.name].dataSync())).toEqual(Array.from(theirs.grads[p.name].dataSync()));
+    tf.dispose([X, ours.value, theirs.value, ...Object.values(ours.grads), ...Object.values(theirs.grads)]);
     net.dispose();
   });
 });

@@ -28,7 +28,8 @@ import { settleThreads } from "./thread-pool";
  * The repair, and why it is safe: it closes the dead scopes, tape and kernel calls (resets those
  * counters and stacks to their idle values, which they always hold between turns), and frees the
  * tensors the interrupted turn created and left alive, as `tf.tidy` would have had it finished:
- * we note every tensor created in the current turn (dropped from the note when disposed). Variables
+ * we note every tensor created in the current turn (the disposed ones are dropped from the note
+ * now and then, and skipped by the repair). Variables
  * are never freed (the user's parameters, a model's weights, an optimizer's state), and a variable
  * assigned a value made in the interrupted turn keeps it (tfjs counts references to the data).
  * Tensors made by earlier cells are untouched. On the wasm backend, the module's stack pointer is
@@ -155,6 +156,8 @@ interface CutCalls {
 const ENTRIES = ["startScope", "startTape", "track", "runKernel"] as const;
 /** Backend methods wrapped (on the instance) to note buffers made, references taken and releases under way. */
 const BACKEND_WRAPPED = ["write", "move", "disposeData", "incRef"] as const;
+/** The shortest note of a turn's tensors that is cleared of disposed ones (see Recovery.created). */
+const COMPACT_FROM = 1024;
 /** Marks our wrappers; `Symbol.for` so that a second copy of this module (lib/src and lib/dist) sees them. */
 const MARK = Symbol.for("d2l.interruptRecovery");
 
@@ -164,10 +167,21 @@ class Recovery {
   turn = 0;
   /** The turn of the last check. */
   checkedTurn = -1;
-  /** Tensors (not variables) created in the current turn and not yet disposed. */
-  created = new Set<tf.Tensor>();
+  /**
+   * Tensors (not variables) created in the current turn, in order, disposed ones among them: an array
+   * (a push a tensor) is cheaper than a Set (an add and a delete a tensor); {@link noteCreated}
+   * drops the disposed ones whenever it has doubled, so a long loop in one turn keeps it short.
+   */
+  created: tf.Tensor[] = [];
+  /** The length of {@link created} at which its disposed tensors are dropped next. */
+  compactAt = COMPACT_FROM;
   /** Buffers the backend allocated in the current turn that no tensor owns yet (a kernel's output, mid-kernel). */
   written = new Set<object>();
+  /**
+   * The size of {@link written} at which the buffers the backend has freed since are dropped from it
+   * (a kernel's temporaries, released without a tensor ever taking them: some 4 a softmax step).
+   */
+  writtenCompactAt = COMPACT_FROM;
   /**
    * References kernels took in the current turn on a buffer (a Reshape's or shared Identity's output,
    * a reshaped operand inside BatchMatMul), by buffer, until a tensor owns the output or the kernel
@@ -199,11 +213,34 @@ class Recovery {
     const cut: CutCalls = {
       tracking: this.tracking, disposing: this.disposing, releasing: this.releasing, assigning: this.assigning, referencing: this.referencing,
     };
-    this.created = new Set();
+    this.created = [];
+    this.compactAt = COMPACT_FROM;
     this.written = new Set();
+    this.writtenCompactAt = COMPACT_FROM;
     this.kernelRefs = new Map();
     this.tracking = this.disposing = this.releasing = this.assigning = this.referencing = undefined;
     return this.repair(engine, previous, written, kernelRefs, cut);
+  }
+
+  /** Notes a buffer the backend is about to allocate (see {@link written}). */
+  noteWritten(dataId: object, backend: Backend): void {
+    const written = this.written;
+    if (written.size >= this.writtenCompactAt) {
+      // a buffer still allocated has a count of 1 or more; deleting while iterating is allowed
+      for (const d of written) if ((backend.refCount?.(d) ?? 1) === 0) written.delete(d);
+      this.writtenCompactAt = Math.max(COMPACT_FROM, 2 * written.size);
+    }
+    written.add(dataId);
+  }
+
+  /** Notes a tensor made in this turn (see {@link created}). */
+  noteCreated(t: tf.Tensor): void {
+    const created = this.created;
+    created.push(t);
+    if (created.length < this.compactAt) return;
+    // assigned once filtered: an interrupt inside the filter leaves the whole note in place
+    this.created = created.filter((x) => !x.isDisposed);
+    this.compactAt = Math.max(COMPACT_FROM, 2 * this.created.length);
   }
 
   /** Counts (`by` 1) or uncounts (-1) a kernel's reference to a buffer; see {@link kernelRefs}. */
@@ -214,7 +251,7 @@ class Recovery {
   }
 
   /** Closes what an interrupted turn left open and frees what it made; returns the number of tensors freed. */
-  repair(engine: EngineInternals, previous: Set<tf.Tensor>, written: Set<object>, kernelRefs: Map<object, number>, cut: CutCalls): number {
+  repair(engine: EngineInternals, previous: tf.Tensor[], written: Set<object>, kernelRefs: Map<object, number>, cut: CutCalls): number {
     // a product split across threads and cut off on this thread: its workers finish before any buffer is freed
     settleThreads();
     const state = engine.state;
@@ -463,6 +500,8 @@ export function useInterruptRecovery(enabled: boolean): void {
   };
   // The wrappers pass fixed arguments (tfjs's methods take at most three here) and set `done` in their own
   // `finally`: no rest array, `apply` or closure per call, which cost ~2 µs an op (12% of a softmax epoch).
+  // tf.Variable read once: through a compiled module's namespace it is a getter call on every use.
+  const Variable = tf.Variable;
   for (const name of ENTRIES) {
     wrap(name, (own) =>
       function (this: EngineInternals, a?: unknown, b?: unknown, c?: unknown) {
@@ -478,18 +517,19 @@ export function useInterruptRecovery(enabled: boolean): void {
       recovery.enter(this);
       const t = tensor as tf.Tensor;
       // Known before the call: after it, nothing may call a function (tf.Variable's instanceof does), where an interrupt could fall.
-      const isVariable = t instanceof tf.Variable;
+      const isVariable = t instanceof Variable;
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.tracking = call;
       let result: unknown;
       try {
         result = own.call(this, tensor, backend);
-        if (!isVariable) recovery.countKernelRef(t.dataId, -1); // the tensor now owns its kernel's reference, if any
+        // the tensor now owns its kernel's reference, if any (most kernels take none: skip the lookup)
+        if (!isVariable && recovery.kernelRefs.size !== 0) recovery.countKernelRef(t.dataId, -1);
       } finally {
         call.done = true;
       }
       recovery.written.delete(t.dataId);
-      if (!isVariable) recovery.created.add(t);
+      if (!isVariable) recovery.noteCreated(t);
       return result;
     },
   );
@@ -499,7 +539,7 @@ export function useInterruptRecovery(enabled: boolean): void {
       recovery.enter(this);
       const t = tensor as tf.Tensor;
       if (t.isDisposed) return undefined; // freed just now by the repair (a tensor the interrupted cell made)
-      const isVariable = t instanceof tf.Variable; // before the call, as in trackTensor
+      const isVariable = t instanceof Variable; // before the call, as in trackTensor
       const call = { tensor: t, numTensors: this.state.numTensors, numBytes: this.state.numBytes, done: false };
       recovery.disposing = call;
       recovery.releasing = undefined;
@@ -512,7 +552,6 @@ export function useInterruptRecovery(enabled: boolean): void {
       // What Tensor.dispose does once this returns, done here so that no interrupt falls in between (a tensor
       // whose buffer others share is still listed by tfjs, and disposing it again would count it down twice).
       if (!isVariable) (t as unknown as { isDisposedInternal: boolean }).isDisposedInternal = true;
-      recovery.created.delete(t);
       return result;
     },
   );
@@ -533,7 +572,7 @@ export function useInterruptRecovery(enabled: boolean): void {
   // Noted before the backend allocates (write calls move with the new dataId): a cut inside leaves nothing unnoted.
   wrapBackend("move", (own) =>
     function (this: Backend, dataId: unknown, values?: unknown, shape?: unknown, dtype?: unknown, refCount?: unknown) {
-      recovery.written.add(dataId as object);
+      recovery.noteWritten(dataId as object, this);
       return own.call(this, dataId, values, shape, dtype, refCount);
     },
   );

@@ -8,11 +8,47 @@ import * as tf from "@tensorflow/tfjs";
  * use masks, that executor computes exactly layer_n(...layer_1(x)); this applies the layers in turn
  * instead, with the same `training` flag, so the ops, the values and the gradients are the same.
  * Any other Sequential (another kind of layer, several inputs, a mask) takes tfjs's own path.
- * On every backend; `useSpeedups(false)` restores tfjs's `call`.
+ * Each built layer is applied as `Layer.apply` does for a tensor (the same checks, `call`, mask
+ * metadata, a copy of an output that is its input) without apply's generic part (its name scope,
+ * symbolic-input checks, iterator loops): ~8% of a concise softmax step's JavaScript went there.
+ * On every backend; `useSpeedups(false)` restores tfjs's `call`; {@link useDirectLayerCalls}(false)
+ * keeps the direct stack but calls `Layer.apply` for each layer.
  */
 
 /** Layers whose `call` depends on nothing but its input and the `training` flag. */
 const PLAIN_LAYERS = new Set(["Dense", "Dropout", "Flatten", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Reshape"]);
+
+/** The parts of a tfjs Layer that `Layer.apply` uses on a tensor. */
+interface LayerInternals {
+  built: boolean;
+  supportsMasking: boolean;
+  activityRegularizer?: unknown;
+  assertNotDisposed(): void;
+  assertInputCompatibility(inputs: tf.Tensor): void;
+  call(inputs: tf.Tensor, kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
+  setMaskMetadata(inputs: tf.Tensor, outputs: tf.Tensor | tf.Tensor[]): void;
+}
+
+/**
+ * `layer.apply(x, kwargs)` for a tensor x, as tfjs-layers 4.22's `Layer.apply` runs it once the
+ * layer is built (an unbuilt layer, or one with an activity regularizer, goes through `apply`).
+ */
+function applyLayer(layer: tf.layers.Layer, x: tf.Tensor, kwargs: Record<string, unknown>): tf.Tensor {
+  const l = layer as unknown as LayerInternals;
+  if (!directLayerCalls || !l.built || l.activityRegularizer != null) return layer.apply(x, kwargs) as tf.Tensor;
+  l.assertNotDisposed();
+  l.assertInputCompatibility(x);
+  const output = l.call(x, kwargs) as tf.Tensor;
+  if (l.supportsMasking) l.setMaskMetadata(x, output);
+  return output === x ? x.clone() : output; // apply copies an output that is its input
+}
+
+let directLayerCalls = true;
+
+/** Applies each layer of a plain stack without `Layer.apply`'s generic part (`true`, the default) or through it (`false`). */
+export function useDirectLayerCalls(enabled: boolean): void {
+  directLayerCalls = enabled;
+}
 
 type Call = (this: tf.Sequential, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
 interface SequentialInternals {
@@ -38,7 +74,7 @@ export function useDirectSequential(): void {
     if (self.model == null) self.build();
     // in a tidy, as tfjs's executor frees the intermediate outputs: applied outside one, a model
     // leaves only its output (under a gradient tape the engine keeps what the backward pass needs)
-    return tf.tidy(() => this.layers.reduce((x, layer) => layer.apply(x, kwargs) as tf.Tensor, input));
+    return tf.tidy(() => this.layers.reduce((x, layer) => applyLayer(layer, x, kwargs ?? {}), input));
   };
 }
 
