@@ -5,12 +5,14 @@
  * each, median and best over --rounds blocks. Alternating in one process keeps a busy machine's
  * swings out of the ratio; the figures are still preliminary there.
  *
- *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15]
+ *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15] [--threads N]
  *
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
  * (row-loops.ts against the fused kernels' JavaScript loops), dense (fused-matmul-grad.ts's
- * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise).
+ * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise),
+ * spin (idle workers watching for the next job, against sleeping at once; with --threads 2),
+ * threads (--threads N threads against one). It also prints the calling thread's own CPU time a step.
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -20,6 +22,8 @@ import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
+import { DEFAULT_SPIN_US, setSpin } from "../lib/src/engine/thread-pool";
+import { readFileSync } from "node:fs";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -31,6 +35,10 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   /** All five above (issue 23's softmax work of 6 December 2026). */
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
+  /** thread-pool.ts's idle workers watching for their next job (DEFAULT_SPIN_US) against sleeping at once (run with --threads 2). */
+  spin: (on) => setSpin(on ? DEFAULT_SPIN_US : 0),
+  /** --threads threads (B) against one (A): the split's gain, both in one process. */
+  threads: (on) => d2l.setThreads(on ? threadCount : 1),
 };
 
 const { values: v } = parseArgs({
@@ -39,6 +47,8 @@ const { values: v } = parseArgs({
     toggle: { type: "string", default: "none" },
     steps: { type: "string", default: "100" },
     rounds: { type: "string", default: "15" },
+    /** Threads both sides run on (the toggle `threads`: B's count, A runs one). */
+    threads: { type: "string", default: "1" },
   },
 });
 if (!(MODELS as readonly string[]).includes(v.model!)) throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
@@ -49,9 +59,19 @@ const rounds = Number(v.rounds);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer; got "${v.steps}"`);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer; got "${v.rounds}"`);
 const model = v.model as Model;
+const threadCount = Number(v.threads);
+if (!Number.isInteger(threadCount) || threadCount < 1) throw new Error(`--threads must be a positive integer; got "${v.threads}"`);
+const threadCpuUsage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage;
+/** The calling thread's CPU milliseconds (Node ≥ 23.9's threadCpuUsage, else Linux's schedstat: good over a block of steps). */
+const mainMs = threadCpuUsage
+  ? () => {
+      const { user, system } = threadCpuUsage.call(process);
+      return (user + system) / 1000;
+    }
+  : () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
 
 await d2l.initBackend("wasm", { quiet: true });
-d2l.setThreads(1);
+d2l.setThreads(threadCount);
 const [trainIter] = await d2l.loadDataFashionMnist(DEFAULTS[model].batchSize);
 const job = makeJob(model, DEFAULTS[model].lr);
 /** The next n batches, going round the epoch as often as needed. */
@@ -68,14 +88,17 @@ const batches = (n: number): Iterable<d2l.Batch> => ({
 const time = (on: boolean) => {
   toggle(on);
   const c0 = process.cpuUsage();
+  const m0 = mainMs();
   const t0 = performance.now();
   d2l.trainEpochCh3(job.net, batches(steps), job.loss, job.updater);
   const wall = (performance.now() - t0) / steps;
+  const main = (mainMs() - m0) / steps;
   const c = process.cpuUsage(c0);
-  return { cpu: (c.user + c.system) / 1000 / steps, wall };
+  return { cpu: (c.user + c.system) / 1000 / steps, wall, main };
 };
 for (let i = 0; i < 3; i++) [false, true].forEach(time); // warm up both
-const runs = { A: [] as { cpu: number; wall: number }[], B: [] as { cpu: number; wall: number }[] };
+type Block = { cpu: number; wall: number; main: number };
+const runs = { A: [] as Block[], B: [] as Block[] };
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? [false, true] : [true, false];
   for (const on of order) runs[on ? "B" : "A"].push(time(on));
@@ -87,8 +110,12 @@ console.log(`${model}, toggle ${v.toggle}: ms a step, median (best) of ${rounds}
 for (const key of ["A", "B"] as const) {
   const cpu = runs[key].map((x) => x.cpu);
   const wall = runs[key].map((x) => x.wall);
-  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
+  const main = runs[key].map((x) => x.main);
+  console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  calling thread ${median(main).toFixed(3)} (${Math.min(...main).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
 }
 // each round's B against its own A (run next to it): the median of these ratios shrugs off the swings of a busy machine
 const paired = runs.B.map((b, r) => b.cpu / runs.A[r].cpu);
+const pairedMain = runs.B.map((b, r) => b.main / runs.A[r].main);
+const pairedWall = runs.B.map((b, r) => b.wall / runs.A[r].wall);
+console.log(`B/A paired medians: calling thread ${median(pairedMain).toFixed(3)}, wall ${median(pairedWall).toFixed(3)}`);
 console.log(`B/A CPU: ratio of medians ${(median(runs.B.map((x) => x.cpu)) / median(runs.A.map((x) => x.cpu))).toFixed(3)}, median of paired ratios ${median(paired).toFixed(3)}`);

@@ -5,7 +5,7 @@ import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
 import { CHUNK_FROM, SPLIT_FROM, packedMatMul, registerBlock, rowChunks, rowRanges } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
-import { activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
+import { DEFAULT_SPIN_US, activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setSpin, setThreads, splitCount, splitRanges, wakeThreads } from "../../lib/src/engine/thread-pool";
 import { ADD, END, IF, get, i32, loadI32, moduleWithImportedMemory, storeI32, voidType } from "../../lib/src/engine/wasm-asm";
 import { type WasmBackendLike, wasmKernel } from "../../lib/src/engine/wasm-kernels";
 import { values } from "./kernel-fixtures";
@@ -79,6 +79,13 @@ describe("splitRanges", () => {
     expect(getThreads()).toBe(3);
     setThreads(initialThreads);
   });
+
+  it("setSpin takes whole microseconds from 0 to 100000, and says so otherwise", () => {
+    expect(() => setSpin(-1)).toThrow(/setSpin: micros must be an integer from 0 to 100000, got -1/);
+    expect(() => setSpin(2.5)).toThrow(/got 2.5/);
+    expect(() => setSpin(100_001)).toThrow(/got 100001/);
+    setSpin(DEFAULT_SPIN_US);
+  });
 });
 
 describe("the shared-memory patch", () => {
@@ -118,6 +125,42 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
       expect(() => runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, c === bad ? 1 : 0]]])).toThrow(/unreachable|trapped/);
       expect(busyThreads()).toBe(0);
     }
+    counts.dispose();
+    setThreads(initialThreads);
+  });
+
+  it("idle workers watch for the next job as long as setSpin says, or sleep at once; every chunk still runs exactly once", () => {
+    const body = [0x00, ...get(0), ...get(0), ...loadI32(), ...i32(1), ADD, ...storeI32(), ...get(1), ...IF, 0x00, END, END];
+    const kernel = wasmKernel(tf.backend() as unknown as WasmBackendLike, "test-count", () => moduleWithImportedMemory(voidType(2), "c", body), "c")!;
+    setThreads(2);
+    const counts = tf.zeros([40], "int32");
+    const base = (tf.backend() as unknown as WasmBackendLike).getMemoryOffset(counts.dataId);
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    /** CPU milliseconds of the process (every thread) while this thread sleeps `ms` after waking the workers. */
+    const idleCpu = (ms: number) => {
+      const c0 = process.cpuUsage();
+      wakeThreads();
+      Atomics.wait(pause, 0, 0, ms);
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000;
+    };
+    let rounds = 0;
+    for (const spin of [0, 50, DEFAULT_SPIN_US, 5000]) {
+      setSpin(spin);
+      for (let r = 0; r < 5; r++, rounds++) {
+        runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, 0]]]);
+        if (r % 2 === 1) Atomics.wait(pause, 0, 0, 2); // a worker that has gone to sleep
+        wakeThreads();
+      }
+    }
+    expect([...counts.dataSync()]).toEqual(Array<number>(40).fill(rounds));
+    expect(busyThreads()).toBe(0);
+    // a worker woken with a 100 ms watch spends it on its core (at least part of it on a busy machine); with none, it sleeps
+    setSpin(100_000);
+    expect(idleCpu(150)).toBeGreaterThan(15);
+    setSpin(0);
+    expect(idleCpu(150)).toBeLessThan(10);
+    setSpin(DEFAULT_SPIN_US);
     counts.dispose();
     setThreads(initialThreads);
   });

@@ -37,7 +37,15 @@ const kernels = new Map();
 Atomics.store(ctl, 4, 1);
 for (;;) {
   let state = Atomics.load(ctl, 0);
-  while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
+  if (state !== ${1} && state !== ${3}) {
+    // before sleeping, watch for the next job a while (next[1] microseconds; woken without a job, as
+    // wakeThreads does, too): a sleeping worker's vCPU takes 50-250 µs to wake on a VM
+    if (next[1] > 0) {
+      const until = performance.now() + next[1] / 1000;
+      do state = Atomics.load(ctl, 0); while (state !== ${1} && state !== ${3} && performance.now() < until);
+    }
+    if (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); continue; }
+  }
   if (state === ${3}) break;
   if (Atomics.compareExchange(ctl, 0, ${1}, ${4}) !== ${1}) continue;
   // the calls, one after another: [kernel id, argument count, arguments...] each; with chunks (ctl[1] > 0), each
@@ -126,8 +134,10 @@ interface PoolState {
   nextId: number;
   /** Kernel calls split so far. */
   splits: number;
-  /** The next chunk to claim (runChunks), one counter every thread shares. */
+  /** The next chunk to claim (runChunks), one counter every thread shares; [1]: how long a worker watches for a job before it sleeps (µs). */
   claims?: Int32Array;
+  /** That watch in microseconds (D2L_SPIN_US, else DEFAULT_SPIN_US), read on first use. */
+  spin?: number;
 }
 
 const STATE_KEY = Symbol.for("d2l.threadPool");
@@ -144,6 +154,44 @@ function defaultThreads(): number {
     return n;
   }
   return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length || 1;
+}
+
+/**
+ * How long a worker that finished a job, or was woken by {@link wakeThreads}, watches its control
+ * word for the next job before it sleeps, in microseconds. A LeNet step hands out ~20 jobs, most
+ * within 0.1 ms of the last; a worker asleep by then starts 50-250 µs late on a VM (its vCPU halted),
+ * time the calling thread works alone. Watching costs the worker's core that long after each job.
+ */
+export const DEFAULT_SPIN_US = 200;
+
+function spinMicros(): number {
+  if (state.spin === undefined) {
+    const fromEnv = process.env.D2L_SPIN_US?.trim();
+    const n = fromEnv === undefined || fromEnv === "" ? DEFAULT_SPIN_US : Number(fromEnv);
+    if (!Number.isInteger(n) || n < 0 || n > 100_000) throw new Error(`d2l: D2L_SPIN_US must be an integer from 0 to 100000, got "${fromEnv}"`);
+    state.spin = n;
+  }
+  return state.spin;
+}
+
+/**
+ * Sets how long an idle worker watches for its next job before it sleeps (µs, 0: it sleeps at
+ * once; by default D2L_SPIN_US or {@link DEFAULT_SPIN_US}). The floats do not depend on it.
+ */
+export function setSpin(micros: number): void {
+  if (!Number.isInteger(micros) || micros < 0 || micros > 100_000) throw new Error(`setSpin: micros must be an integer from 0 to 100000, got ${micros}`);
+  state.spin = micros;
+  if (state.claims !== undefined) Atomics.store(state.claims, 1, micros);
+}
+
+/**
+ * Wakes the sleeping workers so they watch for a job (see {@link setSpin}) from now: called a little
+ * before a run of splits (a training step's forward), so a worker's wake-up overlaps the calling
+ * thread's own work instead of the split's. Does nothing with no workers or no watch.
+ */
+export function wakeThreads(): void {
+  if (!state.enabled || state.claims === undefined || Atomics.load(state.claims, 1) === 0) return;
+  for (const w of state.workers) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
 }
 
 /** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
@@ -204,7 +252,8 @@ function stop(w: PoolWorker): void {
 
 function start(shared: WebAssembly.Memory): PoolWorker {
   const control = new SharedArrayBuffer(4 * (ARGS + MAX_WORDS));
-  state.claims ??= new Int32Array(new SharedArrayBuffer(4));
+  state.claims ??= new Int32Array(new SharedArrayBuffer(8));
+  Atomics.store(state.claims, 1, spinMicros());
   const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control, claims: state.claims.buffer } });
   worker.unref();
   const w: PoolWorker = { worker, control: new Int32Array(control), dead: false, sent: new Set() };
