@@ -11,7 +11,7 @@
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
  * (row-loops.ts against the fused kernels' JavaScript loops), dense (fused-matmul-grad.ts's
  * D2lDenseLinear against matMul then add), all (the five), none (A and B the same: the noise),
- * spin (idle workers watching for the next job, against sleeping at once; with --threads 2),
+ * spin (idle workers watching --spin µs for the next job, against sleeping at once; with --threads 2),
  * threads (--threads N threads against one). It also prints the calling thread's own CPU time a step.
  */
 import { parseArgs } from "node:util";
@@ -36,7 +36,7 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
   /** thread-pool.ts's idle workers watching for their next job (DEFAULT_SPIN_US) against sleeping at once (run with --threads 2). */
-  spin: (on) => setSpin(on ? DEFAULT_SPIN_US : 0),
+  spin: (on) => setSpin(on ? spinMicros : 0),
   /** --threads threads (B) against one (A): the split's gain, both in one process. */
   threads: (on) => d2l.setThreads(on ? threadCount : 1),
 };
@@ -49,6 +49,8 @@ const { values: v } = parseArgs({
     rounds: { type: "string", default: "15" },
     /** Threads both sides run on (the toggle `threads`: B's count, A runs one). */
     threads: { type: "string", default: "1" },
+    /** The toggle `spin`: B's watch in µs (A's is 0). */
+    spin: { type: "string", default: String(DEFAULT_SPIN_US) },
   },
 });
 if (!(MODELS as readonly string[]).includes(v.model!)) throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
@@ -61,6 +63,7 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a
 const model = v.model as Model;
 const threadCount = Number(v.threads);
 if (!Number.isInteger(threadCount) || threadCount < 1) throw new Error(`--threads must be a positive integer; got "${v.threads}"`);
+const spinMicros = Number(v.spin);
 const threadCpuUsage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage;
 /** The calling thread's CPU milliseconds (Node ≥ 23.9's threadCpuUsage, else Linux's schedstat: good over a block of steps). */
 const mainMs = threadCpuUsage

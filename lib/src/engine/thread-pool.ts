@@ -16,7 +16,9 @@ import { Worker } from "node:worker_threads";
  * small op(B) use it; products with a large one keep `runSplit`: each part packs op(B) once).
  *
  * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
- * both sides; a worker receives the compiled
+ * both sides, each side first watching the word a while (setSpin: 200 µs by default, D2L_SPIN_US=0
+ * sleeps at once), since a thread asleep on this VM wakes 50-250 µs late; {@link wakeThreads}
+ * starts that watch ahead of a training step. A worker receives the compiled
  * WebAssembly.Module of a kernel once, by message, and instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
  * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
  * before it frees anything, and before every split) waits for them, so no worker writes into
@@ -283,6 +285,12 @@ export function settleThreads(): void {
  */
 function settle(w: PoolWorker): boolean {
   const since = Date.now();
+  // a worker computing its last chunk is watched a while first (the spin): this thread, once asleep, wakes late too
+  const spin = state.claims === undefined ? 0 : Atomics.load(state.claims, 1);
+  if (spin > 0 && Atomics.load(w.control, 0) === RUNNING) {
+    const until = performance.now() + spin / 1000;
+    while (Atomics.load(w.control, 0) === RUNNING && performance.now() < until);
+  }
   for (;;) {
     const state = Atomics.load(w.control, 0);
     if (state === DONE) {
