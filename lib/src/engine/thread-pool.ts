@@ -26,6 +26,13 @@ import { Worker } from "node:worker_threads";
  */
 
 /**
+ * A gap between two looks at the control word longer than this (ms) means the watching thread was
+ * taken off its core (other work wants the cores): it stops watching, and sleeps at once on its
+ * next 32 waits, so a busy machine loses no CPU to watching.
+ */
+const PREEMPTED_MS = 0.05;
+
+/**
  * What a worker runs (CommonJS: workers start with no execArgv, so no loader or input type of the
  * parent's applies): says it is alive, waits for a job, claims it, instantiates kernels it has not
  * seen, calls the kernel, reports.
@@ -36,15 +43,25 @@ const { memory, control, claims } = workerData;
 const ctl = new Int32Array(control);
 const next = new Int32Array(claims);
 const kernels = new Map();
+let calm = 0;
 Atomics.store(ctl, 4, 1);
 for (;;) {
   let state = Atomics.load(ctl, 0);
   if (state !== ${1} && state !== ${3}) {
     // before sleeping, watch for the next job a while (next[1] microseconds; woken without a job, as
     // wakeThreads does, too): a sleeping worker's vCPU takes 50-250 µs to wake on a VM
-    if (next[1] > 0) {
-      const until = performance.now() + next[1] / 1000;
-      do state = Atomics.load(ctl, 0); while (state !== ${1} && state !== ${3} && performance.now() < until);
+    // (a watch the thread was taken off its core during says the cores are wanted elsewhere: it stops,
+    // and the next 32 waits sleep at once)
+    if (next[1] > 0 && calm-- <= 0) {
+      let now = performance.now();
+      const until = now + next[1] / 1000;
+      for (let last = now; ; last = now) {
+        state = Atomics.load(ctl, 0);
+        if (state === ${1} || state === ${3}) break;
+        now = performance.now();
+        if (now - last > ${PREEMPTED_MS}) { calm = 32; break; }
+        if (now > until) break;
+      }
     }
     if (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); continue; }
   }
@@ -140,6 +157,8 @@ interface PoolState {
   claims?: Int32Array;
   /** That watch in microseconds (D2L_SPIN_US, else DEFAULT_SPIN_US), read on first use. */
   spin?: number;
+  /** The calling thread's waits left to sleep at once, after a watch of its was preempted. */
+  calm?: number;
 }
 
 const STATE_KEY = Symbol.for("d2l.threadPool");
@@ -287,9 +306,16 @@ function settle(w: PoolWorker): boolean {
   const since = Date.now();
   // a worker computing its last chunk is watched a while first (the spin): this thread, once asleep, wakes late too
   const spin = state.claims === undefined ? 0 : Atomics.load(state.claims, 1);
-  if (spin > 0 && Atomics.load(w.control, 0) === RUNNING) {
-    const until = performance.now() + spin / 1000;
-    while (Atomics.load(w.control, 0) === RUNNING && performance.now() < until);
+  if (spin > 0 && Atomics.load(w.control, 0) === RUNNING && (state.calm = (state.calm ?? 0) - 1) < 0) {
+    let now = performance.now();
+    const until = now + spin / 1000;
+    for (let last = now; Atomics.load(w.control, 0) === RUNNING && now < until; last = now) {
+      now = performance.now();
+      if (now - last > PREEMPTED_MS) {
+        state.calm = 32;
+        break;
+      }
+    }
   }
   for (;;) {
     const state = Atomics.load(w.control, 0);
