@@ -22,7 +22,7 @@ import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
-import { DEFAULT_SPIN_US, setSpin } from "../lib/src/engine/thread-pool";
+import { setSpin } from "../lib/src/engine/thread-pool";
 import { readFileSync } from "node:fs";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
@@ -35,7 +35,7 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   /** All five above (issue 23's softmax work of 6 December 2026). */
   all: (on) => ["gradient", "softmax", "exp", "loops", "dense"].forEach((name) => TOGGLES[name](on)),
   none: () => {},
-  /** thread-pool.ts's idle workers watching for their next job (DEFAULT_SPIN_US) against sleeping at once (run with --threads 2). */
+  /** thread-pool.ts's idle workers watching --spin µs for their next job against sleeping at once (run with --threads 2). */
   spin: (on) => setSpin(on ? spinMicros : 0),
   /** --threads threads (B) against one (A): the split's gain, both in one process. */
   threads: (on) => d2l.setThreads(on ? threadCount : 1),
@@ -50,7 +50,7 @@ const { values: v } = parseArgs({
     /** Threads both sides run on (the toggle `threads`: B's count, A runs one). */
     threads: { type: "string", default: "1" },
     /** The toggle `spin`: B's watch in µs (A's is 0). */
-    spin: { type: "string", default: String(DEFAULT_SPIN_US) },
+    spin: { type: "string", default: "200" },
   },
 });
 if (!(MODELS as readonly string[]).includes(v.model!)) throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);

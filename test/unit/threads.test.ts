@@ -145,7 +145,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
       return (c.user + c.system) / 1000;
     };
     let rounds = 0;
-    for (const spin of [0, 50, DEFAULT_SPIN_US, 5000]) {
+    for (const spin of [0, 50, 200, 5000]) {
       setSpin(spin);
       for (let r = 0; r < 5; r++, rounds++) {
         runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, 0]]]);
@@ -522,6 +522,13 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     const { out, code } = await runNode(script, { D2L_THREADS: "3" });
     expect(out.trim()).toBe("done 256x256 3");
     expect(code).toBe(0);
+    // workers that watch for their next job (D2L_SPIN_US) let the process exit too; a bad watch is named
+    const watching = await runNode(script, { D2L_THREADS: "2", D2L_SPIN_US: "200" });
+    expect(watching.out.trim()).toBe("done 256x256 2");
+    expect(watching.code).toBe(0);
+    const badSpin = await runNode(script, { D2L_THREADS: "2", D2L_SPIN_US: "-5" });
+    expect(badSpin.out).toMatch(/D2L_SPIN_US must be an integer from 0 to 100000, got "-5"/);
+    expect(badSpin.code).not.toBe(0);
     const bad = await runNode(`import * as d2l from "d2l"; console.log(d2l.getThreads());`, { D2L_THREADS: "two" });
     expect(bad.out).toMatch(/D2L_THREADS must be an integer from 1 to 256, got "two"/);
     expect(bad.code).not.toBe(0);

@@ -16,9 +16,9 @@ import { Worker } from "node:worker_threads";
  * small op(B) use it; products with a large one keep `runSplit`: each part packs op(B) once).
  *
  * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
- * both sides, each side first watching the word a while (setSpin: 200 µs by default, D2L_SPIN_US=0
- * sleeps at once), since a thread asleep on this VM wakes 50-250 µs late; {@link wakeThreads}
- * starts that watch ahead of a training step. A worker receives the compiled
+ * both sides, each side first watching the word a while if setSpin / D2L_SPIN_US say so (off by
+ * default), since a thread asleep on a VM wakes 50-250 µs late; {@link wakeThreads} starts that
+ * watch ahead of a training step. A worker receives the compiled
  * WebAssembly.Module of a kernel once, by message, and instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
  * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
  * before it frees anything, and before every split) waits for them, so no worker writes into
@@ -179,11 +179,14 @@ function defaultThreads(): number {
 
 /**
  * How long a worker that finished a job, or was woken by {@link wakeThreads}, watches its control
- * word for the next job before it sleeps, in microseconds. A LeNet step hands out ~20 jobs, most
- * within 0.1 ms of the last; a worker asleep by then starts 50-250 µs late on a VM (its vCPU halted),
- * time the calling thread works alone. Watching costs the worker's core that long after each job.
+ * word for the next job before it sleeps, in microseconds (the calling thread likewise watches a
+ * worker computing its last chunk). A LeNet step hands out ~20 jobs, half of them within 0.2 ms of
+ * the last; a thread asleep by then wakes 50-250 µs late on a VM (its vCPU halted), time the other
+ * works alone. Watching costs the thread's core that long. Off by default: on the loaded 2-vCPU
+ * machine it was measured on, 200 µs gained nothing (README.md, *Issue 26, third pass*);
+ * `D2L_SPIN_US=200` turns it on for a measurement at a quiet moment.
  */
-export const DEFAULT_SPIN_US = 200;
+export const DEFAULT_SPIN_US = 0;
 
 function spinMicros(): number {
   if (state.spin === undefined) {
