@@ -159,7 +159,8 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     // decides how long, so ab-step measures that, not this test)
     setSpin(0);
     Atomics.wait(pause, 0, 0, 20); // the last watch (5 ms) ends
-    expect(idleCpu(150)).toBeLessThan(10);
+    // the least of three (the process's CPU counts V8's background threads too: a garbage collection can fall in one)
+    expect(Math.min(idleCpu(150), idleCpu(150), idleCpu(150))).toBeLessThan(10);
     setSpin(DEFAULT_SPIN_US);
     counts.dispose();
     setThreads(initialThreads);
