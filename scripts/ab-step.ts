@@ -5,7 +5,7 @@
  * each, median and best over --rounds blocks. Alternating in one process keeps a busy machine's
  * swings out of the ratio; the figures are still preliminary there.
  *
- *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15] [--threads 1]
+ *   npx tsx scripts/ab-step.ts --model scratch --toggle softmax [--steps 100] [--rounds 15] [--threads N]
  *
  * Toggles: gradient (skinny-gradient.ts's Xᵀ·dY against the broadcast kernel), softmax
  * (fused-softmax.ts against the ops), exp (wasm-exp.ts against the backend's Exp), loops
@@ -13,7 +13,9 @@
  * D2lDenseLinear against matMul then add), layers (sequential-call.ts's direct layer calls against
  * Layer.apply), interrupt (interrupt.ts's engine wrappers against none: their cost), relugrad
  * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), mlpfuse (relugrad and dense),
- * all (the first five), none (A and B the same: the noise).
+ * all (the first five), none (A and B the same: the noise), spin (idle workers watching --spin µs
+ * for the next job, against sleeping at once; with --threads 2), threads (--threads N threads against
+ * one). It also prints the calling thread's own CPU time a step (Linux's schedstat).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -28,6 +30,7 @@ import { useSplitSgdStep } from "../lib/src/engine/sgd-step";
 import { restoreReluGrad, useOneKernelReluGrad } from "../lib/src/engine/wasm-relu-grad";
 import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
 import { useInterruptRecovery } from "../lib/src/engine/interrupt";
+import { setSpin } from "../lib/src/engine/thread-pool";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -49,6 +52,10 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   relugrad: (on) => void (on ? useOneKernelReluGrad() : restoreReluGrad()),
   /** The MLP work of issues 23/26 (6 December 2026): relugrad and dense (4.3's relu layer on D2lDenseLinear). */
   mlpfuse: (on) => ["relugrad", "dense"].forEach((name) => TOGGLES[name](on)),
+  /** thread-pool.ts's idle workers watching --spin µs for their next job against sleeping at once (run with --threads 2). */
+  spin: (on) => setSpin(on ? spinMicros : 0),
+  /** --threads threads (B) against one (A): the split's gain, both in one process. */
+  threads: (on) => d2l.setThreads(on ? threadCount : 1),
 };
 
 const { values: v } = parseArgs({
@@ -57,8 +64,10 @@ const { values: v } = parseArgs({
     toggle: { type: "string", default: "none" },
     steps: { type: "string", default: "100" },
     rounds: { type: "string", default: "15" },
-    /** Threads (default 1); "main" is the calling thread's own CPU time (Node ≥ 23.9; updated at scheduler ticks, so a sample: use blocks of 100 steps or more), beside the process's. */
+    /** Threads both sides run on (the toggle `threads`: B's count, A runs one). */
     threads: { type: "string", default: "1" },
+    /** The toggle `spin`: B's watch in µs (A's is 0). */
+    spin: { type: "string", default: "200" },
   },
 });
 if (!(MODELS as readonly string[]).includes(v.model!)) throw new Error(`--model must be one of ${MODELS.join(", ")}; got "${v.model}"`);
@@ -69,9 +78,12 @@ const rounds = Number(v.rounds);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer; got "${v.steps}"`);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer; got "${v.rounds}"`);
 const model = v.model as Model;
+const threadCount = Number(v.threads);
+if (!Number.isInteger(threadCount) || threadCount < 1) throw new Error(`--threads must be a positive integer; got "${v.threads}"`);
+const spinMicros = Number(v.spin);
 
 await d2l.initBackend("wasm", { quiet: true });
-d2l.setThreads(Number(v.threads));
+d2l.setThreads(threadCount);
 const [trainIter] = await d2l.loadDataFashionMnist(DEFAULTS[model].batchSize);
 const job = makeJob(model, DEFAULTS[model].lr);
 /** The next n batches, going round the epoch as often as needed. */
@@ -115,9 +127,9 @@ for (const key of ["A", "B"] as const) {
   const main = runs[key].map((x) => x.main);
   console.log(`${key} (${key === "A" ? "off" : "on"}): CPU ${median(cpu).toFixed(3)} (${Math.min(...cpu).toFixed(3)})  calling thread ${median(main).toFixed(3)} (${Math.min(...main).toFixed(3)})  wall ${median(wall).toFixed(3)} (${Math.min(...wall).toFixed(3)})`);
 }
-const pairedMain = runs.B.map((b, r) => b.main / runs.A[r].main);
-console.log(`B/A calling thread's CPU: median of paired ratios ${median(pairedMain).toFixed(3)}`);
 // each round's B against its own A (run next to it): the median of these ratios shrugs off the swings of a busy machine
 const paired = runs.B.map((b, r) => b.cpu / runs.A[r].cpu);
-console.log(`B/A wall: median of paired ratios ${median(runs.B.map((b, r) => b.wall / runs.A[r].wall)).toFixed(3)}`);
+const pairedMain = runs.B.map((b, r) => b.main / runs.A[r].main);
+const pairedWall = runs.B.map((b, r) => b.wall / runs.A[r].wall);
+console.log(`B/A paired medians: calling thread ${median(pairedMain).toFixed(3)}, wall ${median(pairedWall).toFixed(3)}`);
 console.log(`B/A CPU: ratio of medians ${(median(runs.B.map((x) => x.cpu)) / median(runs.A.map((x) => x.cpu))).toFixed(3)}, median of paired ratios ${median(paired).toFixed(3)}`);

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Batch, BatchSource } from "./batches";
 import { recoverFromInterrupt } from "./engine/interrupt";
+import { wakeThreads } from "./engine/thread-pool";
 import { UnitFloats } from "./engine/unit-floats";
 import { wasmImageBatch } from "./engine/wasm-batches";
 import { ArgumentError, checkPositiveInt } from "./validate";
@@ -188,6 +189,8 @@ class ImageBatches implements BatchSource {
     let current: Batch | undefined;
     try {
       for (let start = 0; start < n; start += this.batchSize) {
+        // a training step's kernels split across the worker threads: wake them while this thread assembles the batch
+        wakeThreads();
         current = this.data.batch(order, start, Math.min(this.batchSize, n - start), staging, this.resize);
         yield current;
         release(current);

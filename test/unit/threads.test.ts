@@ -5,7 +5,7 @@ import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
 import { CHUNK_FROM, SPLIT_FROM, packedMatMul, registerBlock, rowChunks, rowRanges } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
-import { activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setThreads, splitCount, splitRanges } from "../../lib/src/engine/thread-pool";
+import { DEFAULT_SPIN_US, activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setSpin, setThreads, splitCount, splitRanges, wakeThreads } from "../../lib/src/engine/thread-pool";
 import { ADD, END, IF, get, i32, loadI32, moduleWithImportedMemory, storeI32, voidType } from "../../lib/src/engine/wasm-asm";
 import { type WasmBackendLike, wasmKernel } from "../../lib/src/engine/wasm-kernels";
 import { values } from "./kernel-fixtures";
@@ -79,6 +79,13 @@ describe("splitRanges", () => {
     expect(getThreads()).toBe(3);
     setThreads(initialThreads);
   });
+
+  it("setSpin takes whole microseconds from 0 to 100000, and says so otherwise", () => {
+    expect(() => setSpin(-1)).toThrow(/setSpin: micros must be an integer from 0 to 100000, got -1/);
+    expect(() => setSpin(2.5)).toThrow(/got 2.5/);
+    expect(() => setSpin(100_001)).toThrow(/got 100001/);
+    setSpin(DEFAULT_SPIN_US);
+  });
 });
 
 describe("the shared-memory patch", () => {
@@ -118,6 +125,43 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
       expect(() => runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, c === bad ? 1 : 0]]])).toThrow(/unreachable|trapped/);
       expect(busyThreads()).toBe(0);
     }
+    counts.dispose();
+    setThreads(initialThreads);
+  });
+
+  it("idle workers watch for the next job as long as setSpin says, or sleep at once; every chunk still runs exactly once", () => {
+    const body = [0x00, ...get(0), ...get(0), ...loadI32(), ...i32(1), ADD, ...storeI32(), ...get(1), ...IF, 0x00, END, END];
+    const kernel = wasmKernel(tf.backend() as unknown as WasmBackendLike, "test-count", () => moduleWithImportedMemory(voidType(2), "c", body), "c")!;
+    setThreads(2);
+    const counts = tf.zeros([40], "int32");
+    const base = (tf.backend() as unknown as WasmBackendLike).getMemoryOffset(counts.dataId);
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    /** CPU milliseconds of the process (every thread) while this thread sleeps `ms` after waking the workers. */
+    const idleCpu = (ms: number) => {
+      const c0 = process.cpuUsage();
+      wakeThreads();
+      Atomics.wait(pause, 0, 0, ms);
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000;
+    };
+    let rounds = 0;
+    for (const spin of [0, 50, 200, 5000]) {
+      setSpin(spin);
+      for (let r = 0; r < 5; r++, rounds++) {
+        runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, 0]]]);
+        if (r % 2 === 1) Atomics.wait(pause, 0, 0, 2); // a worker that has gone to sleep
+        wakeThreads();
+      }
+    }
+    expect([...counts.dataSync()]).toEqual(Array<number>(40).fill(rounds));
+    expect(busyThreads()).toBe(0);
+    // with no watch a woken worker sleeps at once (with one, it watches unless taken off its core: the machine's load
+    // decides how long, so ab-step measures that, not this test)
+    setSpin(0);
+    Atomics.wait(pause, 0, 0, 20); // the last watch (5 ms) ends
+    // the least of three (the process's CPU counts V8's background threads too: a garbage collection can fall in one)
+    expect(Math.min(idleCpu(150), idleCpu(150), idleCpu(150))).toBeLessThan(10);
+    setSpin(DEFAULT_SPIN_US);
     counts.dispose();
     setThreads(initialThreads);
   });
@@ -479,6 +523,13 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     const { out, code } = await runNode(script, { D2L_THREADS: "3" });
     expect(out.trim()).toBe("done 256x256 3");
     expect(code).toBe(0);
+    // workers that watch for their next job (D2L_SPIN_US) let the process exit too; a bad watch is named
+    const watching = await runNode(script, { D2L_THREADS: "2", D2L_SPIN_US: "200" });
+    expect(watching.out.trim()).toBe("done 256x256 2");
+    expect(watching.code).toBe(0);
+    const badSpin = await runNode(script, { D2L_THREADS: "2", D2L_SPIN_US: "-5" });
+    expect(badSpin.out).toMatch(/D2L_SPIN_US must be an integer from 0 to 100000, got "-5"/);
+    expect(badSpin.code).not.toBe(0);
     const bad = await runNode(`import * as d2l from "d2l"; console.log(d2l.getThreads());`, { D2L_THREADS: "two" });
     expect(bad.out).toMatch(/D2L_THREADS must be an integer from 1 to 256, got "two"/);
     expect(bad.code).not.toBe(0);

@@ -16,12 +16,21 @@ import { Worker } from "node:worker_threads";
  * small op(B) use it; products with a large one keep `runSplit`: each part packs op(B) once).
  *
  * Hand-off: one SharedArrayBuffer word per worker (idle → job → done), Atomics.wait / notify on
- * both sides; a worker receives the compiled
+ * both sides, each side first watching the word a while if setSpin / D2L_SPIN_US say so (off by
+ * default), since a thread asleep on a VM wakes 50-250 µs late; {@link wakeThreads} starts that
+ * watch ahead of a training step. A worker receives the compiled
  * WebAssembly.Module of a kernel once, by message, and instantiates it on the shared memory. A kernel interrupt (tslab's breakOnSigint) can cut the
  * calling thread off while workers still compute: {@link settleThreads} (called by interrupt.ts
  * before it frees anything, and before every split) waits for them, so no worker writes into
  * memory after the repair frees it. Workers are unref'd: they never keep the process alive.
  */
+
+/**
+ * A gap between two looks at the control word longer than this (ms) means the watching thread was
+ * taken off its core (other work wants the cores): it stops watching, and sleeps at once on its
+ * next 32 waits, so a busy machine loses no CPU to watching.
+ */
+const PREEMPTED_MS = 0.05;
 
 /**
  * What a worker runs (CommonJS: workers start with no execArgv, so no loader or input type of the
@@ -34,10 +43,28 @@ const { memory, control, claims } = workerData;
 const ctl = new Int32Array(control);
 const next = new Int32Array(claims);
 const kernels = new Map();
+let calm = 0;
 Atomics.store(ctl, 4, 1);
 for (;;) {
   let state = Atomics.load(ctl, 0);
-  while (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); state = Atomics.load(ctl, 0); }
+  if (state !== ${1} && state !== ${3}) {
+    // before sleeping, watch for the next job a while (next[1] microseconds; woken without a job, as
+    // wakeThreads does, too): a sleeping worker's vCPU takes 50-250 µs to wake on a VM
+    // (a watch the thread was taken off its core during says the cores are wanted elsewhere: it stops,
+    // and the next 32 waits sleep at once)
+    if (next[1] > 0 && calm-- <= 0) {
+      let now = performance.now();
+      const until = now + next[1] / 1000;
+      for (let last = now; ; last = now) {
+        state = Atomics.load(ctl, 0);
+        if (state === ${1} || state === ${3}) break;
+        now = performance.now();
+        if (now - last > ${PREEMPTED_MS}) { calm = 32; break; }
+        if (now > until) break;
+      }
+    }
+    if (state !== ${1} && state !== ${3}) { Atomics.wait(ctl, 0, state); continue; }
+  }
   if (state === ${3}) break;
   if (Atomics.compareExchange(ctl, 0, ${1}, ${4}) !== ${1}) continue;
   // the calls, one after another: [kernel id, argument count, arguments...] each; with chunks (ctl[1] > 0), each
@@ -126,8 +153,12 @@ interface PoolState {
   nextId: number;
   /** Kernel calls split so far. */
   splits: number;
-  /** The next chunk to claim (runChunks), one counter every thread shares. */
+  /** The next chunk to claim (runChunks), one counter every thread shares; [1]: how long a worker watches for a job before it sleeps (µs). */
   claims?: Int32Array;
+  /** That watch in microseconds (D2L_SPIN_US, else DEFAULT_SPIN_US), read on first use. */
+  spin?: number;
+  /** The calling thread's waits left to sleep at once, after a watch of its was preempted. */
+  calm?: number;
 }
 
 const STATE_KEY = Symbol.for("d2l.threadPool");
@@ -144,6 +175,47 @@ function defaultThreads(): number {
     return n;
   }
   return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length || 1;
+}
+
+/**
+ * How long a worker that finished a job, or was woken by {@link wakeThreads}, watches its control
+ * word for the next job before it sleeps, in microseconds (the calling thread likewise watches a
+ * worker computing its last chunk). A LeNet step hands out ~20 jobs, half of them within 0.2 ms of
+ * the last; a thread asleep by then wakes 50-250 µs late on a VM (its vCPU halted), time the other
+ * works alone. Watching costs the thread's core that long. Off by default: on the loaded 2-vCPU
+ * machine it was measured on, 200 µs gained nothing (README.md, *Issue 26, third pass*);
+ * `D2L_SPIN_US=200` turns it on for a measurement at a quiet moment.
+ */
+export const DEFAULT_SPIN_US = 0;
+
+function spinMicros(): number {
+  if (state.spin === undefined) {
+    const fromEnv = process.env.D2L_SPIN_US?.trim();
+    const n = fromEnv === undefined || fromEnv === "" ? DEFAULT_SPIN_US : Number(fromEnv);
+    if (!Number.isInteger(n) || n < 0 || n > 100_000) throw new Error(`d2l: D2L_SPIN_US must be an integer from 0 to 100000, got "${fromEnv}"`);
+    state.spin = n;
+  }
+  return state.spin;
+}
+
+/**
+ * Sets how long an idle worker watches for its next job before it sleeps (µs, 0: it sleeps at
+ * once; by default D2L_SPIN_US or {@link DEFAULT_SPIN_US}). The floats do not depend on it.
+ */
+export function setSpin(micros: number): void {
+  if (!Number.isInteger(micros) || micros < 0 || micros > 100_000) throw new Error(`setSpin: micros must be an integer from 0 to 100000, got ${micros}`);
+  state.spin = micros;
+  if (state.claims !== undefined) Atomics.store(state.claims, 1, micros);
+}
+
+/**
+ * Wakes the sleeping workers so they watch for a job (see {@link setSpin}) from now: called a little
+ * before a run of splits (a training step's forward), so a worker's wake-up overlaps the calling
+ * thread's own work instead of the split's. Does nothing with no workers or no watch.
+ */
+export function wakeThreads(): void {
+  if (!state.enabled || state.claims === undefined || Atomics.load(state.claims, 1) === 0) return;
+  for (const w of state.workers) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
 }
 
 /** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
@@ -204,7 +276,8 @@ function stop(w: PoolWorker): void {
 
 function start(shared: WebAssembly.Memory): PoolWorker {
   const control = new SharedArrayBuffer(4 * (ARGS + MAX_WORDS));
-  state.claims ??= new Int32Array(new SharedArrayBuffer(4));
+  state.claims ??= new Int32Array(new SharedArrayBuffer(8));
+  Atomics.store(state.claims, 1, spinMicros());
   const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { memory: shared, control, claims: state.claims.buffer } });
   worker.unref();
   const w: PoolWorker = { worker, control: new Int32Array(control), dead: false, sent: new Set() };
@@ -234,6 +307,19 @@ export function settleThreads(): void {
  */
 function settle(w: PoolWorker): boolean {
   const since = Date.now();
+  // a worker computing its last chunk is watched a while first (the spin): this thread, once asleep, wakes late too
+  const spin = state.claims === undefined ? 0 : Atomics.load(state.claims, 1);
+  if (spin > 0 && Atomics.load(w.control, 0) === RUNNING && (state.calm = (state.calm ?? 0) - 1) < 0) {
+    let now = performance.now();
+    const until = now + spin / 1000;
+    for (let last = now; Atomics.load(w.control, 0) === RUNNING && now < until; last = now) {
+      now = performance.now();
+      if (now - last > PREEMPTED_MS) {
+        state.calm = 32;
+        break;
+      }
+    }
+  }
   for (;;) {
     const state = Atomics.load(w.control, 0);
     if (state === DONE) {
