@@ -73,6 +73,14 @@ export function kernelCalls(body: () => void): Map<string, number> {
   return counts;
 }
 
+/** The float32 bits of the tensor `f` makes in a tidy (disposed after). */
+export function bitsOf(f: () => tf.Tensor): Uint32Array {
+  const t = tf.tidy(f);
+  const bits = new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
+  t.dispose();
+  return bits;
+}
+
 /** Indices where a and b differ (NaN equal to NaN, whatever its payload), at most 5. */
 export function differences(a: Uint32Array, b: Uint32Array): number[] {
   const fa = new Float32Array(a.buffer);

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { restoreReluGrad, useOneKernelReluGrad } from "../../lib/src/engine/wasm-relu-grad";
-import { differences, kernelCalls, size, values } from "./kernel-fixtures";
+import { bitsOf, differences, kernelCalls, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 const initialThreads = getThreads();
@@ -25,14 +25,6 @@ function inputs(shape: number[]): { x: Float32Array; dy: Float32Array } {
     }
   }
   return { x, dy };
-}
-
-/** The float32 bits of the tensor `f` makes in a tidy (disposed after). */
-function bitsOf(f: () => tf.Tensor): Uint32Array {
-  const t = tf.tidy(f);
-  const bits = new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
-  t.dispose();
-  return bits;
 }
 
 /** The gradient of Σ f(x) · dy with respect to x (the Mul's gradient hands f exactly dy), as float32 bits. */

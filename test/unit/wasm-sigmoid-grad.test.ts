@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { getThreads, setThreads, splitCount } from "../../lib/src/engine/thread-pool";
 import { OURS_FROM, restoreWasmSigmoidGrad, useFastWasmSigmoidGrad } from "../../lib/src/engine/wasm-sigmoid-grad";
-import { differences, size, values } from "./kernel-fixtures";
+import { bitsOf, differences, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 const initialThreads = getThreads();
@@ -16,14 +16,6 @@ function inputs(shape: number[]): { x: Float32Array; dy: Float32Array } {
   x.set([NaN, Infinity, -Infinity, 0, -0, 90, -90].slice(0, n));
   dy.set([1, 2, -3, Infinity, NaN].slice(0, n), Math.min(7, n));
   return { x, dy };
-}
-
-/** The float32 bits of the tensor `f` makes in a tidy (disposed after). */
-function bitsOf(f: () => tf.Tensor): Uint32Array {
-  const t = tf.tidy(f);
-  const bits = new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
-  t.dispose();
-  return bits;
 }
 
 /** The gradient of Σ sigmoid(x) · dy with respect to x (the Mul's gradient hands the Sigmoid exactly dy), as float32 bits. */
