@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { padWasm, productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient, useSimdConv2d } from "../../lib/src/engine/conv2d-simd";
-import { onCpu, size, values } from "./kernel-fixtures";
+import { useSpeedups } from "../../lib/src/engine";
+import { bitsOf, onCpu, size, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -121,6 +122,31 @@ describe.skipIf(!onWasm)("SIMD convolutions on wasm (conv2d-simd.ts)", () => {
       expectClose(ours[8], fusedY, sfused, taps + 1);
     });
   }
+
+  it("apply relu as the backend's Relu does: a NaN with the sign bit becomes +0, other NaNs pass", () => {
+    for (const c of [cases[0], cases[1]]) {
+      const xv = values(size(c.x), 31);
+      const bits = new Uint32Array(xv.buffer);
+      bits[3 * c.x[3] + 1] = 0xffc00000; // near the top left of image 0: NaN with the sign bit
+      bits[size(c.x) - 5 * c.x[3]] = 0x7fc01234; // near the bottom right of the last image: NaN without
+      const x = tf.tensor4d(xv, c.x);
+      const w = tf.tensor4d(values(size(c.filter), 32), c.filter);
+      const b = tf.tensor1d(values(c.filter[3], 33));
+      const fused = () => bitsOf(() => tf.fused.conv2d({ x, filter: w, strides: c.strides, pad: c.pad, bias: b, activation: "relu" }));
+      const ours = fused();
+      useSpeedups(false);
+      const tfjs = fused();
+      const pre = bitsOf(() => tf.conv2d(x, w, c.strides, c.pad).add(b));
+      useSpeedups(true);
+      const isNaN = (u: number) => (u & 0x7fffffff) > 0x7f800000;
+      const nans = Array.from(pre.keys()).filter((i) => isNaN(pre[i]));
+      // both kinds reach the relu: NaNs with the sign bit (tfjs gives +0) and without (tfjs passes them)
+      expect(nans.filter((i) => pre[i] >>> 31 === 1 && tfjs[i] === 0).length, `${c.x}`).toBeGreaterThan(0);
+      expect(nans.filter((i) => pre[i] >>> 31 === 0 && isNaN(tfjs[i])).length, `${c.x}`).toBeGreaterThan(0);
+      for (const i of nans) expect(ours[i], `${c.x} at ${i}`).toBe(tfjs[i]);
+      tf.dispose([x, w, b]);
+    }
+  });
 
   it("give the same bits on every run, and leak no tensors", () => {
     const c = cases[1];

@@ -2,7 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_ROWS, TALL_MARGIN, TALL_ROWS, denseRows, packedMatMul, pickRows, timeBlockRounds, timeBlocks } from "../../lib/src/engine/packed-matmul";
 import { relaxedSimdAvailable } from "../../lib/src/engine/relaxed-simd";
-import { values } from "./kernel-fixtures";
+import { useSpeedups } from "../../lib/src/engine";
+import { bitsOf, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
@@ -132,6 +133,37 @@ describe.skipIf(!onWasm)("packedMatMul (wasm backend)", () => {
     // a tall block that does not compile, or no rounds: short
     expect(pickRows([[0.05, Infinity], [0.05, Infinity], [0.06, Infinity]])).toBe(DEFAULT_ROWS);
     expect(pickRows([])).toBe(DEFAULT_ROWS);
+  });
+
+  it("applies relu as the backend's Relu does: a signed-integer max with 0 (NaNs with the sign bit and -0 become +0, other NaNs pass)", () => {
+    const signOf = (bits: Uint32Array) => ({ negativeNaN: bits.filter((b) => (b & 0x7fffffff) > 0x7f800000 && b >>> 31 === 1).length, positiveNaN: bits.filter((b) => (b & 0x7fffffff) > 0x7f800000 && b >>> 31 === 0).length });
+    for (const [m, k, n] of [[7, 5, 19], [6, 50, 17], [13, 9, 8]]) {
+      const av = values(m * k, 21);
+      const bits = new Uint32Array(av.buffer);
+      for (let r = 0; r < m; r++) bits[r * k + (r % k)] = [0xffc00000, 0x7fc01234, 0x7f800000, 0xff800000, 0x80000000][r % 5]; // -NaN, +NaN, ±Inf, -0
+      const bv = values(k * n, 22).map((v, i) => (i % 3 === 0 ? 0 : v)); // Inf·0: a NaN with the sign bit set on x86
+      const a = tf.tensor(av, [m, k]);
+      const b = tf.tensor(bv, [k, n]);
+      const run = (relu: boolean) => bitsOf(() => tf.engine().makeTensorFromTensorInfo(packedMatMul(backend(), info(a), info(b), false, false, { relu }, { relaxed: true, rows: DEFAULT_ROWS })!));
+      const pre = run(false);
+      const specials = signOf(pre);
+      expect(specials.negativeNaN, `${m}x${k}x${n}`).toBeGreaterThan(0);
+      expect(specials.positiveNaN, `${m}x${k}x${n}`).toBeGreaterThan(0);
+      expect(Array.from(run(true)), `${m}x${k}x${n}`).toEqual(Array.from(pre, (x) => ((x | 0) > 0 ? x : 0)));
+      tf.dispose([a, b]);
+    }
+    // and through the public op, against tfjs's own kernels: a product the packed kernel computes, a row of NaNs with the sign bit
+    const a = tf.concat([tf.fill([1, 300], Infinity), tf.tensor(values(299 * 300, 23), [299, 300])]);
+    const b = tf.concat([tf.zeros([1, 300]), tf.tensor(values(299 * 300, 24), [299, 300])]);
+    const fused = () => bitsOf(() => tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, activation: "relu" }));
+    const ours = fused();
+    useSpeedups(false);
+    const tfjs = fused();
+    useSpeedups(true);
+    // row 0 is Inf·0 + ... (a NaN with the sign bit) before the relu; the other rows differ from XNNPACK's by rounding
+    expect(Array.from(tfjs.slice(0, 300))).toEqual(Array(300).fill(0));
+    expect(Array.from(ours.slice(0, 300))).toEqual(Array(300).fill(0));
+    tf.dispose([a, b]);
   });
 
   it("declines what it does not compute and leaves no buffer behind", () => {

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MAX, F32X4_MUL, F32X4_RELAXED_MADD, F32_MAX, I32, LOOP, MUL,
-  V128, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
+  ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32X4_RELAXED_MADD, I32, LOOP, MUL,
+  V128, ZERO_F32X4, RELU_F32, RELU_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat, locals, moduleWithImportedMemory, set, store,
   storeF32, tee, voidType,
 } from "./wasm-asm";
 import { relaxedSimdAvailable } from "./relaxed-simd";
@@ -213,7 +213,7 @@ export function convForwardWasm(s: ForwardShape): number[] {
     out.push(...get(PX), ...i32(4 * s.wp * s.c), ADD, ...set(PX));
     out.push(...get(PW), ...i32(4 * rowsPerFilterRow * kp), ADD, ...set(PW));
     out.push(...get(FH), ...i32(1), 0x6b, ...tee(FH), ...i32(0), 0x4a, ...BR_IF_0, END); // while (--fh > 0)
-    const relu = (lane: boolean) => (!s.relu ? [] : lane ? [0x43, 0, 0, 0, 0, F32_MAX] : [...ZERO_F32X4, ...F32X4_MAX]);
+    const relu = (lane: boolean) => (!s.relu ? [] : lane ? RELU_F32 : RELU_F32X4);
     for (let j = 0; j < rows; j++) {
       for (let v = v0; v < v1; v++) out.push(...storeChannels(PY, acc(j, v - v0), 4 * (j * s.k + 4 * v), v, s.k, relu));
     }

@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MAX, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
-  F32X4_SUB, F32_ADD, F32_MAX, F32_NE, GE_U, GT_S, GT_U, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
-  SELECT, STORE_I32, SUB, UNREACHABLE, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
+  ADD, ALL_ONES, BLOCK, BR_IF_0, ELSE, END, F32X4_ADD, F32X4_EQ, F32X4_MUL, F32X4_NE, F32X4_RELAXED_MADD,
+  F32X4_SUB, F32_ADD, F32_NE, GE_U, GT_S, GT_U, I32, I32X4_ALL_TRUE, I32X4_BITMASK, IF, AND, SHR_U, LOAD_I32, LOOP, LT_U, MUL, NE, OR, SHL,
+  SELECT, STORE_I32, SUB, UNREACHABLE, V128, V128_AND, V128_ANY_TRUE, XOR, ZERO_F32X4, RELU_F32, RELU_F32X4, br, brIf, extractF32, get, i32, load, loadF32, loadSplat,
   locals, moduleWithImportedMemory, set, store, storeF32, tee, voidType, V128_OR, loadI32, storeI32,
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
@@ -308,14 +308,14 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
           if (width === NR) {
             out.push(...get(PC), ...get(acc(r, w, v)));
             if (shape.bias) out.push(...get(BIAS), ...load(4 * column), ...F32X4_ADD);
-            if (shape.relu) out.push(...ZERO_F32X4, ...F32X4_MAX);
+            if (shape.relu) out.push(...RELU_F32X4);
             out.push(...store(4 * n * r + 4 * column));
             continue;
           }
           for (let lane = 0; lane < 4 && 4 * v + lane < width; lane++) {
             out.push(...get(PC), ...get(acc(r, w, v)), ...extractF32(lane));
             if (shape.bias) out.push(...get(BIAS), ...loadF32(4 * (column + lane)), F32_ADD);
-            if (shape.relu) out.push(0x43, 0, 0, 0, 0, F32_MAX);
+            if (shape.relu) out.push(...RELU_F32);
             out.push(...storeF32(4 * n * r + 4 * (column + lane)));
           }
         }

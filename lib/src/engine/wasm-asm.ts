@@ -106,6 +106,16 @@ export function moduleWithImportedMemory(type: number[], name: string, body: num
 }
 
 export const F32_MAX = 0x97;
+/** i32x4.max_s */
+export const I32X4_MAX_S = [0xfd, 0xb8, 0x01];
+/**
+ * The wasm backend's Relu on the f32x4 on the stack: a signed-integer max with 0, as XNNPACK computes it
+ * (negatives, -0 and NaNs with the sign bit set become +0; other NaNs pass with their payload). Not
+ * f32x4.max with 0, which keeps every NaN: an Inf·0 product is a NaN with the sign bit set on x86.
+ */
+export const RELU_F32X4 = [...ZERO_F32X4, ...I32X4_MAX_S];
+/** {@link RELU_F32X4} on the f32 on the stack (splat, max, lane 0: no local needed). */
+export const RELU_F32 = [0xfd, 0x13, ...RELU_F32X4, 0xfd, 0x1f, 0x00];
 export const NE = 0x47;
 export const F32X4_MAX = [0xfd, 0xe9, 0x01];
 /** f32x4.relaxed_madd(a, b, c) = a·b + c, fused or not as the machine does it (relaxed SIMD proposal, opcode 0x105). */
