@@ -6,12 +6,12 @@
  */
 
 import {
-  ADD, BR_IF_0, END, GT_S, HEADER, I32, LOAD_I32, LOOP, LT_U, MUL, SHL, SUB, V128, XOR,
-  get, i32, leb, load, section, set, shuffle32, store, tee,
+  ADD, BR_IF_0, END, GT_S, HEADER, I32, LOAD_I32, LOOP, LT_U, MUL, SHL, SUB, V128, XOR, get, i32, leb, load, section,
+  set, shuffle32, store, tee, splatF32,
 } from "./wasm-asm";
 
 /** f32x4.splat(255) into local k. */
-const splat255 = (k: number) => [0x43, 0x00, 0x00, 0x7f, 0x43, 0xfd, 0x13, ...set(k)];
+const splat255 = (k: number) => [...splatF32(255), ...set(k)];
 
 /**
  * The 16 bytes at local src to 16 floats b / 255 at local dst (IEEE float32 division), then

@@ -77,8 +77,10 @@ export const loadSplat = (offset = 0) => [0xfd, 0x09, 0x02, ...leb(offset)];
 export const shuffle32 = (lanes: number[]) => [0xfd, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
 /** f32x4.extract_lane */
 export const extractF32 = (lane: number) => [0xfd, 0x1f, lane];
+/** f32x4.splat of f32.const value */
+export const splatF32 = (value: number) => [0x43, ...new Uint8Array(Float32Array.of(value).buffer), 0xfd, 0x13];
 /** f32x4.splat of f32.const 0 */
-export const ZERO_F32X4 = [0x43, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x13];
+export const ZERO_F32X4 = splatF32(0);
 export const F32X4_ADD = [0xfd, 0xe4, 0x01];
 export const F32X4_MUL = [0xfd, 0xe6, 0x01];
 export const F32X4_DIV = [0xfd, 0xe7, 0x01];
@@ -131,7 +133,13 @@ export const STORE_I32 = [0x36, 0x02, 0x00];
 export const F32X4_SUB = [0xfd, 0xe5, 0x01];
 export const F32X4_EQ = [0xfd, 0x41];
 export const F32X4_NE = [0xfd, 0x42];
+export const F32X4_LT = [0xfd, 0x43];
+export const F32X4_GT = [0xfd, 0x44];
+export const F32X4_GE = [0xfd, 0x46];
 export const V128_AND = [0xfd, 0x4e];
+export const V128_ANDNOT = [0xfd, 0x4f];
+/** v128.bitselect(a, b, mask): a's bits where mask's are 1, else b's. */
+export const V128_BITSELECT = [0xfd, 0x52];
 export const V128_ANY_TRUE = [0xfd, 0x53];
 export const I32X4_ALL_TRUE = [0xfd, 0xa3, 0x01];
 /** v128.const with every bit set. */

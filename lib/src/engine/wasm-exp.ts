@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  ADD, AND, BLOCK, END, F32X4_ADD, F32X4_NE, GE_U, I32, IF, LOOP, LT_U, SHL, V128, ZERO_F32X4,
-  brIf, get, i32, leb, load, loadF32, locals, moduleWithImportedMemory, set, shuffle32, store, storeF32, tee, voidType,
+  ADD, AND, BLOCK, END, F32X4_ADD, F32X4_NE, GE_U, I32, IF, LOOP, LT_U, SHL, V128, ZERO_F32X4, brIf, get, i32, leb,
+  load, loadF32, locals, moduleWithImportedMemory, set, shuffle32, store, storeF32, tee, voidType, F32X4_GT,
+  F32X4_LT, V128_BITSELECT, V128_ANDNOT,
 } from "./wasm-asm";
 import {
   type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction,
@@ -81,10 +82,6 @@ const I64X2_SHL = [0xfd, 0xcb, 0x01];
 const I64X2_ADD = [0xfd, 0xce, 0x01];
 const i64x2Extract = (lane: number) => [0xfd, 0x1d, lane];
 const i64x2Replace = (lane: number) => [0xfd, 0x1e, lane];
-const F32X4_GT = [0xfd, 0x44];
-const F32X4_LT = [0xfd, 0x43];
-const V128_BITSELECT = [0xfd, 0x52];
-const V128_ANDNOT = [0xfd, 0x4f];
 const I32_WRAP_I64 = 0xa7;
 const i64Load = (offset = 0) => [0x29, 0x03, ...leb(offset)];
 const i64Store = (offset = 0) => [0x37, 0x03, ...leb(offset)];

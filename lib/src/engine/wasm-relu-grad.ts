@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_NE, I32, LOOP, SHL, SUB, V128, V128_AND, ZERO_F32X4, brIf, extractF32, get, i32, load, loadSplat,
-  locals, moduleWithImportedMemory, set, store, storeF32, voidType,
+  ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_NE, I32, LOOP, SHL, SUB, V128, V128_AND, ZERO_F32X4, brIf, extractF32,
+  get, i32, load, loadSplat, locals, moduleWithImportedMemory, set, store, storeF32, voidType, F32X4_GT, F32X4_GE,
+  V128_BITSELECT, splatF32,
 } from "./wasm-asm";
 import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import { type GradientMap, type WasmBackendLike, replaceGradient, restoreGradient, wasmKernel } from "./wasm-kernels";
@@ -36,10 +37,6 @@ export type ReluGradMode = "step" | "ge";
 export function reluGradWasm(mode: ReluGradMode): number[] {
   const [DY, X, B, OUT, E0, E1] = [0, 1, 2, 3, 4, 5];
   const [END_OUT, ONE, BV, XV] = [6, 7, 8, 9];
-  const one = Array.from(new Uint8Array(new Float32Array([1]).buffer));
-  const F32X4_GT = [0xfd, 0x44];
-  const F32X4_GE = [0xfd, 0x46];
-  const V128_BITSELECT = [0xfd, 0x52];
   const factor = mode === "step"
     ? [
         ...get(XV), // where x is NaN: x
@@ -60,7 +57,7 @@ export function reluGradWasm(mode: ReluGradMode): number[] {
   const advance = (bytes: number) => [DY, X, OUT].flatMap((p) => [...get(p), ...i32(bytes), ADD, ...set(p)]);
   const body = [
     ...locals([1, I32], [3, V128]),
-    0x43, ...one, 0xfd, 0x13, ...set(ONE), // f32x4.splat(1)
+    ...splatF32(1), ...set(ONE),
     ...(mode === "ge" ? [...get(B), ...loadSplat(0), ...set(BV)] : []),
     // the three pointers at element e0; END_OUT at e1
     ...[DY, X, OUT].flatMap((p) => [...get(p), ...get(E0), ...i32(2), SHL, ADD, ...set(p)]),

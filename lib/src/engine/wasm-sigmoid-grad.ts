@@ -1,5 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
-import { ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
+import {
+  ADD, BLOCK, BR_IF_0, END, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, brIf, get, i32, load, locals,
+  moduleWithImportedMemory, set, store, tee, voidType, splatF32,
+} from "./wasm-asm";
 import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import { type WasmBackendLike, type GradientMap, replaceGradient, restoreGradient, wasmKernel } from "./wasm-kernels";
 
@@ -30,10 +33,9 @@ export function sigmoidGradWasm(): number[] {
   const [DY, Y, DX, V0, V1] = [0, 1, 2, 3, 4];
   const [P, E] = [5, 6];
   const [ONE, YV] = [7, 8];
-  const one = Array.from(new Uint8Array(new Float32Array([1]).buffer));
   const body = [
     ...locals([2, I32], [2, V128]),
-    0x43, ...one, 0xfd, 0x13, ...set(ONE), // f32x4.splat(1)
+    ...splatF32(1), ...set(ONE),
     ...BLOCK, ...get(V0), ...get(V1), 0x4e, ...brIf(0), // if (v0 >= v1) return
     ...get(V0), ...i32(4), SHL, ...set(P), ...get(V1), ...i32(4), SHL, ...set(E), // bytes
     ...LOOP,

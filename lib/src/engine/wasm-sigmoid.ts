@@ -1,5 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
-import { ADD, BLOCK, END, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, br, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
+import {
+  ADD, BLOCK, END, F32X4_ADD, F32X4_DIV, F32X4_MUL, F32X4_SUB, I32, LOOP, SHL, V128, br, brIf, get, i32, load,
+  locals, moduleWithImportedMemory, set, store, tee, voidType, F32X4_GT, V128_ANDNOT, V128_BITSELECT,
+} from "./wasm-asm";
 import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
 
@@ -41,11 +44,8 @@ const C1 = hexFloat(-0x1fffff6, -1);
 const DENORM_CUTOFF = hexFloat(0x15d589e, 6); // 0x1.5D589Ep+6
 
 const F32X4_ABS = [0xfd, 0xe0, 0x01];
-const F32X4_GT = [0xfd, 0x44];
 const I32X4_SHL = [0xfd, 0xab, 0x01];
 const I32X4_SHR_S = [0xfd, 0xac, 0x01];
-const V128_ANDNOT = [0xfd, 0x4f];
-const V128_BITSELECT = [0xfd, 0x52];
 /** v128.const of four equal floats. */
 const splatConst = (v: number) => [0xfd, 0x0c, ...[0, 1, 2, 3].flatMap(() => Array.from(new Uint8Array(new Float32Array([v]).buffer)))];
 
