@@ -6,6 +6,7 @@ import { restoreWasmBinary, useFastWasmBinary } from "./wasm-binary";
 import { restoreWasmColumnSum, useFastWasmColumnSum } from "./wasm-column-sum";
 import { useWasmOneHotFix } from "./wasm-onehot";
 import { useWasmConvGradients } from "./wasm-conv-grad";
+import { useWasmEmptyReductions } from "./wasm-empty-reductions";
 import { restoreSimdConv2d, useSimdConv2d } from "./conv2d-simd";
 import { restoreLazyFusedConv2d, useLazyFusedConv2dGradient } from "./fused-conv-grad";
 import { restoreWasmAvgPoolGrad, useFastWasmAvgPoolGrad } from "./wasm-avg-pool-grad";
@@ -110,5 +111,7 @@ export function useFixes(): void {
     useWasmOneHotFix();
     // It has no Conv2DBackpropFilter (nor depthwise gradients): every gradient through a convolution threw.
     useWasmConvGradients();
+    // Its reductions of empty axes read memory they never wrote: tf.sum of nothing gave 3.6e-41.
+    useWasmEmptyReductions();
   }
 }

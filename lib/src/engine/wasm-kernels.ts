@@ -108,11 +108,40 @@ export interface Replacement<S> {
   state: S;
 }
 
-type MarkedKernelFunc<S> = tf.KernelFunc & { [mark: symbol]: Replacement<S> | undefined };
+/**
+ * One replacement wrapped around a kernel: its mark, what it wrapped, and how to wrap again.
+ * Replacements stack (a fix of wrong results around a speed-up of the same kernel, say: both wrap
+ * Sum), so each layer is found wherever it is in the stack, and taking one out wraps the layers
+ * that were around it again around what it had wrapped.
+ */
+interface Layer extends Replacement<unknown> {
+  mark: symbol;
+  wrap: (original: tf.KernelFunc) => tf.KernelFunc;
+}
 
-/** The replacement installed under `mark` for the wasm kernel `name`, or undefined. */
+const LAYER = Symbol.for("d2l.wasmKernelLayer");
+type LayeredKernelFunc = tf.KernelFunc & { [LAYER]?: Layer };
+
+/** The replacements stacked on a kernel's config, outermost first. */
+function layersOf(config: tf.KernelConfig | undefined): Layer[] {
+  const layers: Layer[] = [];
+  for (let layer = (config?.kernelFunc as LayeredKernelFunc | undefined)?.[LAYER]; layer !== undefined; ) {
+    layers.push(layer);
+    layer = (layer.original.kernelFunc as LayeredKernelFunc)[LAYER];
+  }
+  return layers;
+}
+
+/** `inner` wrapped by one replacement: the same setupFunc and disposeFunc, the wrapped kernelFunc. */
+function wrapConfig(inner: tf.KernelConfig, mark: symbol, state: unknown, wrap: Layer["wrap"]): tf.KernelConfig {
+  const kernelFunc = wrap(inner.kernelFunc) as LayeredKernelFunc;
+  kernelFunc[LAYER] = { mark, original: inner, state, wrap };
+  return { ...inner, kernelFunc };
+}
+
+/** The replacement installed under `mark` for the wasm kernel `name` (at any depth of the stack), or undefined. */
 export function findWasmReplacement<S>(name: string, mark: symbol): Replacement<S> | undefined {
-  return (tf.getKernel(name, BACKEND)?.kernelFunc as MarkedKernelFunc<S> | undefined)?.[mark];
+  return layersOf(tf.getKernel(name, BACKEND)).find((layer) => layer.mark === mark) as Replacement<S> | undefined;
 }
 
 /**
@@ -123,19 +152,23 @@ export function findWasmReplacement<S>(name: string, mark: symbol): Replacement<
 export function replaceWasmKernel<S>(name: string, mark: symbol, state: S, wrap: (original: tf.KernelFunc) => tf.KernelFunc): boolean {
   const config = tf.getKernel(name, BACKEND);
   if (config === undefined) return false;
-  const kernelFunc = wrap(config.kernelFunc) as MarkedKernelFunc<S>;
-  kernelFunc[mark] = { original: config, state };
   tf.unregisterKernel(name, BACKEND);
-  tf.registerKernel({ ...config, kernelFunc });
+  tf.registerKernel(wrapConfig(config, mark, state, wrap));
   return true;
 }
 
-/** Puts back the original of the kernel replaced under `mark`; returns whether there was one. */
+/**
+ * Takes out the replacement installed under `mark`, keeping the ones stacked around it (wrapped
+ * again around what it had wrapped); returns whether there was one.
+ */
 export function restoreWasmKernel(name: string, mark: symbol): boolean {
-  const replacement = findWasmReplacement(name, mark);
-  if (replacement === undefined) return false;
+  const layers = layersOf(tf.getKernel(name, BACKEND));
+  const at = layers.findIndex((layer) => layer.mark === mark);
+  if (at < 0) return false;
+  let config = layers[at].original;
+  for (let outer = at - 1; outer >= 0; outer--) config = wrapConfig(config, layers[outer].mark, layers[outer].state, layers[outer].wrap);
   tf.unregisterKernel(name, BACKEND);
-  tf.registerKernel(replacement.original);
+  tf.registerKernel(config);
   return true;
 }
 
