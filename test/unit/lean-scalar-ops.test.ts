@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useLeanScalarOps } from "../../lib/src/engine/lean-scalar-ops";
+import { useSpeedups } from "../../lib/src/engine";
 import { Accumulator } from "../../lib/src/metrics";
 import { kernelCalls } from "./kernel-fixtures";
 
@@ -95,6 +96,17 @@ describe.skipIf(!onWasm)("lean scalar ops (wasm backend)", () => {
     expect(calls.get("Sum")).toBe(1);
     expect(grad!.dataSync()[0]).toBe(6); // d(a·a)/da at 3
     tf.dispose([x, grad!]);
+  });
+
+  it("is switched off by useSpeedups(false) and on again by useSpeedups(true)", () => {
+    const x = tf.scalar(1.5);
+    useSpeedups(false);
+    const off = kernelCalls(() => tf.dispose([x.sum(), x.cast("float32")]));
+    useSpeedups(true);
+    const on = kernelCalls(() => tf.dispose([x.sum(), x.cast("float32")]));
+    expect([off.get("Sum"), off.get("Cast")]).toEqual([1, 1]);
+    expect(on.size).toBe(0);
+    x.dispose();
   });
 
   it("gives an Accumulator the same totals, with two Sum kernels fewer for two scalars", () => {
