@@ -19,18 +19,27 @@ import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
  * one float a step, in order. Softmax-CE on 256×10, kernel alone, CPU, best of 11 × 5000 calls, Zen 5
  * (loaded): forward 14.4 → 13.0 µs, gradient 3.65 → 2.0 µs (with `floatBits` no longer allocating).
  * A row is K contiguous floats, n rows (n, K ≥ 1). `useWasmRowLoops(false)` makes the callers
- * run their JavaScript loops again (for comparisons); `useSpeedups(false)` turns the fused kernels off.
+ * run their JavaScript loops again (for comparisons), `useVectorRowPasses(false)` these loops one float
+ * a step throughout (scripts/ab-step.ts `--toggle rowsimd`); `useSpeedups(false)` turns the fused kernels off.
  */
 
 /** On or off, shared by every copy of this module. */
 const STATE = Symbol.for("d2l.useWasmRowLoops");
-const shared = globalThis as { [STATE]?: { enabled: boolean } };
-const state = (shared[STATE] ??= { enabled: true });
+const shared = globalThis as { [STATE]?: { enabled: boolean; vector?: boolean } };
+const state = (shared[STATE] ??= { enabled: true, vector: true });
 
 /** Whether the fused kernels use these loops (default true). */
 export function useWasmRowLoops(on: boolean): void {
   state.enabled = on;
 }
+
+/** Whether the elementwise passes take 4 floats a step (default true) or one (to measure what the vectors save). */
+export function useVectorRowPasses(on: boolean): void {
+  state.vector = on;
+}
+
+/** Whether the module being built gets the vector passes (set by makeRowLoops while it builds). */
+let building = { vector: true };
 
 const f32Const = (value: number) => [0x43, ...new Uint8Array(new Float32Array([value]).buffer)];
 
@@ -68,7 +77,7 @@ const overRow = (P: number, from: number[], END_: number, body: number[]) => [
  * does the scalar body's IEEE float32 operations in its order, so the same bits (rows are K floats,
  * not 4-aligned: the loads and stores are unaligned).
  */
-const overRowBy4 = (P: number, from: number[], END_: number, vector: number[], scalar: number[]) => [
+const overRowBy4 = (P: number, from: number[], END_: number, vector: number[], scalar: number[]) => !building.vector ? overRow(P, from, END_, scalar) : [
   ...from, ...set(P),
   ...BLOCK, ...LOOP,
   ...get(P), ...i32(16), ADD, ...get(END_), GT_U, ...brIf(1),
@@ -282,16 +291,27 @@ export function rowLoops(backend: WasmBackendLike): RowLoops | undefined {
   if (!state.enabled) return undefined;
   const memory = backend.wasm?.asm?.memory;
   if (typeof memory !== "object" || memory === null) return undefined;
-  let loops = made.get(memory);
-  if (loops === undefined) made.set(memory, (loops = makeRowLoops(backend) ?? null));
+  const vector = state.vector !== false;
+  const cache = vector ? made : madeScalar;
+  let loops = cache.get(memory);
+  if (loops === undefined) cache.set(memory, (loops = makeRowLoops(backend, vector) ?? null));
   return loops ?? undefined;
 }
 
-/** The loops made for each backend memory (null where they cannot run), so a kernel call looks up one map. */
+/** The loops made for each backend memory (null where they cannot run), so a kernel call looks up one map; with and without vector passes. */
 const made = new WeakMap<object, RowLoops | null>();
+const madeScalar = new WeakMap<object, RowLoops | null>();
 
-function makeRowLoops(backend: WasmBackendLike): RowLoops | undefined {
-  const make = (name: string, build: () => number[]) => wasmFunction<Call>(backend, `row-loops ${name}`, build, "f");
+function makeRowLoops(backend: WasmBackendLike, vector: boolean): RowLoops | undefined {
+  const make = (name: string, build: () => number[]) =>
+    wasmFunction<Call>(backend, `row-loops ${name}${vector ? "" : " scalar"}`, () => {
+      building = { vector };
+      try {
+        return build();
+      } finally {
+        building = { vector: true };
+      }
+    }, "f");
   const loops = {
     shift: make("shift", shiftWasm),
     sum: make("sum", rowSumWasm),
