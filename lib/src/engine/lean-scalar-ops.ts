@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
  * its count of correct predictions: two Sum kernels of one value each), then casts every kept sum to
  * float32 when it reads the total (two same-dtype Casts a step, at the epoch's end). Each went through
  * `runKernel` (the registry, a scope, a kernel-depth bracket, a new buffer or a shared one, the
- * tensor's tracking): ~3 µs of a softmax-regression step's ~500 µs each on the calling thread.
+ * tensor's tracking): 2-3 µs each of a softmax-regression step's 400-500 µs on the calling thread (Zen 5, loaded).
  * On the wasm backend, outside gradient tapes, these make the result as a new tensor on the input's
  * buffer (one more reference, tracked in the active scope, as lean-clone.ts makes a saved tensor),
  * without a kernel.
