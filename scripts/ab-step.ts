@@ -15,7 +15,7 @@
  * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), mlpfuse (relugrad and dense),
  * all (the first five), none (A and B the same: the noise), spin (idle workers watching --spin µs
  * for the next job, against sleeping at once; with --threads 2), threads (--threads N threads against
- * one). It also prints the calling thread's own CPU time a step (Linux's schedstat).
+ * one), scalars (lean-scalar-ops.ts), rowsimd (row-loops.ts's f32x4 passes against one float a step), sce (both). It also prints the calling thread's own CPU time a step (Linux's schedstat).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -24,13 +24,14 @@ import * as d2l from "../lib/src/index";
 import { useFastWasmMatMul } from "../lib/src/engine/wasm-matmul";
 import { useFusedSoftmax } from "../lib/src/engine/fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
-import { useWasmRowLoops } from "../lib/src/engine/row-loops";
+import { useVectorRowPasses, useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
 import { useSplitSgdStep } from "../lib/src/engine/sgd-step";
 import { restoreReluGrad, useOneKernelReluGrad } from "../lib/src/engine/wasm-relu-grad";
 import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
 import { useInterruptRecovery } from "../lib/src/engine/interrupt";
 import { setSpin } from "../lib/src/engine/thread-pool";
+import { useLeanScalarOps } from "../lib/src/engine/lean-scalar-ops";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -56,6 +57,12 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   spin: (on) => setSpin(on ? spinMicros : 0),
   /** --threads threads (B) against one (A): the split's gain, both in one process. */
   threads: (on) => d2l.setThreads(on ? threadCount : 1),
+  /** lean-scalar-ops.ts's sum of one value and same-dtype cast without a kernel (the Accumulator's, every step). */
+  scalars: (on) => useLeanScalarOps(on),
+  /** row-loops.ts's elementwise passes 4 floats a step against one (the fused softmax, cross-entropy and softmax-CE kernels). */
+  rowsimd: (on) => useVectorRowPasses(on),
+  /** The softmax-CE work of 6 December 2026 (evening): scalars and rowsimd. */
+  sce: (on) => ["scalars", "rowsimd"].forEach((name) => TOGGLES[name](on)),
 };
 
 const { values: v } = parseArgs({

@@ -6,20 +6,32 @@ import { kernelCalls, values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 
-/** Logits spread over [-scale, scale), a row of equal logits, a row with one huge logit; labels 0..k-1 and one out of range. */
-function inputs(n: number, k: number, scale: number): { logits: tf.Tensor2D; y: tf.Tensor1D } {
+/**
+ * Logits spread over [-scale, scale), a row of equal logits, a row with one huge logit; labels 0..k-1 and one out of range.
+ * With `specials` (n ≥ 9), rows 3-8 hold NaN first, NaN later, +Infinity, −Infinity, both, and −Infinity everywhere.
+ */
+function inputs(n: number, k: number, scale: number, specials = false): { logits: tf.Tensor2D; y: tf.Tensor1D } {
   const o = values(n * k, 7 + k).map((v) => scale * v);
   o.fill(0.25, 0, k); // row 0: all equal
   if (n > 1) o[k + 1] = 80; // row 1: exp would overflow without the shift
+  if (specials) {
+    o[3 * k] = NaN; // the row's max stays NaN (nothing is > NaN)
+    o[4 * k + 1] = NaN; // a NaN after the max
+    o[5 * k + 1] = Infinity; // the max: Inf − Inf is NaN
+    o[6 * k] = -Infinity; // exp(−Inf) = 0
+    o[7 * k] = Infinity;
+    o[7 * k + 1] = -Infinity;
+    o.fill(-Infinity, 8 * k, 9 * k); // the max −Inf: −Inf − (−Inf) is NaN
+  }
   const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % k);
   if (n > 2) labels[2] = k; // out of range: tf.oneHot gives a row of zeros (ε/K with smoothing)
   return { logits: tf.tensor2d(o, [n, k]), y: tf.tensor1d(labels, "int32") };
 }
 
 /** The loss per example and the gradient of Σ loss·w (w a fixed weight per example) with respect to the logits, as float32 bits. */
-function lossAndGradient(n: number, k: number, scale: number, labelSmoothing: number): [Uint32Array, Uint32Array] {
+function lossAndGradient(n: number, k: number, scale: number, labelSmoothing: number, specials = false): [Uint32Array, Uint32Array] {
   const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
-  const { logits, y } = inputs(n, k, scale);
+  const { logits, y } = inputs(n, k, scale, specials);
   const x = tf.variable(logits);
   const [loss, grad] = tf.tidy(() => {
     const w = tf.tensor1d(values(n, 99).map((v) => 1 + v));
@@ -46,6 +58,18 @@ describe.skipIf(!onWasm)("fused softmaxCrossEntropy (wasm backend)", () => {
     const before = tf.memory().numTensors;
     const [fusedLoss, fusedGrad] = lossAndGradient(n, k, scale, eps);
     expect(tf.memory().numTensors).toBe(before);
+    expect(fusedLoss).toEqual(opsLoss);
+    expect(fusedGrad).toEqual(opsGrad);
+  });
+
+  it.each([[12, 10, 0], [12, 3, 0.1], [9, 2, 0.25]])("gives the ops' bits on NaN and ±Infinity logits too: n %i, K %i, ε %f", (n, k, eps) => {
+    useFusedSoftmaxCrossEntropy(false);
+    const [opsLoss, opsGrad] = lossAndGradient(n, k, 4, eps, true);
+    useFusedSoftmaxCrossEntropy(true);
+    const [fusedLoss, fusedGrad] = lossAndGradient(n, k, 4, eps, true);
+    const nonFinite = (x: Uint32Array, width: number) => Array.from({ length: n }, (_, i) => new Float32Array(x.buffer).subarray(i * width, (i + 1) * width).some((v) => !Number.isFinite(v)));
+    expect(nonFinite(opsLoss, 1)).toEqual(Array.from({ length: n }, (_, i) => i >= 3 && i < 9)); // the specials reach the loss, only in their rows
+    expect(nonFinite(opsGrad, k).filter(Boolean).length).toBeGreaterThanOrEqual(5);
     expect(fusedLoss).toEqual(opsLoss);
     expect(fusedGrad).toEqual(opsGrad);
   });

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
-import { useWasmRowLoops } from "../../lib/src/engine/row-loops";
+import { useVectorRowPasses, useWasmRowLoops } from "../../lib/src/engine/row-loops";
 import { softmaxCrossEntropy } from "../../lib/src/engine/fused-softmax-ce";
 import { softmax } from "../../lib/src/engine/fused-softmax";
 import { crossEntropy } from "../../lib/src/engine/fused-cross-entropy";
@@ -56,6 +56,7 @@ function run(n: number, k: number): (number | string)[][] {
 describe.skipIf(!onWasm)("row loops in WebAssembly (wasm backend)", () => {
   afterAll(() => {
     useWasmRowLoops(true);
+    useVectorRowPasses(true);
     useSpeedups(true);
   });
   it.each([[256, 10], [9, 3], [6, 2], [1, 1], [2, 17]])("give the JavaScript loops' floats bit for bit: n %i, K %i", (n, k) => {
@@ -76,5 +77,9 @@ describe.skipIf(!onWasm)("row loops in WebAssembly (wasm backend)", () => {
     const wasm = run(n, k);
     expect(tf.memory().numTensors).toBe(before);
     expect(wasm).toEqual(js);
+    useVectorRowPasses(false); // one float a step throughout
+    const scalar = run(n, k);
+    useVectorRowPasses(true);
+    expect(scalar).toEqual(js);
   });
 });

@@ -25,6 +25,7 @@ import { useFusedSoftmax } from "./fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 import { restoreReluGrad, useOneKernelReluGrad } from "./wasm-relu-grad";
+import { useLeanScalarOps } from "./lean-scalar-ops";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -47,7 +48,8 @@ export { getThreads, setThreads } from "./thread-pool";
  * while recording (fused-matmul-grad.ts); tensors saved for a gradient are
  * shared without a kernel (lean-clone.ts); d2l.softmaxCrossEntropy, d2l.crossEntropy, d2l.softmax and d2l.accuracy, a mean's
  * gradient and tf.train.sgd's step are one kernel each (fused-softmax-ce.ts, fused-cross-entropy.ts,
- * fused-softmax.ts, fused-accuracy.ts, mean-grad.ts, sgd-step.ts), as is a ReLU's gradient (wasm-relu-grad.ts). Fixes of wrong results stay on either way.
+ * fused-softmax.ts, fused-accuracy.ts, mean-grad.ts, sgd-step.ts), as is a ReLU's gradient (wasm-relu-grad.ts); a sum of one
+ * value and a cast to a tensor's own dtype (d2l's Accumulator, every step) share the buffer without a kernel (lean-scalar-ops.ts). Fixes of wrong results stay on either way.
  * Not in d2l.
  */
 export function useSpeedups(enabled: boolean): void {
@@ -73,6 +75,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedSoftmax(false);
     restoreWasmExp();
     restoreReluGrad();
+    useLeanScalarOps(false);
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -97,6 +100,7 @@ export function useSpeedups(enabled: boolean): void {
     useFusedSoftmax(true);
     useSimdWasmExp();
     useOneKernelReluGrad();
+    useLeanScalarOps(true);
   }
 }
 

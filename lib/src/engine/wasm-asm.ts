@@ -84,6 +84,12 @@ export const ZERO_F32X4 = splatF32(0);
 export const F32X4_ADD = [0xfd, 0xe4, 0x01];
 export const F32X4_MUL = [0xfd, 0xe6, 0x01];
 export const F32X4_DIV = [0xfd, 0xe7, 0x01];
+/** What row-loops.ts's vector passes use besides: splats, i32x4.add and i32x4.eq (a lane's column against the label), a v128.const of four int32s. */
+export const I32X4_SPLAT = [0xfd, 0x11];
+export const F32X4_SPLAT = [0xfd, 0x13];
+export const I32X4_ADD = [0xfd, 0xae, 0x01];
+export const I32X4_EQ = [0xfd, 0x37];
+export const v128I32 = (lanes: [number, number, number, number]) => [0xfd, 0x0c, ...new Uint8Array(Int32Array.from(lanes).buffer)];
 
 /** Local declarations: [count, type] runs. */
 export const locals = (...runs: [number, number][]) => [...leb(runs.length), ...runs.flatMap(([n, t]) => [...leb(n), t])];
