@@ -15,7 +15,7 @@
  * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), mlpfuse (relugrad and dense),
  * all (the first five), none (A and B the same: the noise), spin (idle workers watching --spin µs
  * for the next job, against sleeping at once; with --threads 2), threads (--threads N threads against
- * one). It also prints the calling thread's own CPU time a step (Linux's schedstat).
+ * one), gradients (lean-gradients.ts's Engine.gradients against tfjs's). It also prints the calling thread's own CPU time a step (Linux's schedstat).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -31,6 +31,7 @@ import { restoreReluGrad, useOneKernelReluGrad } from "../lib/src/engine/wasm-re
 import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
 import { useInterruptRecovery } from "../lib/src/engine/interrupt";
 import { setSpin } from "../lib/src/engine/thread-pool";
+import { restoreGradients, useLeanGradients } from "../lib/src/engine/lean-gradients";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -56,6 +57,8 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   spin: (on) => setSpin(on ? spinMicros : 0),
   /** --threads threads (B) against one (A): the split's gain, both in one process. */
   threads: (on) => d2l.setThreads(on ? threadCount : 1),
+  /** lean-gradients.ts's port of Engine.gradients (Sets, no zeros for the fused kernels' unused outputs) against tfjs's. */
+  gradients: (on) => void (on ? useLeanGradients() : restoreGradients()),
 };
 
 const { values: v } = parseArgs({

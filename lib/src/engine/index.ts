@@ -24,6 +24,7 @@ import { useFusedSoftmax } from "./fused-softmax";
 import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 import { restoreReluGrad, useOneKernelReluGrad } from "./wasm-relu-grad";
+import { restoreGradients, useLeanGradients } from "./lean-gradients";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -72,12 +73,14 @@ export function useSpeedups(enabled: boolean): void {
     useFusedSoftmax(false);
     restoreWasmExp();
     restoreReluGrad();
+    restoreGradients();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
   useLazyFusedMatMulGradient();
   useLazyFusedConv2dGradient();
   useDirectSequential();
+  useLeanGradients();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
