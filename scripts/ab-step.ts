@@ -15,7 +15,8 @@
  * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), mlpfuse (relugrad and dense),
  * all (the first five), none (A and B the same: the noise), spin (idle workers watching --spin µs
  * for the next job, against sleeping at once; with --threads 2), threads (--threads N threads against
- * one), gradients (lean-gradients.ts's Engine.gradients against tfjs's). It also prints the calling thread's own CPU time a step (Linux's schedstat).
+ * one), gradients (lean-gradients.ts's Engine.gradients against tfjs's), endscope
+ * (lean-end-scope.ts's Engine.endScope), engine (both). It also prints the calling thread's own CPU time a step (Linux's schedstat).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -32,6 +33,7 @@ import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
 import { useInterruptRecovery } from "../lib/src/engine/interrupt";
 import { setSpin } from "../lib/src/engine/thread-pool";
 import { restoreGradients, useLeanGradients } from "../lib/src/engine/lean-gradients";
+import { restoreEndScope, useLeanEndScope } from "../lib/src/engine/lean-end-scope";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -59,6 +61,10 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   threads: (on) => d2l.setThreads(on ? threadCount : 1),
   /** lean-gradients.ts's port of Engine.gradients (Sets, no zeros for the fused kernels' unused outputs) against tfjs's. */
   gradients: (on) => void (on ? useLeanGradients() : restoreGradients()),
+  /** lean-end-scope.ts's endScope for one tensor or none against tfjs's. */
+  endscope: (on) => void (on ? useLeanEndScope() : restoreEndScope()),
+  /** This session's engine work (issues 23/26): gradients and endscope. */
+  engine: (on) => ["gradients", "endscope"].forEach((name) => TOGGLES[name](on)),
 };
 
 const { values: v } = parseArgs({

@@ -120,10 +120,12 @@ async function main(): Promise<void> {
   const job = makeJob(model, lr);
   const firstBatches = (n: number): Iterable<d2l.Batch> => ({
     *[Symbol.iterator]() {
-      let i = 0;
-      for (const batch of trainIter) {
-        if (i++ >= n) return;
-        yield batch;
+      // round the epoch as often as needed (a profile wants more steps than an epoch has)
+      for (let i = 0; ; ) {
+        for (const batch of trainIter) {
+          if (i++ >= n) return;
+          yield batch;
+        }
       }
     },
   });

@@ -25,6 +25,7 @@ import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 import { restoreReluGrad, useOneKernelReluGrad } from "./wasm-relu-grad";
 import { restoreGradients, useLeanGradients } from "./lean-gradients";
+import { restoreEndScope, useLeanEndScope } from "./lean-end-scope";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -74,6 +75,7 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmExp();
     restoreReluGrad();
     restoreGradients();
+    restoreEndScope();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
@@ -81,6 +83,7 @@ export function useSpeedups(enabled: boolean): void {
   useLazyFusedConv2dGradient();
   useDirectSequential();
   useLeanGradients();
+  useLeanEndScope();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();
