@@ -1,5 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const { arraysEqual, sizeFromShape } = tf.util;
+const tfEngine = tf.engine;
+
 /**
  * Replaces tfjs-core's `Engine.gradients` (what `tf.grad`, `tf.variableGrads` and every optimizer's
  * `minimize` run once a training step) by a port of it, tfjs-core 4.22's engine.ts and tape.ts, that
@@ -138,7 +143,7 @@ function backpropagate(engine: EngineInternals, accumulated: Map<number, tf.Tens
         );
       }
       const x = node.inputs[inputName];
-      if (!tf.util.arraysEqual(dx.shape, x.shape)) {
+      if (!arraysEqual(dx.shape, x.shape)) {
         throw new Error(
           `Error in gradient for op ${node.kernelName}. The gradient of input '${inputName}' has shape '${dx.shape}', which does not match the shape of the input '${x.shape}'`,
         );
@@ -172,7 +177,7 @@ const leanGradients: Gradients = function (this: EngineInternals, f, xs, dy, all
   }
   return this.tidy("backward", () => {
     const accumulated = new Map<number, tf.Tensor>();
-    accumulated.set(y.id, dy ?? this.makeTensor(new Float32Array(tf.util.sizeFromShape(y.shape)).fill(1), y.shape, "float32"));
+    accumulated.set(y.id, dy ?? this.makeTensor(new Float32Array(sizeFromShape(y.shape)).fill(1), y.shape, "float32"));
     backpropagate(this, accumulated, filteredTape);
     const grads = xs.map((x) => accumulated.get(x.id)!);
     if (this.state.gradientDepth === 0) {
@@ -188,7 +193,7 @@ const MARK = Symbol.for("d2l.useLeanGradients");
 
 /** Makes the engine compute gradients with the port above. Idempotent. */
 export function useLeanGradients(): void {
-  const engine = tf.engine() as unknown as EngineInternals;
+  const engine = tfEngine() as unknown as EngineInternals;
   if ((engine.gradients as { [MARK]?: boolean })[MARK]) return;
   const lean = ((...args: Parameters<Gradients>) => leanGradients.apply(engine, args)) as Gradients & { [MARK]?: boolean };
   lean[MARK] = true;
@@ -197,7 +202,7 @@ export function useLeanGradients(): void {
 
 /** Puts tfjs's own Engine.gradients back; returns whether anything changed. */
 export function restoreGradients(): boolean {
-  const engine = tf.engine() as unknown as EngineInternals;
+  const engine = tfEngine() as unknown as EngineInternals;
   if (!(engine.gradients as { [MARK]?: boolean })[MARK]) return false;
   delete (engine as { gradients?: unknown }).gradients;
   return true;
