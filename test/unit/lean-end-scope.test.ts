@@ -95,3 +95,21 @@ describe("useLeanEndScope", () => {
     tf.dispose([a, b]);
   });
 });
+
+describe("useSpeedups and the engine's lean methods", () => {
+  it("useSpeedups(false) gives tfjs's own Engine.gradients and endScope back, and (true) installs ours again", async () => {
+    const { useSpeedups } = await import("../../lib/src/engine/index");
+    const engine = tf.engine() as unknown as Record<string, unknown>;
+    const proto = Object.getPrototypeOf(engine) as Record<string, unknown>;
+    useSpeedups(false);
+    try {
+      expect(engine.gradients).toBe(proto.gradients);
+      expect(engine.endScope).toBe(proto.endScope);
+    } finally {
+      useSpeedups(true);
+    }
+    expect(engine.gradients).not.toBe(proto.gradients);
+    expect(engine.endScope).not.toBe(proto.endScope);
+    expect(Object.prototype.hasOwnProperty.call(engine, "gradients") && Object.prototype.hasOwnProperty.call(engine, "endScope")).toBe(true);
+  });
+});
