@@ -15,7 +15,9 @@
  * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), mlpfuse (relugrad and dense),
  * all (the first five), none (A and B the same: the noise), spin (idle workers watching --spin µs
  * for the next job, against sleeping at once; with --threads 2), threads (--threads N threads against
- * one), scalars (lean-scalar-ops.ts), rowsimd (row-loops.ts's f32x4 passes against one float a step), sce (both). It also prints the calling thread's own CPU time a step (Linux's schedstat).
+ * one), scalars (lean-scalar-ops.ts), rowsimd (row-loops.ts's f32x4 passes against one float a step), sce (both),
+ * gradients (lean-gradients.ts's Engine.gradients against tfjs's), endscope
+ * (lean-end-scope.ts's Engine.endScope), engine (both). It also prints the calling thread's own CPU time a step (Linux's schedstat).
  */
 import { parseArgs } from "node:util";
 import { cpus } from "node:os";
@@ -32,6 +34,8 @@ import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
 import { useInterruptRecovery } from "../lib/src/engine/interrupt";
 import { setSpin } from "../lib/src/engine/thread-pool";
 import { useLeanScalarOps } from "../lib/src/engine/lean-scalar-ops";
+import { restoreGradients, useLeanGradients } from "../lib/src/engine/lean-gradients";
+import { restoreEndScope, useLeanEndScope } from "../lib/src/engine/lean-end-scope";
 import { DEFAULTS, MODELS, type Model, makeJob } from "./bench-models";
 
 const TOGGLES: Record<string, (on: boolean) => void> = {
@@ -63,6 +67,12 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   rowsimd: (on) => useVectorRowPasses(on),
   /** The softmax-CE work of 6 December 2026 (evening): scalars and rowsimd. */
   sce: (on) => ["scalars", "rowsimd"].forEach((name) => TOGGLES[name](on)),
+  /** lean-gradients.ts's port of Engine.gradients (Sets, no zeros for the fused kernels' unused outputs) against tfjs's. */
+  gradients: (on) => void (on ? useLeanGradients() : restoreGradients()),
+  /** lean-end-scope.ts's endScope for one tensor or none against tfjs's. */
+  endscope: (on) => void (on ? useLeanEndScope() : restoreEndScope()),
+  /** This session's engine work (issues 23/26): gradients and endscope. */
+  engine: (on) => ["gradients", "endscope"].forEach((name) => TOGGLES[name](on)),
 };
 
 const { values: v } = parseArgs({

@@ -1,5 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const tfEngine = tf.engine;
+const { getBackend, getKernel } = tf;
+
 /**
  * tfjs-core 4.x computes `tf.fused.matMul` (what `tf.layers.dense` calls) through `tf.customGrad`,
  * whose gradient function returns the gradients of A, B and the bias all at once: a dense layer
@@ -24,7 +29,7 @@ const fused = tf.fused as { matMul: MarkedFusedMatMul };
 function lazyGradientMatMul(original: FusedMatMul): MarkedFusedMatMul {
   const wrapper: MarkedFusedMatMul = (args) => {
     const { a, b, transposeA = false, transposeB = false, bias, activation = "linear", preluActivationWeights } = args;
-    if (activation === "relu" && preluActivationWeights == null && tf.engine().state.gradientDepth > 0) {
+    if (activation === "relu" && preluActivationWeights == null && tfEngine().state.gradientDepth > 0) {
       // tfjs-core's unfused path, relu(X·W + b), with X·W + b as D2lDenseLinear (4.3's hidden layer)
       const dense = denseLinear(a, b, transposeA, transposeB, bias);
       if (dense === undefined) return original(args);
@@ -32,7 +37,7 @@ function lazyGradientMatMul(original: FusedMatMul): MarkedFusedMatMul {
       dense.dispose();
       return y;
     }
-    if (activation !== "linear" || preluActivationWeights != null || tf.engine().state.gradientDepth === 0) {
+    if (activation !== "linear" || preluActivationWeights != null || tfEngine().state.gradientDepth === 0) {
       return original(args);
     }
     const dense = denseLinear(a, b, transposeA, transposeB, bias);
@@ -69,8 +74,8 @@ export function useDenseKernel(on: boolean): void {
 }
 
 function registerDense(): boolean {
-  if (tf.getKernel(DENSE, "wasm") !== undefined) return true;
-  if (tf.getKernel(tf._FusedMatMul, "wasm") === undefined) return false;
+  if (getKernel(DENSE, "wasm") !== undefined) return true;
+  if (getKernel(tf._FusedMatMul, "wasm") === undefined) return false;
   tf.registerKernel({
     kernelName: DENSE,
     backendName: "wasm",
@@ -78,7 +83,7 @@ function registerDense(): boolean {
     // 3-D views of X and W as tf.fused.matMul passes them (tfjs's kernel reads the batch from axis 0)
     kernelFunc: (args) => {
       const { a, b, bias } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias: tf.TensorInfo };
-      const out = tf.getKernel(tf._FusedMatMul, "wasm")!.kernelFunc({
+      const out = getKernel(tf._FusedMatMul, "wasm")!.kernelFunc({
         inputs: { a: { ...a, shape: [1, ...a.shape] }, b: { ...b, shape: [1, ...b.shape] }, bias },
         backend: args.backend,
         attrs: { transposeA: false, transposeB: false, activation: "linear", leakyreluAlpha: 0.2 } as unknown as tf.NamedAttrMap,
@@ -102,11 +107,11 @@ function registerDense(): boolean {
 
 /** X·W + b as D2lDenseLinear where it applies (see above), else undefined. */
 function denseLinear(a: unknown, b: unknown, transposeA: boolean, transposeB: boolean, bias: unknown): tf.Tensor | undefined {
-  if (!denseState.enabled || transposeA || transposeB || tf.getBackend() !== "wasm" || tf.engine().state.gradientDepth !== 1) return undefined;
+  if (!denseState.enabled || transposeA || transposeB || getBackend() !== "wasm" || tfEngine().state.gradientDepth !== 1) return undefined;
   if (!(a instanceof tf.Tensor && b instanceof tf.Tensor && bias instanceof tf.Tensor)) return undefined;
   if (a.rank !== 2 || b.rank !== 2 || bias.rank !== 1 || a.shape[1] !== b.shape[0] || bias.shape[0] !== b.shape[1]) return undefined;
   if (a.dtype !== "float32" || b.dtype !== "float32" || bias.dtype !== "float32" || !registerDense()) return undefined;
-  return tf.engine().runKernel(DENSE, { a, b, bias }) as tf.Tensor;
+  return tfEngine().runKernel(DENSE, { a, b, bias }) as tf.Tensor;
 }
 
 /**

@@ -26,6 +26,8 @@ import { restoreWasmExp, useSimdWasmExp } from "./wasm-exp";
 import { restoreSplitWasmSigmoid, useSplitWasmSigmoid } from "./wasm-sigmoid";
 import { restoreReluGrad, useOneKernelReluGrad } from "./wasm-relu-grad";
 import { useLeanScalarOps } from "./lean-scalar-ops";
+import { restoreGradients, useLeanGradients } from "./lean-gradients";
+import { restoreEndScope, useLeanEndScope } from "./lean-end-scope";
 
 export { recoverFromInterrupt, useInterruptRecovery } from "./interrupt";
 export { getThreads, setThreads } from "./thread-pool";
@@ -76,12 +78,16 @@ export function useSpeedups(enabled: boolean): void {
     restoreWasmExp();
     restoreReluGrad();
     useLeanScalarOps(false);
+    restoreGradients();
+    restoreEndScope();
     return;
   }
   useThreads(true, (tf.backend() as unknown as WasmBackendLike).wasm?.asm?.memory);
   useLazyFusedMatMulGradient();
   useLazyFusedConv2dGradient();
   useDirectSequential();
+  useLeanGradients();
+  useLeanEndScope();
   if (tf.getBackend() === "wasm") {
     useFastWasmMatMul();
     useSharedWasmBuffers();

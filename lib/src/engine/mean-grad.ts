@@ -1,6 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { type GradientMap, type WasmBackendLike, heapF32, replaceGradient, restoreGradient } from "./wasm-kernels";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const { getBackend, getKernel } = tf;
+const tfEngine = tf.engine;
+
 /**
  * tfjs-core 4.x's gradient of Mean is `reshape(dy) · ones(x.shape) / n`: a Reshape, a tensor of ones
  * written to the backend, a Mul, a scalar n written and a RealDiv, each through tfjs's engine (scopes,
@@ -30,17 +35,17 @@ function meanGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown;
 function oneKernelGradient(dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): GradientMap | undefined {
   const [x] = saved;
   const g = dy as tf.Tensor;
-  const ours = tf.getBackend() === "wasm" && (tf.engine().state as { gradientDepth: number }).gradientDepth === 0 &&
-    g.size === 1 && g.dtype === "float32" && x.dtype === "float32" && x.size > 0 && tf.getKernel(KERNEL, "wasm") !== undefined;
+  const ours = getBackend() === "wasm" && (tfEngine().state as { gradientDepth: number }).gradientDepth === 0 &&
+    g.size === 1 && g.dtype === "float32" && x.dtype === "float32" && x.size > 0 && getKernel(KERNEL, "wasm") !== undefined;
   if (!ours) return undefined;
   // dy is a single value only when every axis was reduced: n is x's size
   const kernelAttrs = { shape: x.shape, n: x.size } as unknown as tf.NamedAttrMap;
-  return { x: () => tf.engine().runKernel(KERNEL, { dy: g }, kernelAttrs) as tf.Tensor };
+  return { x: () => tfEngine().runKernel(KERNEL, { dy: g }, kernelAttrs) as tf.Tensor };
 }
 
 /** Makes the gradient of a mean over every axis one wasm kernel (see above). Idempotent; false where tfjs has no Mean gradient. */
 export function useOneKernelMeanGrad(): boolean {
-  if (tf.getKernel(KERNEL, "wasm") === undefined && tf.findBackend("wasm") !== null) {
+  if (getKernel(KERNEL, "wasm") === undefined && tf.findBackend("wasm") !== null) {
     tf.registerKernel({ kernelName: KERNEL, backendName: "wasm", kernelFunc: meanGradKernel as unknown as tf.KernelFunc });
   }
   return replaceGradient(tf.Mean, MARK, oneKernelGradient);

@@ -3,6 +3,12 @@ import { ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_REINTERPRET_I32, I3
 import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { type WasmBackendLike, wasmKernel } from "./wasm-kernels";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const { arraysEqual, sizeFromShape } = tf.util;
+const { getBackend, getKernel, tidy } = tf;
+const tfEngine = tf.engine;
+
 /**
  * Replaces `tf.train.sgd`'s step (tfjs-core's `SGDOptimizer.applyGradients`): for each variable, in a
  * `tf.tidy`, `add(mul(c, gradient), value)` with c = −lr, then `value.assign`: two kernels and two
@@ -64,7 +70,7 @@ function sgdStepKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; 
   const { value, gradient } = args.inputs as { value: tf.TensorInfo; gradient: tf.TensorInfo };
   const c = Math.fround((args.attrs as { c: number }).c);
   const backend = args.backend as WasmBackendLike;
-  const size = tf.util.sizeFromShape(value.shape);
+  const size = sizeFromShape(value.shape);
   const out = backend.makeOutput(value.shape, "float32");
   const [pg, pv, po] = [backend.getMemoryOffset(gradient.dataId), backend.getMemoryOffset(value.dataId), backend.getMemoryOffset(out.dataId)];
   const simd = wasmKernel(backend, "sgd-step", sgdStepWasm, "s");
@@ -95,26 +101,26 @@ type Apply = SgdInternals["applyGradients"] & { [MARK]?: SgdInternals["applyGrad
 
 /** Makes tf.train.sgd's step one wasm kernel a variable (see above). Idempotent. */
 export function useOneKernelSgd(): void {
-  if (tf.getKernel(KERNEL, "wasm") === undefined && tf.findBackend("wasm") !== null) {
+  if (getKernel(KERNEL, "wasm") === undefined && tf.findBackend("wasm") !== null) {
     tf.registerKernel({ kernelName: KERNEL, backendName: "wasm", kernelFunc: sgdStepKernel as unknown as tf.KernelFunc });
   }
   const proto = tf.SGDOptimizer.prototype as unknown as SgdInternals;
   if ((proto.applyGradients as Apply)[MARK]) return;
   const own = proto.applyGradients;
   const apply: Apply = function (this: SgdInternals, variableGradients) {
-    if (tf.getBackend() !== "wasm" || tf.getKernel(KERNEL, "wasm") === undefined || this.c.dtype !== "float32") {
+    if (getBackend() !== "wasm" || getKernel(KERNEL, "wasm") === undefined || this.c.dtype !== "float32") {
       return own.call(this, variableGradients);
     }
     const c = this.c.dataSync()[0]; // −lr as tfjs holds it (float32); a read of wasm memory, no wait
     const named = Array.isArray(variableGradients) ? variableGradients : Object.keys(variableGradients).map((name) => ({ name, tensor: variableGradients[name] }));
-    const variables = tf.engine().registeredVariables;
+    const variables = tfEngine().registeredVariables;
     for (const { name, tensor: gradient } of named) {
       if (gradient == null) continue;
       const value = variables[name];
-      tf.tidy(() => {
-        const ours = value.dtype === "float32" && gradient.dtype === "float32" && tf.util.arraysEqual(value.shape, gradient.shape);
+      tidy(() => {
+        const ours = value.dtype === "float32" && gradient.dtype === "float32" && arraysEqual(value.shape, gradient.shape);
         const newValue = ours
-          ? (tf.engine().runKernel(KERNEL, { value, gradient }, { c } as unknown as tf.NamedAttrMap) as tf.Tensor)
+          ? (tfEngine().runKernel(KERNEL, { value, gradient }, { c } as unknown as tf.NamedAttrMap) as tf.Tensor)
           : tf.add(tf.mul(this.c, gradient), value);
         value.assign(newValue);
       });

@@ -9,6 +9,10 @@ import { relaxedSimdAvailable } from "./relaxed-simd";
 import { gradientMatMul } from "./skinny-gradient";
 import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const { sizeFromShape } = tf.util;
+
 /**
  * WebAssembly SIMD kernels for the products of chapter 3, whose result has few columns: the
  * softmax regression's X·W (256×784 · 784×10) and its weight gradient Xᵀ·dY (784×256 · 256×10).
@@ -319,7 +323,7 @@ function skinnyShape(
   const [m, k] = transposeA ? [ac, ar] : [ar, ac];
   const [kb, n] = transposeB ? [bc, br] : [br, bc];
   if (k !== kb || m < 1 || k < 1 || n < 1 || n > SKINNY_MAX_COLUMNS) return undefined;
-  if (bias !== undefined && (tf.util.sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
+  if (bias !== undefined && (sizeFromShape(bias.shape) !== n || bias.shape[bias.shape.length - 1] !== n)) return undefined;
   const batch = (a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2);
   return { m, k, n, batch };
 }

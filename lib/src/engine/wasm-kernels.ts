@@ -1,6 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { importingSharedMemory } from "./shared-memory";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const { sizeFromShape } = tf.util;
+const { getKernel } = tf;
+
 const BACKEND = "wasm";
 
 /** What d2l's wasm kernels use of the wasm backend (structural, so lib needs no wasm type import). */
@@ -13,18 +18,18 @@ export interface WasmBackendLike {
 }
 
 /** A float32 view of a tensor's buffer in the wasm memory (made after any allocation, which may grow it). */
-export function heapF32(backend: WasmBackendLike, info: tf.TensorInfo, size = tf.util.sizeFromShape(info.shape)): Float32Array {
+export function heapF32(backend: WasmBackendLike, info: tf.TensorInfo, size = sizeFromShape(info.shape)): Float32Array {
   return new Float32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
 }
 
 /** An int32 view of a tensor's buffer in the wasm memory (made after any allocation, which may grow it). */
-export function heapI32(backend: WasmBackendLike, info: tf.TensorInfo, size = tf.util.sizeFromShape(info.shape)): Int32Array {
+export function heapI32(backend: WasmBackendLike, info: tf.TensorInfo, size = sizeFromShape(info.shape)): Int32Array {
   return new Int32Array(backend.wasm!.HEAPU8!.buffer, backend.getMemoryOffset(info.dataId), size);
 }
 
 /** The wasm backend's own unary kernel `name` (Exp, Log) applied to a buffer, outside the engine: its output is the caller's to free. */
 export function applyWasmUnary(name: string, x: tf.TensorInfo, backend: WasmBackendLike): tf.TensorInfo {
-  const kernel = tf.getKernel(name, BACKEND);
+  const kernel = getKernel(name, BACKEND);
   if (kernel === undefined) throw new Error(`the wasm backend has no ${name} kernel`);
   return kernel.kernelFunc({ inputs: { x }, backend: backend as unknown as tf.KernelBackend, attrs: {} }) as tf.TensorInfo;
 }
@@ -45,7 +50,7 @@ export function registerFusedKernels(
 
 /** Whether a matrix product's operand of this shape is a single matrix (its batch dimensions, if any, are all 1). */
 export function singleBatch(shape: number[]): boolean {
-  return shape.length >= 2 && tf.util.sizeFromShape(shape.slice(0, -2)) === 1;
+  return shape.length >= 2 && sizeFromShape(shape.slice(0, -2)) === 1;
 }
 
 /** Modules instantiated so far, by backend memory and key; null where they could not be (no SIMD). */

@@ -6,6 +6,11 @@ import {
   type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, singleBatch, wasmFunction,
 } from "./wasm-kernels";
 
+// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
+// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
+const { getKernel } = tf;
+const { sizeFromShape } = tf.util;
+
 /**
  * The wasm backend (@tensorflow/tfjs-backend-wasm 4.x) multiplies with XNNPACK only when neither
  * operand is transposed and both have a single batch; any transpose flag falls to a scalar loop
@@ -119,7 +124,7 @@ function transposeLast2(x: tf.TensorInfo, backend: WasmBackendLike, settings: Se
     t(backend.getMemoryOffset(x.dataId), backend.getMemoryOffset(out.dataId), m, n);
     return out;
   }
-  const transpose = tf.getKernel(tf.Transpose, BACKEND)!.kernelFunc;
+  const transpose = getKernel(tf.Transpose, BACKEND)!.kernelFunc;
   const run = (shape: number[], perm: number[]) => {
     const out = transpose({ inputs: { x: { ...x, shape } }, backend: backend as never, attrs: { perm } }) as tf.TensorInfo;
     out.shape = outShape;
@@ -141,8 +146,8 @@ function chooseRewrite(
   if (settings.rewrite !== "auto") {
     return settings.rewrite;
   }
-  const sizeA = tf.util.sizeFromShape(a);
-  const sizeB = tf.util.sizeFromShape(b);
+  const sizeA = sizeFromShape(a);
+  const sizeB = sizeFromShape(b);
   const rows = transposeA ? a[a.length - 1] : a[a.length - 2];
   const cols = transposeB ? b[b.length - 2] : b[b.length - 1];
   // "operands" transposes the flagged ones and XNNPACK packs op(B);
