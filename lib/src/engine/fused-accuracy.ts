@@ -2,11 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, heapF32, heapI32 } from "./wasm-kernels";
 import { accuracy as bookAccuracy } from "../metrics";
 import { rowLoops } from "./row-loops";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { getBackend, getKernel } = tf;
-const tfEngine = tf.engine;
+import { getBackend, getKernel, tfEngine } from "./tf-direct";
 
 /**
  * Replaces the ops of `accuracy` (metrics.ts: ArgMax, Cast, Equal, Cast, Sum: five passes through

@@ -1,9 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const tfEngine = tf.engine;
-const { getBackend, getKernel } = tf;
+import { getBackend, getKernel, tfEngine } from "./tf-direct";
 
 /**
  * tfjs-core 4.x computes `tf.fused.matMul` (what `tf.layers.dense` calls) through `tf.customGrad`,

@@ -2,11 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type WasmBackendLike, applyWasmUnary, heapF32, registerFusedKernels } from "./wasm-kernels";
 import { softmax as bookSoftmax } from "../models";
 import { rowLoops } from "./row-loops";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const tfEngine = tf.engine;
-const { getBackend, getKernel } = tf;
+import { getBackend, getKernel, tfEngine } from "./tf-direct";
 
 /**
  * Replaces the ops of 3.6's `softmax` (models.ts: Exp, Sum, RealDiv, and for their gradient

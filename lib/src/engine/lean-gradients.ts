@@ -1,9 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { arraysEqual, sizeFromShape } = tf.util;
-const tfEngine = tf.engine;
+import { arraysEqual, sizeFromShape, tfEngine } from "./tf-direct";
 
 /**
  * Replaces tfjs-core's `Engine.gradients` (what `tf.grad`, `tf.variableGrads` and every optimizer's

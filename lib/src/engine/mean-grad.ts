@@ -1,10 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { type GradientMap, type WasmBackendLike, heapF32, replaceGradient, restoreGradient } from "./wasm-kernels";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { getBackend, getKernel } = tf;
-const tfEngine = tf.engine;
+import { getBackend, getKernel, tfEngine } from "./tf-direct";
 
 /**
  * tfjs-core 4.x's gradient of Mean is `reshape(dy) · ones(x.shape) / n`: a Reshape, a tensor of ones

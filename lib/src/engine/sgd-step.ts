@@ -2,12 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_REINTERPRET_I32, I32, LOOP, SHL, V128, brIf, get, i32, load, locals, moduleWithImportedMemory, set, store, tee, voidType } from "./wasm-asm";
 import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { type WasmBackendLike, wasmKernel } from "./wasm-kernels";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { arraysEqual, sizeFromShape } = tf.util;
-const { getBackend, getKernel, tidy } = tf;
-const tfEngine = tf.engine;
+import { arraysEqual, getBackend, getKernel, sizeFromShape, tfEngine, tidy } from "./tf-direct";
 
 /**
  * Replaces `tf.train.sgd`'s step (tfjs-core's `SGDOptimizer.applyGradients`): for each variable, in a

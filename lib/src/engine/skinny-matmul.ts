@@ -8,10 +8,7 @@ import {
 import { relaxedSimdAvailable } from "./relaxed-simd";
 import { gradientMatMul } from "./skinny-gradient";
 import { type WasmBackendLike, singleBatch, wasmFunction } from "./wasm-kernels";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { sizeFromShape } = tf.util;
+import { sizeFromShape } from "./tf-direct";
 
 /**
  * WebAssembly SIMD kernels for the products of chapter 3, whose result has few columns: the

@@ -3,12 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { keepBackendBuffer } from "./interrupt";
 import { GATHER_UNIT_WASM } from "./simd-kernels";
 import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { getBackend } = tf;
-const activeBackend = tf.backend;
-const tfEngine = tf.engine;
+import { activeBackend, getBackend, tfEngine } from "./tf-direct";
 
 /**
  * On the wasm backend, image batches are assembled inside the backend's own memory: a dataset's

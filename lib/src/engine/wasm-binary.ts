@@ -5,11 +5,7 @@ import {
 } from "./wasm-asm";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmKernel } from "./wasm-kernels";
 import { SPLIT_PASS_FROM, activeThreads, runGuided } from "./thread-pool";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { arraysEqual, sizeFromShape } = tf.util;
-const { assertAndGetBroadcastShape } = tf.backend_util;
+import { arraysEqual, assertAndGetBroadcastShape, sizeFromShape } from "./tf-direct";
 
 /**
  * The wasm backend (4.x) computes Maximum, Minimum and the six comparisons with a generic C++

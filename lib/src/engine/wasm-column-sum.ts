@@ -4,10 +4,7 @@ import {
   moduleWithImportedMemory, set, store, storeF32, tee, voidType, ZERO_F32X4,
 } from "./wasm-asm";
 import { type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction } from "./wasm-kernels";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { parseAxisParam, sizeFromShape } = tf.util;
+import { parseAxisParam, sizeFromShape } from "./tf-direct";
 
 /**
  * The wasm backend's Sum (4.x) reduces the innermost axes only; for others it first transposes

@@ -8,10 +8,7 @@ import {
   type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, wasmFunction,
 } from "./wasm-kernels";
 import { keepBackendBuffer } from "./interrupt";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { sizeFromShape } = tf.util;
+import { sizeFromShape } from "./tf-direct";
 
 /**
  * The wasm backend's `Exp` (@tensorflow/tfjs-backend-wasm 4.x) calls the C library's `expf` once an

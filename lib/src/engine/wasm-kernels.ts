@@ -1,10 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { importingSharedMemory } from "./shared-memory";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { sizeFromShape } = tf.util;
-const { getKernel } = tf;
+import { getKernel, sizeFromShape } from "./tf-direct";
 
 const BACKEND = "wasm";
 

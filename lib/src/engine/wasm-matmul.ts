@@ -5,11 +5,7 @@ import { SKINNY_MAX_COLUMNS, skinnyMatMul } from "./skinny-matmul";
 import {
   type WasmBackendLike, findWasmReplacement, replaceWasmKernel, restoreWasmKernel, singleBatch, wasmFunction,
 } from "./wasm-kernels";
-
-// tfjs's functions read once: each `tf.*` through the namespace import is two getter calls (this module's
-// import binding, then tfjs's re-export of tfjs-core): read per call, up to ~20% of a small op's CPU (tf.add 256×10)
-const { getKernel } = tf;
-const { sizeFromShape } = tf.util;
+import { getKernel, sizeFromShape } from "./tf-direct";
 
 /**
  * The wasm backend (@tensorflow/tfjs-backend-wasm 4.x) multiplies with XNNPACK only when neither
