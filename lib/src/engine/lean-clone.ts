@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { replaceEngineMethod, restoreEngineMethod } from "./engine-methods";
 
 /**
  * Replaces tfjs-core's `Engine.clone`, which the engine calls for every tensor an op saves for its
@@ -38,10 +39,7 @@ const MARK = Symbol.for("d2l.useLeanClone");
 
 /** Makes the engine's clone of saved tensors skip the Identity kernel and its tape node (see above). Idempotent. */
 export function useLeanClone(): void {
-  const engine = tf.engine() as unknown as EngineInternals;
-  if ((engine.clone as { [MARK]?: boolean })[MARK]) return;
-  const own = (Object.getPrototypeOf(engine) as EngineInternals).clone;
-  const lean = function (this: EngineInternals, x: tf.Tensor): tf.Tensor {
+  replaceEngineMethod<EngineInternals["clone"]>("clone", MARK, (own) => function (this: EngineInternals, x: tf.Tensor): tf.Tensor {
     const backend = this.backendInstance;
     if (this.state.gradientDepth !== 1 || this.backendName !== "wasm" || x.dtype === "string" || backend?.incRef === undefined) {
       return own.call(this, x);
@@ -54,15 +52,10 @@ export function useLeanClone(): void {
     } finally {
       state.kernelDepth--;
     }
-  } as EngineInternals["clone"] & { [MARK]?: boolean };
-  lean[MARK] = true;
-  engine.clone = lean;
+  });
 }
 
 /** Puts tfjs's own clone back; returns whether anything changed. */
 export function restoreLeanClone(): boolean {
-  const engine = tf.engine() as unknown as EngineInternals;
-  if (!(engine.clone as { [MARK]?: boolean })[MARK]) return false;
-  delete (engine as { clone?: unknown }).clone;
-  return true;
+  return restoreEngineMethod("clone", MARK);
 }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { replaceEngineMethod, restoreEngineMethod } from "./engine-methods";
 
 /**
  * Replaces tfjs-core's `Engine.endScope` when a scope returns one tensor or nothing: the end of every
@@ -34,11 +35,8 @@ const MARK = Symbol.for("d2l.useLeanEndScope");
 
 /** Makes the engine close scopes that return one tensor or nothing the short way (see above). Idempotent. */
 export function useLeanEndScope(): void {
-  const engine = tf.engine() as unknown as EngineInternals;
-  if ((engine.endScope as { [MARK]?: boolean })[MARK]) return;
-  const own = (Object.getPrototypeOf(engine) as EngineInternals).endScope;
   const Tensor = tf.Tensor; // read once: through a module namespace each use is a getter call
-  const lean = function (this: EngineInternals, result?: unknown): void {
+  replaceEngineMethod<EngineInternals["endScope"]>("endScope", MARK, (own) => function (this: EngineInternals, result?: unknown): void {
     if (result != null && !(result instanceof Tensor)) return own.call(this, result);
     const t = result as Tracked | null | undefined;
     const state = this.state;
@@ -51,15 +49,10 @@ export function useLeanEndScope(): void {
     const stack = state.scopeStack;
     state.activeScope = stack.length === 0 ? null : stack[stack.length - 1];
     if (t != null && !t.kept && t.scopeId === oldScope.id) this.track(t);
-  } as EngineInternals["endScope"] & { [MARK]?: boolean };
-  lean[MARK] = true;
-  engine.endScope = lean;
+  });
 }
 
 /** Puts tfjs's own endScope back; returns whether anything changed. */
 export function restoreEndScope(): boolean {
-  const engine = tf.engine() as unknown as EngineInternals;
-  if (!(engine.endScope as { [MARK]?: boolean })[MARK]) return false;
-  delete (engine as { endScope?: unknown }).endScope;
-  return true;
+  return restoreEngineMethod("endScope", MARK);
 }

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { arraysEqual, sizeFromShape, tfEngine } from "./tf-direct";
+import { replaceEngineMethod, restoreEngineMethod } from "./engine-methods";
 
 /**
  * Replaces tfjs-core's `Engine.gradients` (what `tf.grad`, `tf.variableGrads` and every optimizer's
@@ -190,16 +191,10 @@ const MARK = Symbol.for("d2l.useLeanGradients");
 /** Makes the engine compute gradients with the port above. Idempotent. */
 export function useLeanGradients(): void {
   const engine = tfEngine() as unknown as EngineInternals;
-  if ((engine.gradients as { [MARK]?: boolean })[MARK]) return;
-  const lean = ((...args: Parameters<Gradients>) => leanGradients.apply(engine, args)) as Gradients & { [MARK]?: boolean };
-  lean[MARK] = true;
-  engine.gradients = lean;
+  replaceEngineMethod<Gradients>("gradients", MARK, () => (...args: Parameters<Gradients>) => leanGradients.apply(engine, args));
 }
 
 /** Puts tfjs's own Engine.gradients back; returns whether anything changed. */
 export function restoreGradients(): boolean {
-  const engine = tfEngine() as unknown as EngineInternals;
-  if (!(engine.gradients as { [MARK]?: boolean })[MARK]) return false;
-  delete (engine as { gradients?: unknown }).gradients;
-  return true;
+  return restoreEngineMethod("gradients", MARK);
 }
