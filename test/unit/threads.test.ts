@@ -3,7 +3,9 @@ import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
-import { CHUNK_FROM, SPLIT_FROM, packedMatMul, registerBlock, rowChunks, rowRanges } from "../../lib/src/engine/packed-matmul";
+import {
+  CHUNK_FROM, SPLIT_FROM, claimedRows, columnRanges, columnSplit, packedMatMul, registerBlock, rowChunks, rowRanges, useClaimedRows, useColumnSplit,
+} from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
 import { DEFAULT_SPIN_US, activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setSpin, setThreads, splitCount, splitRanges, wakeThreads } from "../../lib/src/engine/thread-pool";
 import { ADD, END, IF, get, i32, loadI32, moduleWithImportedMemory, storeI32, voidType } from "../../lib/src/engine/wasm-asm";
@@ -12,7 +14,35 @@ import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 const initialThreads = getThreads();
-afterAll(() => setThreads(initialThreads));
+const [initialClaimed, initialColumns] = [claimedRows(), columnSplit()];
+afterAll(() => {
+  setThreads(initialThreads);
+  useClaimedRows(initialClaimed);
+  useColumnSplit(initialColumns);
+});
+
+/**
+ * The ways packed-matmul.ts splits a large product: halves of op(A)'s rows, claimed chunks of
+ * them (both from one packing of op(B)), panels of op(B)'s columns (each thread packing its own).
+ */
+const SPLITS: Array<[string, () => void]> = [
+  ["row halves", () => (useClaimedRows(false), useColumnSplit(false))],
+  ["claimed rows", () => (useClaimedRows(true), useColumnSplit(false))],
+  ["columns", () => (useClaimedRows(false), useColumnSplit(true))],
+];
+/** Runs `f` with each way of splitting, and the defaults restored after. */
+function eachSplit(f: (name: string) => void): void {
+  const [claimed, columns] = [claimedRows(), columnSplit()];
+  try {
+    for (const [name, set] of SPLITS) {
+      set();
+      f(name);
+    }
+  } finally {
+    useClaimedRows(claimed);
+    useColumnSplit(columns);
+  }
+}
 
 describe("splitRanges", () => {
   it("cuts [0, total) into whole grains, as even as they allow, the last taking the remainder", () => {
@@ -63,6 +93,15 @@ describe("splitRanges", () => {
     expect(rowChunks(784, 256, 256, 2, 2)).toBeUndefined(); // its dH (65536 floats)
     expect(rowChunks(64, 64, 64, 4, 2)).toBeUndefined();
     expect(64 * 64 * 64).toBeLessThan(CHUNK_FROM);
+  });
+
+  it("a product split by columns is cut into whole panels of 8, at least 2 a thread, the last taking the partial panel", () => {
+    expect(columnRanges(256, 784, 256, 2)).toEqual([[0, 128], [128, 256]]);
+    expect(columnRanges(256, 784, 256, 3)).toEqual([[0, 80], [80, 168], [168, 256]]);
+    expect(columnRanges(784, 256, 100, 2)).toEqual([[0, 48], [48, 100]]);
+    expect(columnRanges(784, 256, 20, 2)).toEqual([[0, 20]]); // under 2 panels a thread
+    expect(columnRanges(16, 784, 64, 2)).toEqual([[0, 64]]); // under SPLIT_FROM
+    expect(columnRanges(256, 784, 256, 1)).toEqual([[0, 256]]);
   });
 
   it("a product is split only from SPLIT_FROM multiply-adds on, at multiples of its register block's rows", () => {
@@ -246,7 +285,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     [[96,784], [96,64], "10", "00"],
   ];
 
-  it("every product shape the notebooks use: the same floats, bit for bit, with 1, 2 and 8 threads", async () => {
+  it("every product shape the notebooks use: the same floats, bit for bit, with 1, 2, 3 and 8 threads, split by rows, claimed rows or columns", async () => {
     let split = 0;
     for (const [aShape, bShape, flags, epilogue] of SHAPES) {
       await new Promise(setImmediate); // lets vitest's worker answer its runner between shapes
@@ -258,24 +297,26 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
       const n = tB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
       const b = bias ? tf.tensor1d(values(n, 3)) : undefined;
       if (rowRanges(m, k, n, registerBlock(tA, true).rows, 2).length > 1) split++;
-      const results = [1, 2, 8].map((threads) => {
+      const run = (threads: number) => {
         setThreads(threads);
         const product = tf.fused.matMul({ a: A, b: B, transposeA: tA, transposeB: tB, bias: b, activation: relu ? "relu" : "linear" });
         const result = bits(product);
         product.dispose();
         return [result];
-      });
+      };
+      const one = run(1);
       const label = `${aShape}·${bShape} ${flags} ${epilogue}`;
-      expect(results[0][0].length, label).toBe(m * n * (aShape.length === 3 ? aShape[0] : 1));
-      expect(differing(results[0], results[1]), label).toBe(0);
-      expect(differing(results[0], results[2]), label).toBe(0);
+      expect(one[0].length, label).toBe(m * n * (aShape.length === 3 ? aShape[0] : 1));
+      eachSplit((how) => {
+        for (const threads of [2, 3, 8]) expect(differing(one, run(threads)), `${label}, ${threads} threads, ${how}`).toBe(0);
+      });
       tf.dispose([A, B, ...(b ? [b] : [])]);
     }
     expect(split).toBeGreaterThanOrEqual(15); // the large ones were split (17 of 51 with SPLIT_FROM = 2²³)
     expect(busyThreads()).toBe(0);
   }, 120_000);
 
-  it("image batches (runs of zeros, as Fashion-MNIST's): X·W1 + b with relu and Xᵀ·dH skipping zeros on 1, 2 and 8 threads give the dense kernel's floats on one", () => {
+  it("image batches (runs of zeros, as Fashion-MNIST's): X·W1 + b with relu and Xᵀ·dH skipping zeros on 1, 2, 3 and 8 threads, each way of splitting, give the dense kernel's floats on one", () => {
     // 256 images of 28×28: an ellipse of nonzero pixels (some inside it zero) on a zero background, as clothes on Fashion-MNIST's
     const noise = values(256 * 784, 7);
     const pixels = noise.map((v, i) => {
@@ -302,12 +343,16 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     for (const transposeA of [false, true]) {
       setThreads(1);
       const dense = run(transposeA, false);
-      for (const threads of [1, 2, 8]) {
-        setThreads(threads);
-        expect(differing([dense], [run(transposeA, true)]), `transposeA ${transposeA}, ${threads} threads`).toBe(0);
-      }
+      setThreads(1);
+      expect(differing([dense], [run(transposeA, true)]), `transposeA ${transposeA}, 1 thread`).toBe(0);
+      eachSplit((how) => {
+        for (const threads of [2, 3, 8]) {
+          setThreads(threads);
+          expect(differing([dense], [run(transposeA, true)]), `transposeA ${transposeA}, ${threads} threads, ${how}`).toBe(0);
+        }
+      });
     }
-    expect(splitCount() - sent).toBe(2 * 2); // both products split with 2 and with 8 threads
+    expect(splitCount() - sent).toBe(2 * 3 * 3); // both products split with 2, 3 and 8 threads, each way
     tf.dispose([X, W1, b1, dH]);
   });
 
@@ -330,12 +375,14 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     const dense = run(false);
     expect(dense.filter((_, i) => i % 256 === 3).every((b) => (b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0)).toBe(true); // column 3: NaN
     const sent = splitCount();
-    for (const threads of [2, 8]) {
-      setThreads(threads);
-      expect(differing([dense], [run(true)]), `${threads} threads`).toBe(0);
-      expect(differing([dense], [run(false)]), `${threads} threads, dense`).toBe(0);
-    }
-    expect(splitCount() - sent).toBe(4);
+    eachSplit((how) => {
+      for (const threads of [2, 3, 8]) {
+        setThreads(threads);
+        expect(differing([dense], [run(true)]), `${threads} threads, ${how}`).toBe(0);
+        expect(differing([dense], [run(false)]), `${threads} threads, dense, ${how}`).toBe(0);
+      }
+    });
+    expect(splitCount() - sent).toBe(2 * 3 * 3);
     tf.dispose([X, W1]);
   });
 

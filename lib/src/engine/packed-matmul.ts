@@ -7,7 +7,7 @@ import {
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { type WasmKernel, wasmKernel } from "./wasm-kernels";
-import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, settleThreads, splitRanges } from "./thread-pool";
+import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, runSplitCalls, settleThreads, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -60,6 +60,13 @@ export interface PackedShape {
    * packs once, then each thread computes its rows from the one packed op(B) ({@link packedMatMul}).
    */
   stage?: "all" | "pack" | "compute";
+  /**
+   * Floats between rows of B when B is plain (default n): more where this module computes a range
+   * of columns of a wider product, split across threads by panels ({@link columnRanges}).
+   */
+  ldb?: number;
+  /** Floats between rows of C (default n): more where this module computes a range of a wider C's columns. */
+  ldc?: number;
 }
 
 /** Columns of a panel: two SIMD vectors. */
@@ -122,7 +129,9 @@ const FENCE_FROM = DEFAULT_ROWS;
 export function packedMatMulWasm(shape: PackedShape): number[] {
   const { k, n, transposeA, transposeB, relaxed } = shape;
   const R = shape.rows;
-  if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= maxPanels(R))) {
+  const ldb = shape.ldb ?? n;
+  const ldc = shape.ldc ?? n;
+  if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= maxPanels(R) && ldb >= n && ldc >= n)) {
     throw new Error(`packedMatMulWasm: bad shape ${JSON.stringify(shape)}`);
   }
   const [A, B, BIAS, C, M, T, LIST, LDA] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -158,14 +167,14 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       return kkLoop([
         ...get(DST), ...get(SRC), ...load(0), ...store(0),
         ...get(DST), ...get(SRC), ...load(16), ...store(16),
-        ...get(SRC), ...i32(4 * n), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
+        ...get(SRC), ...i32(4 * ldb), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
       ]);
     }
     // op(B)[kk][j] is B[kk][j] (stride 4n between kk) or B[j][kk] (stride 4 between kk, 4k between j)
     const colOffset = (j: number) => (transposeB ? 4 * k * j : 4 * j);
     return kkLoop([
       ...Array.from({ length: width }, (_, j) => [...get(DST), ...get(SRC), ...loadF32(colOffset(j)), ...storeF32(4 * j)]).flat(),
-      ...get(SRC), ...i32(transposeB ? 4 : 4 * n), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
+      ...get(SRC), ...i32(transposeB ? 4 : 4 * ldb), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
     ]);
   };
   /** FIN &= (v - v == v - v) lane by lane: all ones where v is finite. */
@@ -184,7 +193,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     }
     pack.push(...get(SRC), ...i32(4 * NR), ADD, ...set(SRC), ...get(DST), ...i32(panelBytes), ADD, ...set(DST));
     pack.push(...get(PANEL), ...i32(1), SUB, ...tee(PANEL), ...i32(0), GT_S, ...BR_IF_0, END);
-    pack.push(...get(SRC), ...i32(4 * n - 4 * NR * fullPanels), ADD, ...set(SRC));
+    pack.push(...get(SRC), ...i32(4 * ldb - 4 * NR * fullPanels), ADD, ...set(SRC));
     pack.push(...get(DST), ...i32(32 - panelBytes * fullPanels), ADD, ...set(DST));
     pack.push(...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...i32(0), GT_S, ...BR_IF_0, END);
     pack.push(...get(B), ...i32(4 * NR * fullPanels), ADD, ...set(SRC), ...get(T), ...i32(panelBytes * fullPanels), ADD, ...set(DST));
@@ -309,14 +318,14 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
             out.push(...get(PC), ...get(acc(r, w, v)));
             if (shape.bias) out.push(...get(BIAS), ...load(4 * column), ...F32X4_ADD);
             if (shape.relu) out.push(...RELU_F32X4);
-            out.push(...store(4 * n * r + 4 * column));
+            out.push(...store(4 * ldc * r + 4 * column));
             continue;
           }
           for (let lane = 0; lane < 4 && 4 * v + lane < width; lane++) {
             out.push(...get(PC), ...get(acc(r, w, v)), ...extractF32(lane));
             if (shape.bias) out.push(...get(BIAS), ...loadF32(4 * (column + lane)), F32_ADD);
             if (shape.relu) out.push(...RELU_F32);
-            out.push(...storeF32(4 * n * r + 4 * (column + lane)));
+            out.push(...storeF32(4 * ldc * r + 4 * (column + lane)));
           }
         }
       });
@@ -444,22 +453,34 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     if (!shape.skipZeros) return panels(rows, false);
     return [...get(SPARSE), ...IF, ...listSteps(rows), ...panels(rows, true), ELSE, ...panels(rows, false), END];
   };
-  /** SPARSE = whether every value of op(B) is finite (x - x == x - x), scanning B as k·n floats. */
+  /**
+   * SPARSE = whether every value of op(B) is finite (x - x == x - x), scanning B as k·n floats, or
+   * (B plain, a range of a wider B's columns) as k rows of n floats, ldb apart.
+   */
   const scanFinite = () => {
-    const whole = k * n - ((k * n) % 4);
+    const strided = !transposeB && ldb !== n;
+    const [rowsOf, size] = strided ? [k, n] : [1, k * n];
+    const whole = size - (size % 4);
     const test = (value: number[]) => [...value, ...tee(TMP), ...get(TMP), ...F32X4_SUB, ...tee(TMP), ...get(TMP), ...F32X4_EQ, ...get(FIN), ...V128_AND, ...set(FIN)];
-    const out: number[] = [...ALL_ONES, ...set(FIN), ...get(B), ...set(SRC)];
+    const row: number[] = [];
     if (whole > 0) {
-      out.push(...get(B), ...i32(4 * whole), ADD, ...set(DST));
-      out.push(...LOOP, ...test([...get(SRC), ...load(0)]), ...get(SRC), ...i32(16), ADD, ...tee(SRC), ...get(DST), LT_U, ...BR_IF_0, END);
+      row.push(...get(SRC), ...i32(4 * whole), ADD, ...set(DST));
+      row.push(...LOOP, ...test([...get(SRC), ...load(0)]), ...get(SRC), ...i32(16), ADD, ...tee(SRC), ...get(DST), LT_U, ...BR_IF_0, END);
     }
-    for (let j = 0; j < (k * n) % 4; j++) out.push(...test([...get(SRC), ...loadSplat(4 * j)]));
+    for (let j = 0; j < size % 4; j++) row.push(...test([...get(SRC), ...loadSplat(4 * j)]));
+    const out: number[] = [...ALL_ONES, ...set(FIN), ...get(B), ...set(PA)];
+    if (rowsOf === 1) out.push(...get(PA), ...set(SRC), ...row);
+    else {
+      // PA: the row's start (the loop leaves SRC past its whole vectors)
+      out.push(...i32(rowsOf), ...set(LEFT), ...LOOP, ...get(PA), ...set(SRC), ...row, ...get(PA), ...i32(4 * ldb), ADD, ...set(PA));
+      out.push(...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...i32(0), GT_S, ...BR_IF_0, END);
+    }
     out.push(...get(FIN), ...I32X4_ALL_TRUE, ...set(SPARSE));
     return out;
   };
   const advance = (rows: number) => [
     ...get(PA0), ...i32(transposeA ? 4 * rows : 4 * k * rows), ADD, ...set(PA0),
-    ...get(PC0), ...i32(4 * n * rows), ADD, ...set(PC0),
+    ...get(PC0), ...i32(4 * ldc * rows), ADD, ...set(PC0),
     ...get(I), ...i32(rows), ADD, ...set(I),
   ];
 
@@ -497,6 +518,45 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     END,
   ];
   return moduleWithImportedMemory(voidType(8), "f", body);
+}
+
+/**
+ * A product split across threads by columns: part p computes C's columns `split[p]` for all rows,
+ * packing only its own panels of op(B) (into its part of one scratch: the panels of one packing)
+ * and listing A's nonzero steps itself (skipZeros), with `parts[p]`, the module for its width
+ * whose B and C rows are the whole product's. One hand-off; no serial packing before it.
+ */
+function columnSplitMatMul(
+  backend: WasmBackendLike,
+  p: { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; m: number; k: number; n: number; transposeA: boolean; transposeB: boolean; batch: { shape: number[]; a: number; b: number } },
+  split: Array<[number, number]>, parts: PackedPlan[],
+): tf.TensorInfo {
+  const { m, k, n, transposeA, transposeB, batch } = p;
+  const scratchFloats = Math.ceil(n / NR) * NR * k;
+  const listWords = Math.max(...parts.map((part) => part.listWords));
+  const out = backend.makeOutput([...batch.shape, m, n], "float32");
+  const scratch = backend.makeOutput([scratchFloats], "float32");
+  const list = listWords > 0 ? backend.makeOutput([split.length * listWords], "int32") : undefined;
+  const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
+  const [pa, pb, pc, pt] = [offset(p.a), offset(p.b), offset(out), offset(scratch)];
+  const pbias = p.bias === undefined ? 0 : offset(p.bias);
+  const plist = list === undefined ? 0 : offset(list);
+  const memory = backend.wasm?.asm?.memory as WebAssembly.Memory;
+  for (let i = 0; i < Math.max(batch.a, batch.b); i++) {
+    const ai = pa + (batch.a === 1 ? 0 : 4 * m * k * i);
+    const bi = pb + (batch.b === 1 ? 0 : 4 * k * n * i);
+    const ci = pc + 4 * m * n * i;
+    runSplitCalls(memory, split.length, (part) => {
+      const [c0] = split[part];
+      return [[parts[part].kernel, [
+        ai, bi + 4 * c0 * (transposeB ? k : 1), p.bias === undefined ? 0 : pbias + 4 * c0, ci + 4 * c0, m,
+        pt + 4 * k * c0, plist + 4 * listWords * part, m,
+      ]]];
+    });
+  }
+  backend.disposeData(scratch.dataId);
+  if (list !== undefined) backend.disposeData(list.dataId);
+  return out;
 }
 
 /** Tuning of {@link packedMatMul}: which products take it, and how. */
@@ -682,6 +742,50 @@ export function rowRanges(m: number, k: number, n: number, rows: number, threads
   return splitRanges(m, threads, rows, 4 * rows);
 }
 
+const CLAIM_STATE = Symbol.for("d2l.packedClaimedRows");
+const claimState = ((globalThis as { [CLAIM_STATE]?: { enabled: boolean } })[CLAIM_STATE] ??= { enabled: false });
+
+/**
+ * Whether a product split with op(B) packed once runs its rows as chunks the threads claim
+ * (default false) rather than in halves; the floats are the same either way.
+ */
+export function useClaimedRows(on: boolean): void {
+  claimState.enabled = on;
+}
+
+/** Whether {@link useClaimedRows} is on. */
+export function claimedRows(): boolean {
+  return claimState.enabled;
+}
+
+/** The fewest rows of a claimed chunk (rounded up to the register block's rows). */
+export const CLAIM_ROWS = 16;
+
+const COLUMN_STATE = Symbol.for("d2l.packedColumnSplit");
+const columnState = ((globalThis as { [COLUMN_STATE]?: { enabled: boolean } })[COLUMN_STATE] ??= { enabled: false });
+
+/**
+ * Whether products split in halves split op(B)'s columns (default false) rather than op(A)'s rows
+ * (see {@link packedMatMul}); the floats are the same either way.
+ */
+export function useColumnSplit(on: boolean): void {
+  columnState.enabled = on;
+}
+
+/** Whether {@link useColumnSplit} is on. */
+export function columnSplit(): boolean {
+  return columnState.enabled;
+}
+
+/**
+ * The ranges of op(B)'s n columns computed by one thread each, whole panels of 8 (the last takes
+ * the partial panel): one range where the product is not split or has under 2 panels a thread.
+ */
+export function columnRanges(m: number, k: number, n: number, threads = activeThreads()): Array<[number, number]> {
+  if (threads <= 1 || m * k * n < SPLIT_FROM) return [[0, n]];
+  return splitRanges(n, threads, NR, 2 * NR);
+}
+
 /**
  * Products whose op(B) is under this many floats (packed again by every chunk: LeNet's dense
  * layers, 400×120 and less; not the MLP's W1, 784×256) run as chunks of rows the threads claim...
@@ -732,18 +836,22 @@ export interface PackedPlan {
  * where the module cannot run.
  */
 export function packedPlan(
-  backend: WasmBackendLike, product: { k: number; n: number; transposeA: boolean; transposeB: boolean; bias: boolean; relu: boolean },
+  backend: WasmBackendLike,
+  product: { k: number; n: number; transposeA: boolean; transposeB: boolean; bias: boolean; relu: boolean; ldb?: number; ldc?: number },
   options: PackedOptions & { skipZeros: boolean; stage?: PackedShape["stage"] },
 ): PackedPlan | undefined {
   const { k, n, transposeA, transposeB, relu } = product;
+  // B's row stride matters only where B is plain
+  const ldb = transposeB ? n : product.ldb ?? n;
+  const ldc = product.ldc ?? n;
   const relaxed = options.relaxed && relaxedSimdAvailable();
   const skipZeros = options.skipZeros;
   const stage = options.stage ?? "all";
-  const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros, stage };
+  const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros, stage, ldb, ldc };
   // rows without panels: that many rows × 1 panel (the zero-skipping default, 3 panels, is no block for 3 rows or more)
   if (options.rows !== undefined) [shape.rows, shape.panels] = [options.rows, options.panels ?? 1];
   else if (options.panels !== undefined) shape.panels = options.panels;
-  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels} ${stage}`;
+  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels} ${stage}${ldb === n && ldc === n ? "" : ` ld ${ldb} ${ldc}`}`;
   const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
   if (kernel === undefined) return undefined;
   return { kernel, rows: shape.rows, scratchFloats: Math.ceil(n / NR) * NR * k, listWords: skipZeros ? (ENTRY_BYTES / 4) * k : 0 };
@@ -790,11 +898,17 @@ export function packedMatMul(
   // each packing op(B) into its thread's own scratch and listing its own steps.
   const chunks = rowChunks(m, k, n, plan.rows);
   const ranges = chunks ?? rowRanges(m, k, n, plan.rows);
-  const slots = chunks === undefined ? ranges.length : Math.min(activeThreads(), chunks.length);
+  if (chunks === undefined && ranges.length > 1 && columnState.enabled) {
+    const split = columnRanges(m, k, n);
+    const parts = split.map(([c0, c1]) => packedPlan(backend, { ...product(), n: c1 - c0, ldb: n, ldc: n }, { ...options, skipZeros }));
+    if (split.length > 1 && parts.every((p) => p !== undefined)) return columnSplitMatMul(backend, { a, b, bias, m, k, n, transposeA, transposeB, batch }, split, parts as PackedPlan[]);
+  }
   const stages = chunks === undefined && ranges.length > 1
     ? [packedPlan(backend, product(), { ...options, skipZeros, stage: "pack" }), packedPlan(backend, product(), { ...options, skipZeros, stage: "compute" })]
     : [];
   const staged = stages.length === 2 && stages.every((s) => s !== undefined);
+  const claimed = staged && claimState.enabled ? guidedRanges(m, activeThreads(), plan.rows, CLAIM_ROWS) : undefined;
+  const slots = claimed !== undefined ? Math.min(activeThreads(), claimed.length) : chunks === undefined ? ranges.length : Math.min(activeThreads(), chunks.length);
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
   // staged: one packed op(B) and the word after it (whether op(B) is finite); else one per slot
   const scratch = backend.makeOutput([staged ? scratchFloats + 1 : slots * scratchFloats], "float32");
@@ -821,6 +935,10 @@ export function packedMatMul(
       // no worker may still be reading the packed op(B) of an earlier product cut off by an interrupt
       settleThreads();
       stages[0]!.kernel.call(ai, bi, pbias, ci, 0, pt, plist, m);
+    }
+    if (claimed !== undefined) {
+      runChunks(memory, claimed.length, slots, (c, slot) => [[stages[1]!.kernel, argsFor(claimed[c][0], claimed[c][1], slot)]]);
+      continue;
     }
     runSplit(memory, staged ? stages[1]!.kernel : kernel, ranges, argsFor);
   }
