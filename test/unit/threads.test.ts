@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
 import {
-  CHUNK_FROM, SPLIT_FROM, claimedRows, columnRanges, columnSplit, packedMatMul, registerBlock, rowChunks, rowRanges, useClaimedRows, useColumnSplit,
+  CHUNK_FROM, SPLIT_FROM, claimedRows, packedMatMul, registerBlock, rowChunks, rowRanges, useClaimedRows, useWakeAhead,
 } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
 import { DEFAULT_SPIN_US, activeThreads, busyThreads, getThreads, guidedRanges, runChunks, setSpin, setThreads, splitCount, splitRanges, wakeThreads } from "../../lib/src/engine/thread-pool";
@@ -14,25 +14,24 @@ import { values } from "./kernel-fixtures";
 
 const onWasm = tf.getBackend() === "wasm";
 const initialThreads = getThreads();
-const [initialClaimed, initialColumns] = [claimedRows(), columnSplit()];
+const initialClaimed = claimedRows();
 afterAll(() => {
   setThreads(initialThreads);
   useClaimedRows(initialClaimed);
-  useColumnSplit(initialColumns);
+  useWakeAhead(0);
 });
 
 /**
- * The ways packed-matmul.ts splits a large product: halves of op(A)'s rows, claimed chunks of
- * them (both from one packing of op(B)), panels of op(B)'s columns (each thread packing its own).
+ * The ways packed-matmul.ts can split a large product (op(B) packed once): halves of op(A)'s rows,
+ * or chunks of them the threads claim, the workers woken before the packing (watching 300 µs).
  */
 const SPLITS: Array<[string, () => void]> = [
-  ["row halves", () => (useClaimedRows(false), useColumnSplit(false))],
-  ["claimed rows", () => (useClaimedRows(true), useColumnSplit(false))],
-  ["columns", () => (useClaimedRows(false), useColumnSplit(true))],
+  ["row halves", () => (useClaimedRows(false), useWakeAhead(0))],
+  ["claimed rows, woken ahead", () => (useClaimedRows(true), useWakeAhead(300))],
 ];
 /** Runs `f` with each way of splitting, and the defaults restored after. */
 function eachSplit(f: (name: string) => void): void {
-  const [claimed, columns] = [claimedRows(), columnSplit()];
+  const claimed = claimedRows();
   try {
     for (const [name, set] of SPLITS) {
       set();
@@ -40,7 +39,7 @@ function eachSplit(f: (name: string) => void): void {
     }
   } finally {
     useClaimedRows(claimed);
-    useColumnSplit(columns);
+    useWakeAhead(0);
   }
 }
 
@@ -93,15 +92,6 @@ describe("splitRanges", () => {
     expect(rowChunks(784, 256, 256, 2, 2)).toBeUndefined(); // its dH (65536 floats)
     expect(rowChunks(64, 64, 64, 4, 2)).toBeUndefined();
     expect(64 * 64 * 64).toBeLessThan(CHUNK_FROM);
-  });
-
-  it("a product split by columns is cut into whole panels of 8, at least 2 a thread, the last taking the partial panel", () => {
-    expect(columnRanges(256, 784, 256, 2)).toEqual([[0, 128], [128, 256]]);
-    expect(columnRanges(256, 784, 256, 3)).toEqual([[0, 80], [80, 168], [168, 256]]);
-    expect(columnRanges(784, 256, 100, 2)).toEqual([[0, 48], [48, 100]]);
-    expect(columnRanges(784, 256, 20, 2)).toEqual([[0, 20]]); // under 2 panels a thread
-    expect(columnRanges(16, 784, 64, 2)).toEqual([[0, 64]]); // under SPLIT_FROM
-    expect(columnRanges(256, 784, 256, 1)).toEqual([[0, 256]]);
   });
 
   it("a product is split only from SPLIT_FROM multiply-adds on, at multiples of its register block's rows", () => {
@@ -216,6 +206,11 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
 
   /** Bits of a float32 tensor's values. */
   const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
+  /**
+   * Fills and frees a buffer of `size` floats with NaNs: the next output of that size is likely put
+   * there, so an element a split leaves uncomputed reads NaN, not an earlier run's right answer.
+   */
+  const poison = (size: number) => tf.fill([size], NaN).dispose();
   /** How many values of `b` differ from `a` in any bit (the length's difference counted in); toEqual is slow on a million values. */
   const differing = (a: Uint32Array[], b: Uint32Array[]) =>
     a.reduce((sum, x, j) => {
@@ -285,7 +280,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     [[96,784], [96,64], "10", "00"],
   ];
 
-  it("every product shape the notebooks use: the same floats, bit for bit, with 1, 2, 3 and 8 threads, split by rows, claimed rows or columns", async () => {
+  it("every product shape the notebooks use: the same floats, bit for bit, with 1, 2, 3 and 8 threads, split in halves or claimed chunks of rows", async () => {
     let split = 0;
     for (const [aShape, bShape, flags, epilogue] of SHAPES) {
       await new Promise(setImmediate); // lets vitest's worker answer its runner between shapes
@@ -299,6 +294,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
       if (rowRanges(m, k, n, registerBlock(tA, true).rows, 2).length > 1) split++;
       const run = (threads: number) => {
         setThreads(threads);
+        poison(m * n * (aShape.length === 3 ? aShape[0] : 1));
         const product = tf.fused.matMul({ a: A, b: B, transposeA: tA, transposeB: tB, bias: b, activation: relu ? "relu" : "linear" });
         const result = bits(product);
         product.dispose();
@@ -331,6 +327,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     const backend = () => tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
     const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
     const run = (transposeA: boolean, skipZeros: boolean) => {
+      poison((transposeA ? 784 : 256) * 256);
       const out = packedMatMul(backend(), info(X), info(transposeA ? dH : W1), transposeA, false,
         transposeA ? {} : { bias: info(b1), relu: true }, { relaxed: true, skipZeros });
       expect(out).toBeDefined();
@@ -352,7 +349,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
         }
       });
     }
-    expect(splitCount() - sent).toBe(2 * 3 * 3); // both products split with 2, 3 and 8 threads, each way
+    expect(splitCount() - sent).toBe(2 * 3 * SPLITS.length); // both products split with 2, 3 and 8 threads, each way
     tf.dispose([X, W1, b1, dH]);
   });
 
@@ -366,6 +363,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     const backend = () => tf.backend() as unknown as Parameters<typeof packedMatMul>[0];
     const info = (t: tf.Tensor): tf.TensorInfo => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
     const run = (skipZeros: boolean) => {
+      poison(256 * 256);
       const t = tf.engine().makeTensorFromTensorInfo(packedMatMul(backend(), info(X), info(W1), false, false, {}, { relaxed: true, skipZeros })!);
       const result = bits(t);
       t.dispose();
@@ -382,7 +380,7 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
         expect(differing([dense], [run(false)]), `${threads} threads, dense, ${how}`).toBe(0);
       }
     });
-    expect(splitCount() - sent).toBe(2 * 3 * 3);
+    expect(splitCount() - sent).toBe(2 * 3 * SPLITS.length);
     tf.dispose([X, W1]);
   });
 

@@ -7,7 +7,7 @@ import {
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { type WasmKernel, wasmKernel } from "./wasm-kernels";
-import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, runSplitCalls, settleThreads, splitRanges } from "./thread-pool";
+import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, settleThreads, splitRanges, wakeAhead } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -60,13 +60,6 @@ export interface PackedShape {
    * packs once, then each thread computes its rows from the one packed op(B) ({@link packedMatMul}).
    */
   stage?: "all" | "pack" | "compute";
-  /**
-   * Floats between rows of B when B is plain (default n): more where this module computes a range
-   * of columns of a wider product, split across threads by panels ({@link columnRanges}).
-   */
-  ldb?: number;
-  /** Floats between rows of C (default n): more where this module computes a range of a wider C's columns. */
-  ldc?: number;
 }
 
 /** Columns of a panel: two SIMD vectors. */
@@ -129,9 +122,7 @@ const FENCE_FROM = DEFAULT_ROWS;
 export function packedMatMulWasm(shape: PackedShape): number[] {
   const { k, n, transposeA, transposeB, relaxed } = shape;
   const R = shape.rows;
-  const ldb = shape.ldb ?? n;
-  const ldc = shape.ldc ?? n;
-  if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= maxPanels(R) && ldb >= n && ldc >= n)) {
+  if (!(k >= 1 && n >= 1 && R >= 1 && R <= 6 && shape.panels >= 1 && shape.panels <= maxPanels(R))) {
     throw new Error(`packedMatMulWasm: bad shape ${JSON.stringify(shape)}`);
   }
   const [A, B, BIAS, C, M, T, LIST, LDA] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -167,14 +158,14 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
       return kkLoop([
         ...get(DST), ...get(SRC), ...load(0), ...store(0),
         ...get(DST), ...get(SRC), ...load(16), ...store(16),
-        ...get(SRC), ...i32(4 * ldb), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
+        ...get(SRC), ...i32(4 * n), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
       ]);
     }
     // op(B)[kk][j] is B[kk][j] (stride 4n between kk) or B[j][kk] (stride 4 between kk, 4k between j)
     const colOffset = (j: number) => (transposeB ? 4 * k * j : 4 * j);
     return kkLoop([
       ...Array.from({ length: width }, (_, j) => [...get(DST), ...get(SRC), ...loadF32(colOffset(j)), ...storeF32(4 * j)]).flat(),
-      ...get(SRC), ...i32(transposeB ? 4 : 4 * ldb), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
+      ...get(SRC), ...i32(transposeB ? 4 : 4 * n), ADD, ...set(SRC), ...get(DST), ...i32(32), ADD, ...set(DST),
     ]);
   };
   /** FIN &= (v - v == v - v) lane by lane: all ones where v is finite. */
@@ -193,7 +184,7 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     }
     pack.push(...get(SRC), ...i32(4 * NR), ADD, ...set(SRC), ...get(DST), ...i32(panelBytes), ADD, ...set(DST));
     pack.push(...get(PANEL), ...i32(1), SUB, ...tee(PANEL), ...i32(0), GT_S, ...BR_IF_0, END);
-    pack.push(...get(SRC), ...i32(4 * ldb - 4 * NR * fullPanels), ADD, ...set(SRC));
+    pack.push(...get(SRC), ...i32(4 * n - 4 * NR * fullPanels), ADD, ...set(SRC));
     pack.push(...get(DST), ...i32(32 - panelBytes * fullPanels), ADD, ...set(DST));
     pack.push(...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...i32(0), GT_S, ...BR_IF_0, END);
     pack.push(...get(B), ...i32(4 * NR * fullPanels), ADD, ...set(SRC), ...get(T), ...i32(panelBytes * fullPanels), ADD, ...set(DST));
@@ -318,14 +309,14 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
             out.push(...get(PC), ...get(acc(r, w, v)));
             if (shape.bias) out.push(...get(BIAS), ...load(4 * column), ...F32X4_ADD);
             if (shape.relu) out.push(...RELU_F32X4);
-            out.push(...store(4 * ldc * r + 4 * column));
+            out.push(...store(4 * n * r + 4 * column));
             continue;
           }
           for (let lane = 0; lane < 4 && 4 * v + lane < width; lane++) {
             out.push(...get(PC), ...get(acc(r, w, v)), ...extractF32(lane));
             if (shape.bias) out.push(...get(BIAS), ...loadF32(4 * (column + lane)), F32_ADD);
             if (shape.relu) out.push(...RELU_F32);
-            out.push(...storeF32(4 * ldc * r + 4 * (column + lane)));
+            out.push(...storeF32(4 * n * r + 4 * (column + lane)));
           }
         }
       });
@@ -453,34 +444,22 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     if (!shape.skipZeros) return panels(rows, false);
     return [...get(SPARSE), ...IF, ...listSteps(rows), ...panels(rows, true), ELSE, ...panels(rows, false), END];
   };
-  /**
-   * SPARSE = whether every value of op(B) is finite (x - x == x - x), scanning B as k·n floats, or
-   * (B plain, a range of a wider B's columns) as k rows of n floats, ldb apart.
-   */
+  /** SPARSE = whether every value of op(B) is finite (x - x == x - x), scanning B as k·n floats. */
   const scanFinite = () => {
-    const strided = !transposeB && ldb !== n;
-    const [rowsOf, size] = strided ? [k, n] : [1, k * n];
-    const whole = size - (size % 4);
+    const whole = k * n - ((k * n) % 4);
     const test = (value: number[]) => [...value, ...tee(TMP), ...get(TMP), ...F32X4_SUB, ...tee(TMP), ...get(TMP), ...F32X4_EQ, ...get(FIN), ...V128_AND, ...set(FIN)];
-    const row: number[] = [];
+    const out: number[] = [...ALL_ONES, ...set(FIN), ...get(B), ...set(SRC)];
     if (whole > 0) {
-      row.push(...get(SRC), ...i32(4 * whole), ADD, ...set(DST));
-      row.push(...LOOP, ...test([...get(SRC), ...load(0)]), ...get(SRC), ...i32(16), ADD, ...tee(SRC), ...get(DST), LT_U, ...BR_IF_0, END);
+      out.push(...get(B), ...i32(4 * whole), ADD, ...set(DST));
+      out.push(...LOOP, ...test([...get(SRC), ...load(0)]), ...get(SRC), ...i32(16), ADD, ...tee(SRC), ...get(DST), LT_U, ...BR_IF_0, END);
     }
-    for (let j = 0; j < size % 4; j++) row.push(...test([...get(SRC), ...loadSplat(4 * j)]));
-    const out: number[] = [...ALL_ONES, ...set(FIN), ...get(B), ...set(PA)];
-    if (rowsOf === 1) out.push(...get(PA), ...set(SRC), ...row);
-    else {
-      // PA: the row's start (the loop leaves SRC past its whole vectors)
-      out.push(...i32(rowsOf), ...set(LEFT), ...LOOP, ...get(PA), ...set(SRC), ...row, ...get(PA), ...i32(4 * ldb), ADD, ...set(PA));
-      out.push(...get(LEFT), ...i32(1), SUB, ...tee(LEFT), ...i32(0), GT_S, ...BR_IF_0, END);
-    }
+    for (let j = 0; j < (k * n) % 4; j++) out.push(...test([...get(SRC), ...loadSplat(4 * j)]));
     out.push(...get(FIN), ...I32X4_ALL_TRUE, ...set(SPARSE));
     return out;
   };
   const advance = (rows: number) => [
     ...get(PA0), ...i32(transposeA ? 4 * rows : 4 * k * rows), ADD, ...set(PA0),
-    ...get(PC0), ...i32(4 * ldc * rows), ADD, ...set(PC0),
+    ...get(PC0), ...i32(4 * n * rows), ADD, ...set(PC0),
     ...get(I), ...i32(rows), ADD, ...set(I),
   ];
 
@@ -518,45 +497,6 @@ export function packedMatMulWasm(shape: PackedShape): number[] {
     END,
   ];
   return moduleWithImportedMemory(voidType(8), "f", body);
-}
-
-/**
- * A product split across threads by columns: part p computes C's columns `split[p]` for all rows,
- * packing only its own panels of op(B) (into its part of one scratch: the panels of one packing)
- * and listing A's nonzero steps itself (skipZeros), with `parts[p]`, the module for its width
- * whose B and C rows are the whole product's. One hand-off; no serial packing before it.
- */
-function columnSplitMatMul(
-  backend: WasmBackendLike,
-  p: { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; m: number; k: number; n: number; transposeA: boolean; transposeB: boolean; batch: { shape: number[]; a: number; b: number } },
-  split: Array<[number, number]>, parts: PackedPlan[],
-): tf.TensorInfo {
-  const { m, k, n, transposeA, transposeB, batch } = p;
-  const scratchFloats = Math.ceil(n / NR) * NR * k;
-  const listWords = Math.max(...parts.map((part) => part.listWords));
-  const out = backend.makeOutput([...batch.shape, m, n], "float32");
-  const scratch = backend.makeOutput([scratchFloats], "float32");
-  const list = listWords > 0 ? backend.makeOutput([split.length * listWords], "int32") : undefined;
-  const offset = (x: tf.TensorInfo) => backend.getMemoryOffset(x.dataId);
-  const [pa, pb, pc, pt] = [offset(p.a), offset(p.b), offset(out), offset(scratch)];
-  const pbias = p.bias === undefined ? 0 : offset(p.bias);
-  const plist = list === undefined ? 0 : offset(list);
-  const memory = backend.wasm?.asm?.memory as WebAssembly.Memory;
-  for (let i = 0; i < Math.max(batch.a, batch.b); i++) {
-    const ai = pa + (batch.a === 1 ? 0 : 4 * m * k * i);
-    const bi = pb + (batch.b === 1 ? 0 : 4 * k * n * i);
-    const ci = pc + 4 * m * n * i;
-    runSplitCalls(memory, split.length, (part) => {
-      const [c0] = split[part];
-      return [[parts[part].kernel, [
-        ai, bi + 4 * c0 * (transposeB ? k : 1), p.bias === undefined ? 0 : pbias + 4 * c0, ci + 4 * c0, m,
-        pt + 4 * k * c0, plist + 4 * listWords * part, m,
-      ]]];
-    });
-  }
-  backend.disposeData(scratch.dataId);
-  if (list !== undefined) backend.disposeData(list.dataId);
-  return out;
 }
 
 /** Tuning of {@link packedMatMul}: which products take it, and how. */
@@ -761,29 +701,16 @@ export function claimedRows(): boolean {
 /** The fewest rows of a claimed chunk (rounded up to the register block's rows). */
 export const CLAIM_ROWS = 16;
 
-const COLUMN_STATE = Symbol.for("d2l.packedColumnSplit");
-const columnState = ((globalThis as { [COLUMN_STATE]?: { enabled: boolean } })[COLUMN_STATE] ??= { enabled: false });
+const WAKE_STATE = Symbol.for("d2l.packedWakeAhead");
+const wakeState = ((globalThis as { [WAKE_STATE]?: { micros: number } })[WAKE_STATE] ??= { micros: 0 });
 
 /**
- * Whether products split in halves split op(B)'s columns (default false) rather than op(A)'s rows
- * (see {@link packedMatMul}); the floats are the same either way.
+ * How long (µs) the workers a split product will use are told to watch for its job, woken before
+ * the calling thread allocates and packs op(B) (thread-pool.ts's wakeAhead); 0 (the default): not
+ * woken ahead. The floats are the same either way.
  */
-export function useColumnSplit(on: boolean): void {
-  columnState.enabled = on;
-}
-
-/** Whether {@link useColumnSplit} is on. */
-export function columnSplit(): boolean {
-  return columnState.enabled;
-}
-
-/**
- * The ranges of op(B)'s n columns computed by one thread each, whole panels of 8 (the last takes
- * the partial panel): one range where the product is not split or has under 2 panels a thread.
- */
-export function columnRanges(m: number, k: number, n: number, threads = activeThreads()): Array<[number, number]> {
-  if (threads <= 1 || m * k * n < SPLIT_FROM) return [[0, n]];
-  return splitRanges(n, threads, NR, 2 * NR);
+export function useWakeAhead(micros: number): void {
+  wakeState.micros = micros;
 }
 
 /**
@@ -836,22 +763,18 @@ export interface PackedPlan {
  * where the module cannot run.
  */
 export function packedPlan(
-  backend: WasmBackendLike,
-  product: { k: number; n: number; transposeA: boolean; transposeB: boolean; bias: boolean; relu: boolean; ldb?: number; ldc?: number },
+  backend: WasmBackendLike, product: { k: number; n: number; transposeA: boolean; transposeB: boolean; bias: boolean; relu: boolean },
   options: PackedOptions & { skipZeros: boolean; stage?: PackedShape["stage"] },
 ): PackedPlan | undefined {
   const { k, n, transposeA, transposeB, relu } = product;
-  // B's row stride matters only where B is plain
-  const ldb = transposeB ? n : product.ldb ?? n;
-  const ldc = product.ldc ?? n;
   const relaxed = options.relaxed && relaxedSimdAvailable();
   const skipZeros = options.skipZeros;
   const stage = options.stage ?? "all";
-  const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros, stage, ldb, ldc };
+  const shape: PackedShape = { k, n, transposeA, transposeB, bias: product.bias, relu, relaxed, ...registerBlock(transposeA, skipZeros, relaxed), skipZeros, stage };
   // rows without panels: that many rows × 1 panel (the zero-skipping default, 3 panels, is no block for 3 rows or more)
   if (options.rows !== undefined) [shape.rows, shape.panels] = [options.rows, options.panels ?? 1];
   else if (options.panels !== undefined) shape.panels = options.panels;
-  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels} ${stage}${ldb === n && ldc === n ? "" : ` ld ${ldb} ${ldc}`}`;
+  const key = `packed ${k} ${n} ${+transposeA}${+transposeB}${+shape.bias}${+relu}${+relaxed}${+skipZeros} ${shape.rows}x${shape.panels} ${stage}`;
   const kernel = wasmKernel(backend, key, () => packedMatMulWasm(shape), "f");
   if (kernel === undefined) return undefined;
   return { kernel, rows: shape.rows, scratchFloats: Math.ceil(n / NR) * NR * k, listWords: skipZeros ? (ENTRY_BYTES / 4) * k : 0 };
@@ -898,11 +821,7 @@ export function packedMatMul(
   // each packing op(B) into its thread's own scratch and listing its own steps.
   const chunks = rowChunks(m, k, n, plan.rows);
   const ranges = chunks ?? rowRanges(m, k, n, plan.rows);
-  if (chunks === undefined && ranges.length > 1 && columnState.enabled) {
-    const split = columnRanges(m, k, n);
-    const parts = split.map(([c0, c1]) => packedPlan(backend, { ...product(), n: c1 - c0, ldb: n, ldc: n }, { ...options, skipZeros }));
-    if (split.length > 1 && parts.every((p) => p !== undefined)) return columnSplitMatMul(backend, { a, b, bias, m, k, n, transposeA, transposeB, batch }, split, parts as PackedPlan[]);
-  }
+  if (chunks === undefined && ranges.length > 1) wakeAhead(wakeState.micros);
   const stages = chunks === undefined && ranges.length > 1
     ? [packedPlan(backend, product(), { ...options, skipZeros, stage: "pack" }), packedPlan(backend, product(), { ...options, skipZeros, stage: "compute" })]
     : [];

@@ -159,6 +159,8 @@ interface PoolState {
   spin?: number;
   /** The calling thread's waits left to sleep at once, after a watch of its was preempted. */
   calm?: number;
+  /** Whether {@link wakeAhead} raised the watch (claims[1]) for the next job, to be put back once it is posted. */
+  ahead?: boolean;
 }
 
 const STATE_KEY = Symbol.for("d2l.threadPool");
@@ -216,6 +218,28 @@ export function setSpin(micros: number): void {
 export function wakeThreads(): void {
   if (!state.enabled || state.claims === undefined || Atomics.load(state.claims, 1) === 0) return;
   for (const w of state.workers) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
+}
+
+/**
+ * Wakes the workers the next split will use so that they watch for its job for up to `micros` µs
+ * (whatever {@link setSpin} says; the watch goes back to it once the job is posted): called where
+ * the calling thread knows a split is coming and has work to do first (a product packing op(B)),
+ * so a worker's wake-up (50-250 µs on a VM) overlaps that work instead of the split's.
+ */
+export function wakeAhead(micros: number): void {
+  if (!state.enabled || state.claims === undefined || micros <= 0) return;
+  if (Atomics.load(state.claims, 1) < micros) {
+    Atomics.store(state.claims, 1, micros);
+    state.ahead = true;
+  }
+  for (const w of state.workers.slice(0, activeThreads() - 1)) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
+}
+
+/** Puts the workers' watch back to {@link setSpin}'s once a job is posted (see {@link wakeAhead}). */
+function endWakeAhead(): void {
+  if (state.ahead !== true || state.claims === undefined) return;
+  Atomics.store(state.claims, 1, spinMicros());
+  state.ahead = false;
 }
 
 /** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
@@ -429,6 +453,7 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
     Atomics.store(w.control, 0, JOB);
     Atomics.notify(w.control, 0);
   });
+  endWakeAhead();
   let error: unknown;
   try {
     runHere(callsFor(0));
@@ -487,6 +512,7 @@ export function runChunks(shared: WebAssembly.Memory, chunks: number, threads: n
     Atomics.store(w.control, 0, JOB);
     Atomics.notify(w.control, 0);
   });
+  endWakeAhead();
   let error: unknown;
   try {
     for (let c = Atomics.add(claims, 0, 1); c < chunks; c = Atomics.add(claims, 0, 1)) runHere(callsFor(c, 0));
