@@ -235,6 +235,11 @@ export function wakeAhead(micros: number): void {
   for (const w of state.workers.slice(0, activeThreads() - 1)) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
 }
 
+/** How long idle workers watch for a job now (µs): {@link setSpin}'s, or {@link wakeAhead}'s until its job is posted (for tests). */
+export function workerWatch(): number {
+  return state.claims === undefined ? spinMicros() : Atomics.load(state.claims, 1);
+}
+
 /** Puts the workers' watch back to {@link setSpin}'s once a job is posted (see {@link wakeAhead}). */
 function endWakeAhead(): void {
   if (state.ahead !== true || state.claims === undefined) return;
@@ -431,6 +436,7 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
   // the workers started for this memory (startThreads); parts beyond them run here, after part 0
   const pool = state.memory === shared ? state.workers.filter((w) => !w.dead).slice(0, parts - 1) : [];
   if (pool.length === 0) {
+    endWakeAhead();
     for (let part = 0; part < parts; part++) runHere(callsFor(part));
     return;
   }
@@ -485,6 +491,7 @@ export function runChunks(shared: WebAssembly.Memory, chunks: number, threads: n
   const runHere = (calls: KernelCall[]) => calls.forEach(([kernel, args]) => kernel.call(...args));
   const pool = state.memory === shared && state.claims !== undefined ? state.workers.filter((w) => !w.dead).slice(0, Math.min(threads, chunks) - 1) : [];
   if (pool.length === 0) {
+    endWakeAhead();
     for (let c = 0; c < chunks; c++) runHere(callsFor(c, 0));
     return;
   }
