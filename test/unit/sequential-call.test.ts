@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { restoreSequentialCall, useDirectLayerCalls, useDirectSequential } from "../../lib/src/engine/sequential-call";
 
 /** Counts the calls of the functional model inside a Sequential (tfjs's graph executor path). */
@@ -121,6 +121,41 @@ describe("useDirectSequential", () => {
     expect(ours.value.dataSync()[0]).toBe(theirs.value.dataSync()[0]);
     for (const p of params) expect(Array.from(ours.grads[p.name].dataSync())).toEqual(Array.from(theirs.grads[p.name].dataSync()));
     tf.dispose([X, ours.value, theirs.value, ...Object.values(ours.grads), ...Object.values(theirs.grads)]);
+    net.dispose();
+  });
+
+  it("a second copy of the module (tsx and tslab load lib twice) sees the installed call and switches it", async () => {
+    const proto = tf.Sequential.prototype as unknown as { call: unknown };
+    useDirectSequential();
+    const installed = proto.call;
+    vi.resetModules();
+    const copy = await import("../../lib/src/engine/sequential-call");
+    expect(copy.useDirectSequential).not.toBe(useDirectSequential);
+    copy.useDirectSequential();
+    expect(proto.call).toBe(installed); // not wrapped twice
+    const net = mlp();
+    const X = tf.randomNormal([4, 5]);
+    (net.apply(X) as tf.Tensor).dispose(); // builds the model
+    const applied = vi.spyOn(net.layers[0], "apply");
+    const run = () => tf.tidy(() => net.apply(X) as tf.Tensor).dispose();
+    run();
+    expect(applied).toHaveBeenCalledTimes(0); // the direct layer call
+    copy.useDirectLayerCalls(false); // reaches the call this copy did not install
+    run();
+    expect(applied).toHaveBeenCalledTimes(1);
+    copy.useDirectLayerCalls(true);
+    run();
+    expect(applied).toHaveBeenCalledTimes(1);
+    const counter = countExecutor(net);
+    const before = counter.count;
+    copy.restoreSequentialCall(); // tfjs's own call, not the first copy's
+    run();
+    expect(counter.count).toBe(before + 1);
+    useDirectSequential();
+    run();
+    expect(counter.count).toBe(before + 1);
+    applied.mockRestore();
+    X.dispose();
     net.dispose();
   });
 });

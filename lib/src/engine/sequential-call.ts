@@ -35,7 +35,7 @@ interface LayerInternals {
  */
 function applyLayer(layer: tf.layers.Layer, x: tf.Tensor, kwargs: Record<string, unknown>): tf.Tensor {
   const l = layer as unknown as LayerInternals;
-  if (!directLayerCalls || !l.built || l.activityRegularizer != null) return layer.apply(x, kwargs) as tf.Tensor;
+  if (!layerCalls.direct || !l.built || l.activityRegularizer != null) return layer.apply(x, kwargs) as tf.Tensor;
   l.assertNotDisposed();
   l.assertInputCompatibility(x);
   const output = l.call(x, kwargs) as tf.Tensor;
@@ -43,11 +43,17 @@ function applyLayer(layer: tf.layers.Layer, x: tf.Tensor, kwargs: Record<string,
   return output === x ? x.clone() : output; // apply copies an output that is its input
 }
 
-let directLayerCalls = true;
+/**
+ * The switch and the installed `call` live under `Symbol.for` keys, not in this module's variables:
+ * tsx and tslab can load a lib module twice (ESM and CommonJS, lib/src and lib/dist), and the copy
+ * that installed the direct `call` must see what the other copy's switches say.
+ */
+const LAYER_CALLS = Symbol.for("d2l.directLayerCalls");
+const layerCalls = ((globalThis as { [LAYER_CALLS]?: { direct: boolean } })[LAYER_CALLS] ??= { direct: true });
 
 /** Applies each layer of a plain stack without `Layer.apply`'s generic part (`true`, the default) or through it (`false`). */
 export function useDirectLayerCalls(enabled: boolean): void {
-  directLayerCalls = enabled;
+  layerCalls.direct = enabled;
 }
 
 type Call = (this: tf.Sequential, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
@@ -57,15 +63,16 @@ interface SequentialInternals {
   build(): void;
 }
 
-let original: Call | undefined;
+/** Marks our `call`, holding tfjs's own. */
+const MARK = Symbol.for("d2l.directSequential");
+type MarkedCall = Call & { [MARK]?: Call };
 
-/** Applies a plain Sequential's layers one after another (see above). Idempotent. */
+/** Applies a plain Sequential's layers one after another (see above). Idempotent, from either copy of this module. */
 export function useDirectSequential(): void {
-  if (original) return;
   const proto = tf.Sequential.prototype as unknown as SequentialInternals;
+  if ((proto.call as MarkedCall)[MARK]) return;
   const own = proto.call;
-  original = own;
-  proto.call = function (this: tf.Sequential, inputs, kwargs) {
+  const direct: MarkedCall = function (this: tf.Sequential, inputs, kwargs) {
     const input = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
     if (input === undefined || kwargs?.mask != null || !this.layers.every((l) => PLAIN_LAYERS.has(l.getClassName()))) {
       return own.call(this, inputs, kwargs);
@@ -76,11 +83,13 @@ export function useDirectSequential(): void {
     // leaves only its output (under a gradient tape the engine keeps what the backward pass needs)
     return tf.tidy(() => this.layers.reduce((x, layer) => applyLayer(layer, x, kwargs ?? {}), input));
   };
+  direct[MARK] = own;
+  proto.call = direct;
 }
 
 /** Puts tfjs's own `Sequential.call` back. */
 export function restoreSequentialCall(): void {
-  if (!original) return;
-  (tf.Sequential.prototype as unknown as SequentialInternals).call = original;
-  original = undefined;
+  const proto = tf.Sequential.prototype as unknown as SequentialInternals;
+  const own = (proto.call as MarkedCall)[MARK];
+  if (own) proto.call = own;
 }
