@@ -191,7 +191,11 @@ class ImageBatches implements BatchSource {
       for (let start = 0; start < n; start += this.batchSize) {
         // a training step's kernels split across the worker threads: wake them while this thread assembles the batch
         wakeThreads();
-        current = this.data.batch(order, start, Math.min(this.batchSize, n - start), staging, this.resize);
+        // Made in a scope: an interrupt (Stop runs no finally) that lands while the batch is made leaves it
+        // open, so the repair frees what was made; outside one it would take the turn for finished, and the
+        // half-made batch would stay (a learner's own loop over batches stopped there lost one in three Stops).
+        const count = Math.min(this.batchSize, n - start);
+        current = tf.tidy(() => this.data.batch(order, start, count, staging, this.resize));
         yield current;
         release(current);
         current = undefined;

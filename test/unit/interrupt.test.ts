@@ -7,6 +7,7 @@ import { crossEntropy, softmaxCrossEntropy } from "../../lib/src/losses";
 import { softmax } from "../../lib/src/models";
 import { backward, sgd } from "../../lib/src/optim";
 import { trainCh3 } from "../../lib/src/train";
+import { ImageDataset } from "../../lib/src/image-data";
 import { blobs } from "./train-fixtures";
 
 /**
@@ -50,6 +51,35 @@ afterEach(() => vi.restoreAllMocks());
 const messages = () => log.mock.calls.map((c) => String(c[0])).filter((m) => m.startsWith("d2l: the previous run"));
 
 describe("after an interrupted cell", () => {
+  it("a learner's loop over image batches cut off while a batch is made: what was made is freed", async () => {
+    const n = 64;
+    const images = Uint8Array.from({ length: n * 784 }, (_, j) => (j * 7) & 255);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
+    const data = new ImageDataset(images, labels, 28, 28);
+    const source = data.batches(16);
+    for (const [X] of source) if (X.shape[0] !== 16) throw new Error("a batch of 16"); // the dataset's copy in the backend, made once
+    await nextTurn();
+    const counts = () => ({ tensors: tf.memory().numTensors, buffers: tf.engine().backend.numDataIds() });
+    const before = counts();
+    // the images are made; the Stop lands while the labels are (deterministically: they never finish)
+    const labelsOf = vi.spyOn(data, "labelsOf").mockImplementation(() => {
+      for (;;);
+    });
+    let seen = 0;
+    expect(interruptAfter(50, () => {
+      for (const [X] of source) seen += X.shape[0];
+    })).toBe(true);
+    expect(labelsOf).toHaveBeenCalledTimes(1);
+    expect(seen).toBe(0);
+    labelsOf.mockRestore();
+    await nextTurn();
+    recoverFromInterrupt();
+    expect(counts()).toEqual(before);
+    for (const [X, y] of source) seen += X.shape[0] + y.shape[0]; // the next loop runs
+    expect(seen).toBe(2 * n);
+    expect(counts()).toEqual(before);
+  });
+
   it("trainCh3 cut off at many moments: the next one trains, and only the user's tensors remain", async () => {
     const [X, y] = blobs(3000);
     const data = loadArray([X, y], 32);
