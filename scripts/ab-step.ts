@@ -13,8 +13,7 @@
  * D2lDenseLinear against matMul then add), layers (sequential-call.ts's direct layer calls against
  * Layer.apply), interrupt (interrupt.ts's engine wrappers against none: their cost), relugrad
  * (wasm-relu-grad.ts), sgdsplit (sgd-step.ts's split, with --threads 2), claimrows
- * (packed-matmul.ts's claimed chunks of rows against halves, with --threads 2), wakeahead
- * (workers of a split product woken before op(B) is packed, watching --spin µs, with --threads 2), mlpfuse (relugrad and dense),
+ * (packed-matmul.ts's claimed chunks of rows against halves, with --threads 2), mlpfuse (relugrad and dense),
  * all (the first five), none (A and B the same: the noise), spin (idle workers watching --spin µs
  * for the next job, against sleeping at once; with --threads 2), threads (--threads N threads against
  * one), scalars (lean-scalar-ops.ts), rowsimd (row-loops.ts's f32x4 passes against one float a step), sce (both),
@@ -31,7 +30,7 @@ import { restoreWasmExp, useSimdWasmExp } from "../lib/src/engine/wasm-exp";
 import { useVectorRowPasses, useWasmRowLoops } from "../lib/src/engine/row-loops";
 import { useDenseKernel } from "../lib/src/engine/fused-matmul-grad";
 import { useSplitSgdStep } from "../lib/src/engine/sgd-step";
-import { useClaimedRows, useWakeAhead } from "../lib/src/engine/packed-matmul";
+import { useClaimedRows } from "../lib/src/engine/packed-matmul";
 import { restoreReluGrad, useOneKernelReluGrad } from "../lib/src/engine/wasm-relu-grad";
 import { useDirectLayerCalls } from "../lib/src/engine/sequential-call";
 import { useInterruptRecovery } from "../lib/src/engine/interrupt";
@@ -59,7 +58,6 @@ const TOGGLES: Record<string, (on: boolean) => void> = {
   /** packed-matmul.ts's rows of a large product (op(B) packed once) as chunks the threads claim against halves (with --threads 2). */
   claimrows: (on) => useClaimedRows(on),
   /** packed-matmul.ts's waking the workers of a split product before it packs op(B), to watch --spin µs (with --threads 2). */
-  wakeahead: (on) => useWakeAhead(on ? spinMicros : 0),
   /** wasm-relu-grad.ts's one-kernel ReLU gradient against tfjs's three ops. */
   relugrad: (on) => void (on ? useOneKernelReluGrad() : restoreReluGrad()),
   /** The MLP work of issues 23/26 (6 December 2026): relugrad and dense (4.3's relu layer on D2lDenseLinear). */

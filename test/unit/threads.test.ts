@@ -4,10 +4,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { useSpeedups } from "../../lib/src/engine";
 import { productInputGradient, simdConv2d, simdFilterGradient, simdInputGradient } from "../../lib/src/engine/conv2d-simd";
 import {
-  CHUNK_FROM, SPLIT_FROM, claimedRows, packedMatMul, registerBlock, rowChunks, rowRanges, useClaimedRows, useWakeAhead,
+  CHUNK_FROM, SPLIT_FROM, claimedRows, packedMatMul, registerBlock, rowChunks, rowRanges, useClaimedRows,
 } from "../../lib/src/engine/packed-matmul";
 import { withSharedMemory } from "../../lib/src/engine/shared-memory";
-import { DEFAULT_SPIN_US, activeThreads, busyThreads, getThreads, guidedRanges, runChunks, runSplit, setSpin, setThreads, splitCount, splitRanges, wakeAhead, wakeThreads, workerWatch } from "../../lib/src/engine/thread-pool";
+import { DEFAULT_SPIN_US, activeThreads, busyThreads, getThreads, guidedRanges, runChunks, runSplit, setSpin, setThreads, splitCount, splitRanges, wakeThreads } from "../../lib/src/engine/thread-pool";
 import { ADD, END, IF, get, i32, loadI32, moduleWithImportedMemory, storeI32, voidType } from "../../lib/src/engine/wasm-asm";
 import { type WasmBackendLike, wasmKernel } from "../../lib/src/engine/wasm-kernels";
 import { values } from "./kernel-fixtures";
@@ -18,16 +18,12 @@ const initialClaimed = claimedRows();
 afterAll(() => {
   setThreads(initialThreads);
   useClaimedRows(initialClaimed);
-  useWakeAhead(0);
 });
 
-/**
- * The ways packed-matmul.ts can split a large product (op(B) packed once): halves of op(A)'s rows,
- * or chunks of them the threads claim, the workers woken before the packing (watching 300 µs).
- */
+/** The ways packed-matmul.ts can split a large product (op(B) packed once): halves of op(A)'s rows, or chunks of them the threads claim. */
 const SPLITS: Array<[string, () => void]> = [
-  ["row halves", () => (useClaimedRows(false), useWakeAhead(0))],
-  ["claimed rows, woken ahead", () => (useClaimedRows(true), useWakeAhead(300))],
+  ["row halves", () => useClaimedRows(false)],
+  ["claimed rows", () => useClaimedRows(true)],
 ];
 /** Runs `f` with each way of splitting, and the defaults restored after. */
 function eachSplit(f: (name: string) => void): void {
@@ -39,7 +35,6 @@ function eachSplit(f: (name: string) => void): void {
     }
   } finally {
     useClaimedRows(claimed);
-    useWakeAhead(0);
   }
 }
 
@@ -190,19 +185,6 @@ describe.skipIf(!onWasm)("threads on the wasm backend", () => {
     Atomics.wait(pause, 0, 0, 20); // the last watch (5 ms) ends
     // the least of three (the process's CPU counts V8's background threads too: a garbage collection can fall in one)
     expect(Math.min(idleCpu(150), idleCpu(150), idleCpu(150))).toBeLessThan(10);
-    // wakeAhead's longer watch lasts until the next job is posted (a split or chunks), then it is setSpin's again
-    for (const split of [false, true]) {
-      wakeAhead(100_000);
-      expect(workerWatch()).toBe(100_000);
-      if (split) runSplit(memory(), kernel, [[0, 1], [1, 2]], (s) => [base + 4 * s, 0]);
-      else runChunks(memory(), 40, 2, (c) => [[kernel, [base + 4 * c, 0]]]);
-      expect(workerWatch()).toBe(0);
-    }
-    wakeAhead(0); // no watch asked: nothing changes
-    expect(workerWatch()).toBe(0);
-    setSpin(300);
-    wakeAhead(200); // a shorter watch than setSpin's: it stays
-    expect(workerWatch()).toBe(300);
     setSpin(DEFAULT_SPIN_US);
     counts.dispose();
     setThreads(initialThreads);

@@ -7,7 +7,7 @@ import {
 } from "./wasm-asm";
 import type { WasmBackendLike } from "./wasm-kernels";
 import { type WasmKernel, wasmKernel } from "./wasm-kernels";
-import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, settleThreads, splitRanges, wakeAhead } from "./thread-pool";
+import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, settleThreads, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
 
 /**
@@ -683,11 +683,13 @@ export function rowRanges(m: number, k: number, n: number, rows: number, threads
 }
 
 const CLAIM_STATE = Symbol.for("d2l.packedClaimedRows");
-const claimState = ((globalThis as { [CLAIM_STATE]?: { enabled: boolean } })[CLAIM_STATE] ??= { enabled: false });
+const claimState = ((globalThis as { [CLAIM_STATE]?: { enabled: boolean } })[CLAIM_STATE] ??= { enabled: true });
 
 /**
  * Whether a product split with op(B) packed once runs its rows as chunks the threads claim
- * (default false) rather than in halves; the floats are the same either way.
+ * (default true: a worker that wakes late computes fewer rows instead of keeping the calling thread
+ * waiting; the MLP's 2-thread step 3% less wall time, engine README *Issue 26, fourth pass*) rather
+ * than in halves (false); the floats are the same either way.
  */
 export function useClaimedRows(on: boolean): void {
   claimState.enabled = on;
@@ -700,18 +702,6 @@ export function claimedRows(): boolean {
 
 /** The fewest rows of a claimed chunk (rounded up to the register block's rows). */
 export const CLAIM_ROWS = 16;
-
-const WAKE_STATE = Symbol.for("d2l.packedWakeAhead");
-const wakeState = ((globalThis as { [WAKE_STATE]?: { micros: number } })[WAKE_STATE] ??= { micros: 0 });
-
-/**
- * How long (µs) the workers a split product will use are told to watch for its job, woken before
- * the calling thread allocates and packs op(B) (thread-pool.ts's wakeAhead); 0 (the default): not
- * woken ahead. The floats are the same either way.
- */
-export function useWakeAhead(micros: number): void {
-  wakeState.micros = micros;
-}
 
 /**
  * Products whose op(B) is under this many floats (packed again by every chunk: LeNet's dense
@@ -821,7 +811,6 @@ export function packedMatMul(
   // each packing op(B) into its thread's own scratch and listing its own steps.
   const chunks = rowChunks(m, k, n, plan.rows);
   const ranges = chunks ?? rowRanges(m, k, n, plan.rows);
-  if (chunks === undefined && ranges.length > 1) wakeAhead(wakeState.micros);
   const stages = chunks === undefined && ranges.length > 1
     ? [packedPlan(backend, product(), { ...options, skipZeros, stage: "pack" }), packedPlan(backend, product(), { ...options, skipZeros, stage: "compute" })]
     : [];

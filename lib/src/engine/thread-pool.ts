@@ -159,8 +159,6 @@ interface PoolState {
   spin?: number;
   /** The calling thread's waits left to sleep at once, after a watch of its was preempted. */
   calm?: number;
-  /** Whether {@link wakeAhead} raised the watch (claims[1]) for the next job, to be put back once it is posted. */
-  ahead?: boolean;
 }
 
 const STATE_KEY = Symbol.for("d2l.threadPool");
@@ -218,33 +216,6 @@ export function setSpin(micros: number): void {
 export function wakeThreads(): void {
   if (!state.enabled || state.claims === undefined || Atomics.load(state.claims, 1) === 0) return;
   for (const w of state.workers) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
-}
-
-/**
- * Wakes the workers the next split will use so that they watch for its job for up to `micros` µs
- * (whatever {@link setSpin} says; the watch goes back to it once the job is posted): called where
- * the calling thread knows a split is coming and has work to do first (a product packing op(B)),
- * so a worker's wake-up (50-250 µs on a VM) overlaps that work instead of the split's.
- */
-export function wakeAhead(micros: number): void {
-  if (!state.enabled || state.claims === undefined || micros <= 0) return;
-  if (Atomics.load(state.claims, 1) < micros) {
-    Atomics.store(state.claims, 1, micros);
-    state.ahead = true;
-  }
-  for (const w of state.workers.slice(0, activeThreads() - 1)) if (!w.dead && Atomics.load(w.control, 0) !== JOB) Atomics.notify(w.control, 0);
-}
-
-/** How long idle workers watch for a job now (µs): {@link setSpin}'s, or {@link wakeAhead}'s until its job is posted (for tests). */
-export function workerWatch(): number {
-  return state.claims === undefined ? spinMicros() : Atomics.load(state.claims, 1);
-}
-
-/** Puts the workers' watch back to {@link setSpin}'s once a job is posted (see {@link wakeAhead}). */
-function endWakeAhead(): void {
-  if (state.ahead !== true || state.claims === undefined) return;
-  Atomics.store(state.claims, 1, spinMicros());
-  state.ahead = false;
 }
 
 /** The threads d2l's large kernels use (1: the calling thread alone), as set by {@link setThreads}. */
@@ -436,7 +407,6 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
   // the workers started for this memory (startThreads); parts beyond them run here, after part 0
   const pool = state.memory === shared ? state.workers.filter((w) => !w.dead).slice(0, parts - 1) : [];
   if (pool.length === 0) {
-    endWakeAhead();
     for (let part = 0; part < parts; part++) runHere(callsFor(part));
     return;
   }
@@ -459,7 +429,6 @@ export function runSplitCalls(shared: WebAssembly.Memory, parts: number, callsFo
     Atomics.store(w.control, 0, JOB);
     Atomics.notify(w.control, 0);
   });
-  endWakeAhead();
   let error: unknown;
   try {
     runHere(callsFor(0));
@@ -491,7 +460,6 @@ export function runChunks(shared: WebAssembly.Memory, chunks: number, threads: n
   const runHere = (calls: KernelCall[]) => calls.forEach(([kernel, args]) => kernel.call(...args));
   const pool = state.memory === shared && state.claims !== undefined ? state.workers.filter((w) => !w.dead).slice(0, Math.min(threads, chunks) - 1) : [];
   if (pool.length === 0) {
-    endWakeAhead();
     for (let c = 0; c < chunks; c++) runHere(callsFor(c, 0));
     return;
   }
@@ -519,7 +487,6 @@ export function runChunks(shared: WebAssembly.Memory, chunks: number, threads: n
     Atomics.store(w.control, 0, JOB);
     Atomics.notify(w.control, 0);
   });
-  endWakeAhead();
   let error: unknown;
   try {
     for (let c = Atomics.add(claims, 0, 1); c < chunks; c = Atomics.add(claims, 0, 1)) runHere(callsFor(c, 0));
