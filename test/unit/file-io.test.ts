@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { useFileIO } from "../../lib/src/engine/file-io";
 
 // What importing d2l does (lib/src/index.ts).
@@ -228,6 +228,26 @@ describe("file:// without tfjs-node", () => {
     await net.save(url);
     expect(seen.length).toBeGreaterThan(0);
     expect(existsSync(join(root, "other-handler"))).toBe(false);
+    net.dispose();
+  });
+
+  it("a second copy of the module (tsx and tslab load lib twice) registers no second handler, and switches the first off", async () => {
+    vi.resetModules();
+    const copy = await import("../../lib/src/engine/file-io");
+    expect(copy.useFileIO).not.toBe(useFileIO);
+    copy.useFileIO(true);
+    const url = `file://${join(root, "copy")}`;
+    expect(tf.io.getSaveHandlers(url).length).toBe(1); // one router answers, not one per copy
+    const net = model();
+    copy.useFileIO(false);
+    try {
+      await expect(net.save(url)).rejects.toThrow(/Cannot find any save handlers/);
+      expect(existsSync(join(root, "copy"))).toBe(false);
+    } finally {
+      useFileIO(true);
+    }
+    await net.save(url);
+    expect(existsSync(join(root, "copy", "model.json"))).toBe(true);
     net.dispose();
   });
 });

@@ -25,33 +25,38 @@ const SCHEME = "file://";
 const MODEL_JSON = "model.json";
 const WEIGHTS_BIN = "weights.bin";
 
-let enabled = false;
-let registered = false;
-/** True while this router asks the registry whether another handler serves the URL. */
-let asking = false;
+/**
+ * The switch, whether the routers are registered, and whether a router is asking the registry about
+ * other handlers: under a `Symbol.for` key, so that a second copy of this module (tsx and tslab load
+ * lib twice) registers no second router and its `useFileIO(false)` switches the registered one off.
+ */
+const STATE = Symbol.for("d2l.fileIO");
+const state = ((globalThis as { [STATE]?: { enabled: boolean; registered: boolean; asking: boolean } })[STATE] ??= {
+  enabled: false, registered: false, asking: false,
+});
 
 /**
  * Serves `file://` URLs for `model.save` and `tf.loadLayersModel` (`true`, as importing d2l leaves it)
  * where no other handler does, or leaves them to tfjs (`false`). Not in d2l.
  */
 export function useFileIO(on: boolean): void {
-  enabled = on;
-  if (on && !registered) {
+  state.enabled = on;
+  if (on && !state.registered) {
     // tfjs types a router as returning a handler, but its registry skips a router that returns null
     tf.io.registerSaveRouter((url) => route(url, "save") as tf.io.IOHandler);
     tf.io.registerLoadRouter((url) => route(url, "load") as tf.io.IOHandler);
-    registered = true;
+    state.registered = true;
   }
 }
 
 function route(url: string | string[], kind: "save" | "load"): tf.io.IOHandler | null {
-  if (!enabled || asking || typeof url !== "string" || !url.startsWith(SCHEME)) return null;
-  asking = true;
+  if (!state.enabled || state.asking || typeof url !== "string" || !url.startsWith(SCHEME)) return null;
+  state.asking = true;
   try {
     const others = kind === "save" ? tf.io.getSaveHandlers(url) : tf.io.getLoadHandlers(url);
     if (others.length > 0) return null; // tfjs-node's handler
   } finally {
-    asking = false;
+    state.asking = false;
   }
   return new FileHandler(url.slice(SCHEME.length), url);
 }
