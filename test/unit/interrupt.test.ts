@@ -235,6 +235,43 @@ describe("after an interrupted cell", () => {
     backend.disposeData(t.dataId, true); // the buffer left behind (here it was never freed)
   });
 
+  it("a disposal or an assignment cut off between tfjs's count of tensors and its count of bytes: both end where they should", async () => {
+    const state = tf.engine().state as unknown as { numTensors: number; numBytes: number };
+    const memory = () => ({ tensors: tf.memory().numTensors, bytes: tf.memory().numBytes });
+    const recovery = (globalThis as Record<symbol, Record<string, unknown>>)[Symbol.for("d2l.interruptRecovery")];
+    // What such a cut leaves (set by hand: an interrupt cannot be aimed at it): tfjs's disposeTensor counted the
+    // tensor down, then called bytesPerElement (a function's entry, where V8 delivers an interrupt), and stopped.
+    const t = tf.tensor1d([1, 2, 3]);
+    await nextTurn();
+    const before = memory();
+    tf.scalar(0).dispose(); // this turn's first engine call, so that the notes below are this turn's
+    recovery.disposing = { tensor: t, numTensors: state.numTensors, numBytes: state.numBytes, done: false };
+    recovery.releasing = undefined;
+    state.numTensors--;
+    await nextTurn();
+    recoverFromInterrupt();
+    expect(t.isDisposed).toBe(true);
+    expect(memory()).toEqual({ tensors: before.tensors - 1, bytes: before.bytes - 12 });
+    // The same inside Variable.assign, whose first step disposes the old value: the assignment is finished, and the
+    // value made in the cut cell is freed, so the counts are those before that cell.
+    const W = tf.variable(tf.zeros([4, 3]));
+    await nextTurn();
+    const start = memory();
+    const value = tf.ones([4, 3]);
+    recovery.assigning = { variable: W, value, done: false };
+    recovery.tracking = undefined;
+    recovery.disposing = { tensor: W, numTensors: state.numTensors, numBytes: state.numBytes, done: false };
+    recovery.releasing = undefined;
+    state.numTensors--;
+    await nextTurn();
+    recoverFromInterrupt();
+    expect(Array.from(W.dataSync())).toEqual(Array(12).fill(1));
+    expect(memory()).toEqual(start);
+    expect(messages()).toHaveLength(2);
+    W.dispose();
+    expect(memory()).toEqual({ tensors: start.tensors - 1, bytes: start.bytes - 48 });
+  });
+
   it("a gradient cut off mid-way: the tape and kernel depth are reset, so the next gradient finds its variables", async () => {
     const [X, y] = blobs(20000);
     const { W, b, net } = scratch(4);

@@ -326,6 +326,7 @@ class Recovery {
     if (track !== undefined) {
       // In the count-up (tfjs's incRef: trackTensor, then the backend's incRef).
       const counted = track.done || state.numTensors === track.numTensors + 1;
+      if (counted) finishBytes(state, track, 1);
       if (counted) engine.backendInstance?.incRef?.(v.dataId);
       else engine.incRef(v, null);
       return;
@@ -335,6 +336,7 @@ class Recovery {
       v.assign(value); // nothing changed yet
       return;
     }
+    finishBytes(state, disposal, -1);
     if (!disposal.done) this.finishRelease(engine, v.dataId, cut.releasing);
     (v as { dataId: object }).dataId = value.dataId;
     engine.incRef(v, null);
@@ -351,6 +353,7 @@ class Recovery {
     if (call === undefined || cut.assigning?.variable === call.tensor) return; // an assignment's: finishAssign's
     const t = call.tensor;
     if (!call.done && state.numTensors === call.numTensors) return; // not begun: disposed with the rest, if it is the turn's
+    finishBytes(state, call, -1);
     if (!call.done) this.finishRelease(engine, t.dataId, cut.releasing);
     if (t instanceof tf.Variable && state.registeredVariables[t.name] === t) delete state.registeredVariables[t.name];
     (t as unknown as { isDisposedInternal: boolean }).isDisposedInternal = true;
@@ -427,6 +430,7 @@ class Recovery {
     if (call === undefined || (cut.assigning?.done === false && cut.assigning.variable === call.tensor)) return;
     const t = call.tensor;
     const counted = call.done || state.numTensors === call.numTensors + 1;
+    if (counted) finishBytes(state, call, 1); // before the tensor is disposed below, which counts its bytes down
     if (counted && !call.done && !(t instanceof tf.Variable)) this.countKernelRef(t.dataId, -1, kernelRefs);
     if (t instanceof tf.Variable) {
       if (call.done) return; // a variable made earlier in the turn (a cut after its count, before its reference, is not told apart: it stays)
@@ -444,6 +448,19 @@ class Recovery {
       state.numBytes = call.numBytes;
     }
   }
+}
+
+/**
+ * tfjs counts a tensor up or down (`numTensors`) and then its bytes (`numBytes`), with a call in
+ * between (`bytesPerElement`), where an interrupt can fall: a call cut off there changed the one and
+ * not the other. Its bytes are counted here (`sign` 1 for trackTensor, -1 for disposeTensor), once:
+ * not if the call returned, or if `numBytes` moved since the call began.
+ */
+function finishBytes(state: EngineState, call: InFlight, sign: 1 | -1): void {
+  const t = call.tensor;
+  if (call.done || t.dtype === "complex64" || t.dtype === "string") return;
+  if (state.numTensors !== call.numTensors + sign || state.numBytes !== call.numBytes) return;
+  state.numBytes = call.numBytes + sign * t.size * tf.util.bytesPerElement(t.dtype);
 }
 
 function tapeTensors(tape: TapeNode[]): tf.Tensor[] {
