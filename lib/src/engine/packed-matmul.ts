@@ -802,7 +802,8 @@ export function packedMatMul(
   if (plan === undefined) return undefined;
   const { kernel, scratchFloats, listWords } = plan;
   const count = Math.max(batch.a, batch.b);
-  // Halves of the rows: op(B) is packed once, here, and each thread computes its rows from it. Each
+  // A large op(B): packed once, here, then the threads claim chunks of the rows (useClaimedRows; or
+  // take halves) and compute them from it. Each
   // thread packing its own copy (as before) cost a second pass over op(B) (1-2.5% of one of the MLP's
   // products) and, on the worker, reading op(B) from the other core's cache and writing 0.8 MB: in one
   // process, interleaved, fresh operands each call (as training has), the MLP's three products on 2
