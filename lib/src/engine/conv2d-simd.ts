@@ -10,6 +10,7 @@ import { type KernelCall, SPLIT_PASS_FROM, SPLIT_PRODUCT_FROM, activeThreads, gu
 import { packedPlan, skipsZeros } from "./packed-matmul";
 import { installedPackedOptions } from "./wasm-matmul";
 import { filterGradientHook } from "./wasm-conv-grad";
+import { processState } from "./process-state";
 
 /**
  * SIMD convolutions for the wasm backend, for the small-channel layers of chapter 6 (LeNet: 1 → 6
@@ -813,11 +814,8 @@ const WRAP: Record<string, (original: tf.KernelFunc, settings: Settings) => tf.K
   },
 };
 
-const SETTINGS_KEY = Symbol.for("d2l.simdConv2dSettings");
-function sharedSettings(): Settings {
-  const g = globalThis as unknown as Record<symbol, Settings | undefined>;
-  return (g[SETTINGS_KEY] ??= { relaxed: true });
-}
+/** The settings every copy of this module shares. */
+const sharedSettings = processState<Settings>("d2l.simdConv2dSettings", () => ({ relaxed: true }));
 
 /**
  * Makes the wasm backend's Conv2D and FusedConv2D (linear or relu) of one-channel images, and its
@@ -828,7 +826,7 @@ function sharedSettings(): Settings {
  * Not in d2l: it works around @tensorflow/tfjs-backend-wasm 4.x, see lib/src/engine/conv2d-simd.ts.
  */
 export function useSimdConv2d(options: Partial<Settings> = {}): boolean {
-  const settings = sharedSettings();
+  const settings = sharedSettings;
   Object.assign(settings, Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)));
   filterGradientHook().run = (backend, x, dy, info) => simdFilterGradient(backend, x, dy, info, settings);
   for (const name of Object.keys(WRAP)) {

@@ -20,6 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { processState } from "./process-state";
 
 const SCHEME = "file://";
 const MODEL_JSON = "model.json";
@@ -27,13 +28,10 @@ const WEIGHTS_BIN = "weights.bin";
 
 /**
  * The switch, whether the routers are registered, and whether a router is asking the registry about
- * other handlers: under a `Symbol.for` key, so that a second copy of this module (tsx and tslab load
- * lib twice) registers no second router and its `useFileIO(false)` switches the registered one off.
+ * other handlers, shared by every copy of this module: a second copy registers no second router, and
+ * its `useFileIO(false)` switches the registered one off.
  */
-const STATE = Symbol.for("d2l.fileIO");
-const state = ((globalThis as { [STATE]?: { enabled: boolean; registered: boolean; asking: boolean } })[STATE] ??= {
-  enabled: false, registered: false, asking: false,
-});
+const state = processState("d2l.fileIO", () => ({ enabled: false, registered: false, asking: false }));
 
 /**
  * Serves `file://` URLs for `model.save` and `tf.loadLayersModel` (`true`, as importing d2l leaves it)

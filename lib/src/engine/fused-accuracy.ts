@@ -3,6 +3,7 @@ import { type WasmBackendLike, heapF32, heapI32 } from "./wasm-kernels";
 import { accuracy as bookAccuracy } from "../metrics";
 import { rowLoops } from "./row-loops";
 import { getBackend, getKernel, tfEngine } from "./tf-direct";
+import { processState } from "./process-state";
 
 /**
  * Replaces the ops of `accuracy` (metrics.ts: ArgMax, Cast, Equal, Cast, Sum: five passes through
@@ -24,9 +25,7 @@ import { getBackend, getKernel, tfEngine } from "./tf-direct";
 const KERNEL = "D2lCorrectCount";
 
 /** On or off, shared by every copy of this module (tsx and tslab can load a lib module twice). */
-const STATE = Symbol.for("d2l.useFusedAccuracy");
-const shared = globalThis as { [STATE]?: { enabled: boolean } };
-const state = (shared[STATE] ??= { enabled: false });
+const state = processState("d2l.useFusedAccuracy", () => ({ enabled: false }));
 
 /** Scores [n, K] and labels [n] to the number of rows whose argmax is the label, a float32 scalar. */
 function correctCountKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {

@@ -3,6 +3,7 @@ import { type WasmBackendLike, applyWasmUnary, heapF32, heapI32, registerFusedKe
 import { crossEntropy as bookCrossEntropy } from "../losses";
 import { rowLoops } from "./row-loops";
 import { getBackend, getKernel, tfEngine } from "./tf-direct";
+import { processState } from "./process-state";
 
 /**
  * Replaces the ops of 3.6's `crossEntropy` (losses.ts: OneHot, Mul, Sum, Log, Neg, three clones saved
@@ -27,9 +28,7 @@ const KERNEL = "D2lCrossEntropy";
 const GRAD_KERNEL = "D2lCrossEntropyGrad";
 
 /** On or off, shared by every copy of this module (tsx and tslab can load a lib module twice). */
-const STATE = Symbol.for("d2l.useFusedCrossEntropy");
-const shared = globalThis as { [STATE]?: { enabled: boolean } };
-const state = (shared[STATE] ??= { enabled: false });
+const state = processState("d2l.useFusedCrossEntropy", () => ({ enabled: false }));
 
 /** Forward: outputs the loss [n] and the picked probabilities [n] (saved for the gradient). */
 function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { getBackend, getKernel, tfEngine } from "./tf-direct";
+import { processState } from "./process-state";
 
 /**
  * tfjs-core 4.x computes `tf.fused.matMul` (what `tf.layers.dense` calls) through `tf.customGrad`,
@@ -61,8 +62,7 @@ function lazyGradientMatMul(original: FusedMatMul): MarkedFusedMatMul {
  * tape; `useDenseKernel(false)` (for comparisons) or `useSpeedups(false)` switches it off.
  */
 const DENSE = "D2lDenseLinear";
-const DENSE_STATE = Symbol.for("d2l.useDenseKernel");
-const denseState = ((globalThis as { [DENSE_STATE]?: { enabled: boolean } })[DENSE_STATE] ??= { enabled: true });
+const denseState = processState("d2l.useDenseKernel", () => ({ enabled: true }));
 
 /** Whether D2lDenseLinear runs where it applies (default true). */
 export function useDenseKernel(on: boolean): void {

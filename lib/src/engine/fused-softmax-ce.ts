@@ -3,6 +3,7 @@ import { type WasmBackendLike, applyWasmUnary, heapF32, heapI32, registerFusedKe
 import { floatBits, rowLoops } from "./row-loops";
 import { softmaxCrossEntropy as bookSoftmaxCrossEntropy } from "../losses";
 import { getBackend, getKernel, tfEngine } from "./tf-direct";
+import { processState } from "./process-state";
 
 /**
  * Replaces the ops of `softmaxCrossEntropy` (losses.ts: a `tf.customGrad` of OneHot, Max, Sub, Exp,
@@ -32,9 +33,7 @@ const KERNEL = "D2lSoftmaxCrossEntropy";
 const GRAD_KERNEL = "D2lSoftmaxCrossEntropyGrad";
 
 /** On or off, shared by every copy of this module (tsx and tslab can load a lib module twice). */
-const STATE = Symbol.for("d2l.useFusedSoftmaxCrossEntropy");
-const shared = globalThis as { [STATE]?: { enabled: boolean } };
-const state = (shared[STATE] ??= { enabled: false });
+const state = processState("d2l.useFusedSoftmaxCrossEntropy", () => ({ enabled: false }));
 
 interface Attrs {
   labelSmoothing: number;

@@ -3,6 +3,7 @@ import { type WasmBackendLike, applyWasmUnary, heapF32, registerFusedKernels } f
 import { softmax as bookSoftmax } from "../models";
 import { rowLoops } from "./row-loops";
 import { getBackend, getKernel, tfEngine } from "./tf-direct";
+import { processState } from "./process-state";
 
 /**
  * Replaces the ops of 3.6's `softmax` (models.ts: Exp, Sum, RealDiv, and for their gradient
@@ -31,9 +32,7 @@ const KERNEL = "D2lSoftmax";
 const GRAD_KERNEL = "D2lSoftmaxGrad";
 
 /** On or off, shared by every copy of this module (tsx and tslab can load a lib module twice). */
-const STATE = Symbol.for("d2l.useFusedSoftmax");
-const shared = globalThis as { [STATE]?: { enabled: boolean } };
-const state = (shared[STATE] ??= { enabled: false });
+const state = processState("d2l.useFusedSoftmax", () => ({ enabled: false }));
 
 /** Forward: X [n, K] to Y = softmax(X) [n, K], and E = exp(X) [n, K] and S [n, 1] (both saved for the gradient). */
 function forwardKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {

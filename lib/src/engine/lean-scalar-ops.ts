@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { processState } from "./process-state";
 
 /**
  * Replaces two of tfjs-core's chained ops where they change no value: `t.sum()` of a single value (a
@@ -78,9 +79,7 @@ function sumIsItself(backend: WasmBackendInternals, x: tf.Tensor): boolean {
 }
 
 /** On or off, shared by every copy of this module (tsx and tslab can load a lib module twice). */
-const STATE = Symbol.for("d2l.useLeanScalarOps");
-const shared = globalThis as { [STATE]?: { enabled: boolean } };
-const state = (shared[STATE] ??= { enabled: false });
+const state = processState("d2l.useLeanScalarOps", () => ({ enabled: false }));
 
 /**
  * Makes a rank-0 tensor's `sum()` and a same-dtype `cast()` share the buffer on wasm (`true`, see

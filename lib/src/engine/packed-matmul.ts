@@ -9,6 +9,7 @@ import type { WasmBackendLike } from "./wasm-kernels";
 import { type WasmKernel, wasmKernel } from "./wasm-kernels";
 import { SPLIT_PRODUCT_FROM, activeThreads, guidedRanges, runChunks, runSplit, settleThreads, splitRanges } from "./thread-pool";
 import { relaxedSimdAvailable } from "./relaxed-simd";
+import { processState } from "./process-state";
 
 /**
  * A general matrix product for the wasm backend, for the shapes of real layers (the MLP's
@@ -682,8 +683,7 @@ export function rowRanges(m: number, k: number, n: number, rows: number, threads
   return splitRanges(m, threads, rows, 4 * rows);
 }
 
-const CLAIM_STATE = Symbol.for("d2l.packedClaimedRows");
-const claimState = ((globalThis as { [CLAIM_STATE]?: { enabled: boolean } })[CLAIM_STATE] ??= { enabled: true });
+const claimState = processState("d2l.packedClaimedRows", () => ({ enabled: true }));
 
 /**
  * Whether a product split with op(B) packed once runs its rows as chunks the threads claim
@@ -816,8 +816,10 @@ export function packedMatMul(
     ? [packedPlan(backend, product(), { ...options, skipZeros, stage: "pack" }), packedPlan(backend, product(), { ...options, skipZeros, stage: "compute" })]
     : [];
   const staged = stages.length === 2 && stages.every((s) => s !== undefined);
-  const claimed = staged && claimState.enabled ? guidedRanges(m, activeThreads(), plan.rows, CLAIM_ROWS) : undefined;
-  const slots = claimed !== undefined ? Math.min(activeThreads(), claimed.length) : chunks === undefined ? ranges.length : Math.min(activeThreads(), chunks.length);
+  // the rows as chunks the threads claim: each packing op(B) itself (small op(B)), or from the one packed here
+  const claimed = chunks ?? (staged && claimState.enabled ? guidedRanges(m, activeThreads(), plan.rows, CLAIM_ROWS) : undefined);
+  const slots = claimed === undefined ? ranges.length : Math.min(activeThreads(), claimed.length);
+  const compute = staged ? stages[1]!.kernel : kernel;
   const out = backend.makeOutput([...batch.shape, m, n], "float32");
   // staged: one packed op(B) and the word after it (whether op(B) is finite); else one per slot
   const scratch = backend.makeOutput([staged ? scratchFloats + 1 : slots * scratchFloats], "float32");
@@ -836,20 +838,13 @@ export function packedMatMul(
       ai + 4 * start * (transposeA ? 1 : k), bi, pbias, ci + 4 * n * start, end - start,
       staged ? pt : pt + 4 * scratchFloats * slot, plist + 4 * listWords * slot, m,
     ];
-    if (chunks !== undefined) {
-      runChunks(memory, chunks.length, slots, (c, slot) => [[kernel, argsFor(chunks[c][0], chunks[c][1], slot)]]);
-      continue;
-    }
     if (staged) {
       // no worker may still be reading the packed op(B) of an earlier product cut off by an interrupt
       settleThreads();
       stages[0]!.kernel.call(ai, bi, pbias, ci, 0, pt, plist, m);
     }
-    if (claimed !== undefined) {
-      runChunks(memory, claimed.length, slots, (c, slot) => [[stages[1]!.kernel, argsFor(claimed[c][0], claimed[c][1], slot)]]);
-      continue;
-    }
-    runSplit(memory, staged ? stages[1]!.kernel : kernel, ranges, argsFor);
+    if (claimed !== undefined) runChunks(memory, claimed.length, slots, (c, slot) => [[compute, argsFor(claimed[c][0], claimed[c][1], slot)]]);
+    else runSplit(memory, compute, ranges, argsFor);
   }
   backend.disposeData(scratch.dataId);
   if (list !== undefined) backend.disposeData(list.dataId);

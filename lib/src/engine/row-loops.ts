@@ -4,6 +4,7 @@ import {
   br, brIf, get, i32, leb, load, loadF32, loadI32, moduleWithImportedMemory, set, store, storeF32, tee, v128I32, voidType,
 } from "./wasm-asm";
 import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
+import { processState } from "./process-state";
 
 /**
  * The row loops of the fused kernels (fused-softmax-ce.ts, fused-softmax.ts, fused-cross-entropy.ts,
@@ -24,9 +25,7 @@ import { type WasmBackendLike, wasmFunction } from "./wasm-kernels";
  */
 
 /** On or off, shared by every copy of this module. */
-const STATE = Symbol.for("d2l.useWasmRowLoops");
-const shared = globalThis as { [STATE]?: { enabled: boolean; vector?: boolean } };
-const state = (shared[STATE] ??= { enabled: true, vector: true });
+const state = processState<{ enabled: boolean; vector?: boolean }>("d2l.useWasmRowLoops", () => ({ enabled: true, vector: true }));
 
 /** Whether the fused kernels use these loops (default true). */
 export function useWasmRowLoops(on: boolean): void {

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { processState } from "./process-state";
 
 /**
  * Replaces `tf.Sequential`'s `call` for plain stacks of layers. tfjs hands a Sequential's input to
@@ -43,13 +44,8 @@ function applyLayer(layer: tf.layers.Layer, x: tf.Tensor, kwargs: Record<string,
   return output === x ? x.clone() : output; // apply copies an output that is its input
 }
 
-/**
- * The switch and the installed `call` live under `Symbol.for` keys, not in this module's variables:
- * tsx and tslab can load a lib module twice (ESM and CommonJS, lib/src and lib/dist), and the copy
- * that installed the direct `call` must see what the other copy's switches say.
- */
-const LAYER_CALLS = Symbol.for("d2l.directLayerCalls");
-const layerCalls = ((globalThis as { [LAYER_CALLS]?: { direct: boolean } })[LAYER_CALLS] ??= { direct: true });
+/** The switch, shared by every copy of this module (the installed `call` is marked, below, for the same reason). */
+const layerCalls = processState("d2l.directLayerCalls", () => ({ direct: true }));
 
 /** Applies each layer of a plain stack without `Layer.apply`'s generic part (`true`, the default) or through it (`false`). */
 export function useDirectLayerCalls(enabled: boolean): void {

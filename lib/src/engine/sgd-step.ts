@@ -3,6 +3,7 @@ import { ADD, BLOCK, BR_IF_0, END, F32X4_ADD, F32X4_MUL, F32_REINTERPRET_I32, I3
 import { activeThreads, runSplit, splitRanges } from "./thread-pool";
 import { type WasmBackendLike, wasmKernel } from "./wasm-kernels";
 import { arraysEqual, getBackend, getKernel, sizeFromShape, tfEngine, tidy } from "./tf-direct";
+import { processState } from "./process-state";
 
 /**
  * Replaces `tf.train.sgd`'s step (tfjs-core's `SGDOptimizer.applyGradients`): for each variable, in a
@@ -25,8 +26,7 @@ import { arraysEqual, getBackend, getKernel, sizeFromShape, tfEngine, tidy } fro
 const KERNEL = "D2lSgdStep";
 const MARK = Symbol.for("d2l.useOneKernelSgd");
 
-const SPLIT_STATE = Symbol.for("d2l.splitSgdStep");
-const splitState = ((globalThis as { [SPLIT_STATE]?: { enabled: boolean } })[SPLIT_STATE] ??= { enabled: false });
+const splitState = processState("d2l.splitSgdStep", () => ({ enabled: false }));
 
 /** Whether large variables' steps split across threads (default false, see above; the floats are the same either way). */
 export function useSplitSgdStep(on: boolean): void {

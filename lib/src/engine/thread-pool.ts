@@ -1,5 +1,6 @@
 import * as os from "node:os";
 import { Worker } from "node:worker_threads";
+import { processState } from "./process-state";
 
 /**
  * Worker threads that run d2l's wasm kernels on the wasm backend's shared memory
@@ -161,10 +162,9 @@ interface PoolState {
   calm?: number;
 }
 
-const STATE_KEY = Symbol.for("d2l.threadPool");
-const state: PoolState = ((globalThis as unknown as Record<symbol, PoolState | undefined>)[STATE_KEY] ??= {
+const state = processState<PoolState>("d2l.threadPool", () => ({
   enabled: true, workers: [], kernelIds: new WeakMap(), nextId: 0, splits: 0,
-});
+}));
 
 /** `D2L_THREADS` if set (an integer ≥ 1, else an error naming it), else the cores Node reports. */
 function defaultThreads(): number {

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { WasmBackendLike } from "./wasm-kernels";
+import { processState } from "./process-state";
 
 /**
  * The gradients of a convolution that the wasm backend (@tensorflow/tfjs-backend-wasm 4.x) lacks:
@@ -94,12 +95,10 @@ export interface FilterGradientHook {
   run?: (backend: WasmBackendLike, x: tf.TensorInfo, dy: tf.TensorInfo, info: tf.backend_util.Conv2DInfo) => tf.TensorInfo | undefined;
 }
 
-/** Shared through the global symbol registry, since tsx and tslab can load a lib module twice. */
-const HOOK_KEY = Symbol.for("d2l.conv2dFilterGradientHook");
+const hook = processState<FilterGradientHook>("d2l.conv2dFilterGradientHook", () => ({}));
 /** The hook the SIMD kernels fill (one object per process, whichever copy of this module asks). */
 export function filterGradientHook(): FilterGradientHook {
-  const g = globalThis as unknown as Record<symbol, FilterGradientHook | undefined>;
-  return (g[HOOK_KEY] ??= {});
+  return hook;
 }
 
 function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
